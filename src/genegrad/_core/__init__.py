@@ -1,0 +1,1 @@
+"""Private numerics on plain arrays: graph, frames, gradient operator, scales. No AnnData here."""

@@ -1,0 +1,68 @@
+"""Tangent frames by weighted local PCA, and intrinsic-dimension estimation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+    from scipy import sparse
+
+
+def smooth_coordinates(Y: NDArray, P: sparse.csr_matrix, n_steps: int) -> NDArray[np.float64]:
+    """``P^n Y``: the representation denoised by ``n_steps`` diffusion steps."""
+    Ys = np.asarray(Y, dtype=np.float64)
+    P64 = P.astype(np.float64)
+    for _ in range(n_steps):
+        Ys = P64 @ Ys
+    return Ys
+
+
+def local_spectra(
+    Ys: NDArray, idx: NDArray, weights: NDArray, *, chunk_size: int = 4096
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Weighted local PCA of neighbour displacements at every cell.
+
+    Returns ``(eigvals, eigvecs)`` with shapes ``(N, r)`` and ``(N, p, r)``, ``r = min(k, p)``, in
+    decreasing order of variance.
+    """
+    n, p = Ys.shape
+    k = idx.shape[1]
+    r = min(k, p)
+    vals = np.empty((n, r))
+    vecs = np.empty((n, p, r))
+    for s in range(0, n, chunk_size):
+        e = min(s + chunk_size, n)
+        w = weights[s:e] / np.maximum(weights[s:e].sum(axis=1, keepdims=True), 1e-300)
+        X = (Ys[idx[s:e]] - Ys[s:e, None, :]) * np.sqrt(w)[:, :, None]  # (c, k, p)
+        _, sv, vt = np.linalg.svd(X, full_matrices=False)
+        vals[s:e] = sv[:, :r] ** 2
+        vecs[s:e] = np.swapaxes(vt[:, :r, :], 1, 2)
+    return vals, vecs
+
+
+def estimate_dimension(eigvals: NDArray, *, max_dim: int = 10, floor: float = 0.005) -> tuple[int, NDArray]:
+    """Intrinsic dimension from the local PCA spectra: the largest gap in the median spectrum.
+
+    ``eigvals`` ``(N, r)`` are local variances in decreasing order, best from coordinates smoothed by a few
+    diffusion steps so that noise directions have shrunk. Each cell's spectrum is normalised to sum one, the
+    median over cells taken, and ``d`` is where consecutive median eigenvalues drop the most (largest ratio),
+    among eigenvalues above ``floor``. Returns ``(d, median spectrum)``.
+
+    Notes
+    -----
+    Measured on the synthetic manifolds (3,000 cells, 1,000 and 10^6 UMIs/cell): this criterion returned the
+    true dimension of the plane, swiss roll, cube (3-D), cycle and tree at both depths, while the Levina-Bickel
+    maximum-likelihood estimate on the same smoothed coordinates gave 1.1-1.9 for all of them.
+    """
+    ev = np.asarray(eigvals, dtype=np.float64)
+    ev = ev / np.maximum(ev.sum(axis=1, keepdims=True), 1e-300)
+    spectrum = np.median(ev, axis=0)
+    top = spectrum[: max_dim + 1]
+    top = top[top >= floor * top[0]] if top[0] > 0 else top[:1]
+    if top.size < 2:
+        return 1, spectrum
+    ratios = top[:-1] / np.maximum(top[1:], 1e-300)
+    return int(np.argmax(ratios) + 1), spectrum

@@ -1,0 +1,262 @@
+"""``GradientModel``: graph, frames and gradient operator fitted once, applied to any number of signals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import sparse
+
+from . import _frames, _graph, _operator
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+logger = logging.getLogger(__name__)
+
+#: Diffusion steps applied to the coordinates before estimating the intrinsic dimension.
+DIMENSION_SMOOTHING = 4
+
+
+@dataclass
+class GradientChunk:
+    """Gradients of one block of signals at every scale.
+
+    ``gradients`` is ``(N, g, d, T)`` in tangent coordinates; ``se`` is ``(N, g, T)``, the standard error of the
+    gradient's length (root of the summed per-component variances), or ``None`` when not requested.
+    """
+
+    start: int
+    stop: int
+    gradients: NDArray[np.float32]
+    se: NDArray[np.float32] | None
+
+
+class GradientModel:
+    """Multi-scale gradient estimator on a cell-state manifold.
+
+    Hyper-parameters only in ``__init__``; :meth:`fit` builds the graph, the tangent frames and the sparse
+    gradient operator from a representation ``Y`` (cells x p); :meth:`iter_gradients` applies the operator to
+    signals in gene chunks, at every scale, with standard errors.
+
+    Parameters
+    ----------
+    n_neighbors
+        Neighbours per cell, for the graph and for each local fit.
+    n_dims
+        Tangent dimension ``d``; estimated from local PCA spectra of smoothed coordinates when ``None``.
+    scales
+        Diffusion times ``t``: gradients of ``P^t F``.
+    n_smooth
+        Diffusion steps applied to the coordinates before the local PCA (the tangent frames).
+
+    Notes
+    -----
+    At scale ``t`` the local fits regress ``P^t F`` on the coordinates ``P^t Y`` projected on the frames: one
+    operator ``D_t`` per scale. Diffusion is linear, so a signal linear in ``Y`` stays linear in ``P^t Y`` with
+    the same coefficients: linear signals are recovered exactly at every scale, and smoothing does not shrink
+    the magnitudes of gradients (measured on the synthetic manifolds: magnitudes ~0.9-1.1 of the truth at
+    ``t`` = 2-4, against 0.6-0.8 when every scale is regressed on the raw coordinates).
+    alpha
+        Density normalisation of the diffusion operator (1 removes sampling density).
+    quadratic
+        Add the second-order monomials to each local fit (less bias on curved manifolds).
+    ridge
+        Relative ridge of each local fit.
+    knn_method
+        ``'auto'`` (exact up to 50,000 cells, pynndescent above), ``'exact'`` or ``'pynndescent'``.
+    n_probes
+        Random probes for the noise propagation factors at scales ``t > 0``.
+    random_state
+        Seed for pynndescent and the probes.
+    """
+
+    def __init__(
+        self,
+        n_neighbors: int = 30,
+        n_dims: int | None = None,
+        scales: Sequence[int] = (0, 1, 2, 4, 8),
+        *,
+        n_smooth: int = 4,
+        alpha: float = 1.0,
+        quadratic: bool = False,
+        ridge: float = 1e-6,
+        knn_method: str = "auto",
+        n_probes: int = 64,
+        random_state: int = 0,
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.n_dims = n_dims
+        self.scales = scales
+        self.n_smooth = n_smooth
+        self.alpha = alpha
+        self.quadratic = quadratic
+        self.ridge = ridge
+        self.knn_method = knn_method
+        self.n_probes = n_probes
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, Y: NDArray, *, neighbors: tuple[NDArray, NDArray] | None = None) -> GradientModel:
+        """Build graph, frames and operator from ``Y``; ``neighbors`` = ``(indices, distances)`` reuses a graph."""
+        Y = np.asarray(Y, dtype=np.float64)
+        if neighbors is None:
+            idx, dist = _graph.knn(Y, self.n_neighbors, method=self.knn_method, random_state=self.random_state)
+        else:
+            idx, dist = neighbors
+        w = _graph.gaussian_weights(dist, idx)
+        K = _graph.affinity_matrix(idx, w)
+        P = _graph.diffusion_operator(K, alpha=self.alpha)
+        Ys = _frames.smooth_coordinates(Y, P, self.n_smooth)  # for the frames only
+        vals, vecs = _frames.local_spectra(Ys, idx, w)
+        if self.n_dims is None:
+            Yd = _frames.smooth_coordinates(Ys, P, max(DIMENSION_SMOOTHING - self.n_smooth, 0))
+            d_hat, spectrum = _frames.estimate_dimension(_frames.local_spectra(Yd, idx, w)[0],
+                                                          max_dim=min(10, Y.shape[1] - 1))
+        else:
+            d_hat, spectrum = int(self.n_dims), np.median(vals / vals.sum(axis=1, keepdims=True), axis=0)
+        d = d_hat
+        frames = np.ascontiguousarray(vecs[:, :, :d])
+        fits = {}
+        Yt, t_cur = Y, 0
+        for t in sorted({0, *self.scales_}):
+            Yt = _frames.smooth_coordinates(Yt, P, t - t_cur)
+            t_cur = t
+            fits[t] = _operator.fit_local(Yt, frames, idx, w, quadratic=self.quadratic, ridge=self.ridge)
+        self.knn_indices_ = idx
+        self.knn_distances_ = dist
+        self.connectivities_ = K
+        self.diffusion_ = P
+        self.coordinates_ = Ys.astype(np.float32)
+        self.n_dims_ = d
+        self.local_spectrum_ = spectrum
+        self.local_variance_ = vals.astype(np.float32)
+        self.frames_ = frames.astype(np.float32)
+        self.fits_ = fits
+        self._set_operators()
+        self.se_factors_ = self._se_factors()
+        return self
+
+    @classmethod
+    def from_fitted(
+        cls,
+        *,
+        params: dict,
+        knn_indices: NDArray,
+        diffusion: sparse.spmatrix,
+        frames: NDArray,
+        fits: dict[int, _operator.LocalFits],
+        se_factors: NDArray,
+    ) -> GradientModel:
+        """Rebuild a fitted model from stored arrays (what :func:`genegrad.pp.manifold` writes)."""
+        model = cls(**params)
+        model.knn_indices_ = np.asarray(knn_indices, dtype=np.int64)
+        model.diffusion_ = sparse.csr_matrix(diffusion, dtype=np.float32)
+        model.frames_ = np.asarray(frames, dtype=np.float32)
+        model.n_dims_ = model.frames_.shape[2]
+        model.fits_ = fits
+        model.se_factors_ = np.asarray(se_factors, dtype=np.float32)
+        model._set_operators()
+        return model
+
+    def _set_operators(self) -> None:
+        d, idx = self.n_dims_, self.knn_indices_
+        self.operators_ = {t: _operator.gradient_matrix(f.coef, idx, d) for t, f in self.fits_.items()}
+        self.operator_ = self.operators_[0]
+        self.design_operator_ = _operator.design_matrix(self.fits_[0].coef, idx)
+        self.weight_matrix_ = _operator.weight_matrix(self.fits_[0].weights, idx)
+
+    @property
+    def scales_(self) -> list[int]:
+        """Sorted scales."""
+        return sorted(int(t) for t in self.scales)
+
+    def _se_factors(self) -> NDArray[np.float32]:
+        """``(N, T)``: standard error of the gradient's length per unit of noise standard deviation.
+
+        Under independent noise of variance ``sigma^2`` per cell, ``Var(beta_l(i)) = sigma^2 |row_il(D P^t)|^2``.
+        Exact at ``t = 0``, estimated with Gaussian probes for ``t > 0``.
+        """
+        n, d = self.frames_.shape[0], self.n_dims_
+        D = self.operator_
+        out = np.empty((n, len(self.scales_)), dtype=np.float64)
+        row2 = np.asarray(D.multiply(D).sum(axis=1)).ravel().reshape(n, d).sum(axis=1)
+        rng = np.random.default_rng(self.random_state)
+        Z = rng.standard_normal((n, self.n_probes)).astype(np.float32)
+        t_cur = 0
+        for j, t in enumerate(self.scales_):
+            if t == 0:
+                out[:, j] = row2
+                continue
+            while t_cur < t:
+                Z = self.diffusion_ @ Z
+                t_cur += 1
+            G = (self.operators_[t] @ Z).reshape(n, d, -1)
+            out[:, j] = (G.astype(np.float64) ** 2).sum(axis=1).mean(axis=1)
+        return np.sqrt(out).astype(np.float32)
+
+    # --------------------------------------------------------------- applying
+    def iter_gradients(
+        self, F: NDArray | sparse.spmatrix, *, chunk_size: int = 256, with_se: bool = True
+    ) -> Iterator[GradientChunk]:
+        """Yield gradients of the columns of ``F`` (cells x signals), ``chunk_size`` columns at a time."""
+        n_sig = F.shape[1]
+        for s in range(0, n_sig, chunk_size):
+            e = min(s + chunk_size, n_sig)
+            yield self.gradients_chunk(F[:, s:e], start=s, with_se=with_se)
+
+    def gradients_chunk(
+        self, F: NDArray | sparse.spmatrix, *, start: int = 0, with_se: bool = True
+    ) -> GradientChunk:
+        """Gradients (and standard errors) of the columns of ``F`` at every scale."""
+        X = F.toarray() if sparse.issparse(F) else np.asarray(F)
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        n, g = X.shape
+        d = self.n_dims_
+        scales = self.scales_
+        grads = np.empty((n, g, d, len(scales)), dtype=np.float32)
+        se = None
+        if with_se:
+            se = np.sqrt(self._noise_variance(X))[:, :, None] * self.se_factors_[:, None, :]
+            se = se.astype(np.float32)
+        t_cur = 0
+        for j, t in enumerate(scales):
+            while t_cur < t:
+                X = self.diffusion_ @ X
+                t_cur += 1
+            grads[:, :, :, j] = (self.operators_[t] @ X).reshape(n, d, g).transpose(0, 2, 1)
+        return GradientChunk(start=start, stop=start + g, gradients=grads, se=se)
+
+    def _noise_variance(self, X: NDArray) -> NDArray[np.float64]:
+        """Noise variance of every signal around every cell, ``(N, g)``.
+
+        From the weighted residual sum of squares of each local fit at scale 0, ``E[RSS_i] = sigma^2 dof_i``
+        (exact for independent noise, see :class:`~genegrad._core._operator.LocalFits`), pooled over the
+        neighbourhood by one diffusion step so that it is stable and independent of the cell's own gradient.
+        """
+        n, g = X.shape
+        X64 = X.astype(np.float64)
+        q = self.fits_[0].gram.shape[1]
+        Wm = self.weight_matrix_
+        s1 = Wm @ X64
+        s2 = Wm @ (X64 * X64)
+        total = s2 - 2 * X64 * s1 + X64 * X64
+        theta = (self.design_operator_ @ X64).reshape(n, q, g)
+        fit = np.einsum("nqg,nqr,nrg->ng", theta, self.fits_[0].gram, theta)
+        pen = np.einsum("nqg,nq,nqg->ng", theta, self.fits_[0].ridge, theta)
+        rss = np.maximum(total - fit - 2 * pen, 0.0)
+        return self.diffusion_.astype(np.float64) @ (rss / self.fits_[0].dof[:, None])
+
+    def gradients(self, F: NDArray | sparse.spmatrix, *, with_se: bool = True) -> GradientChunk:
+        """Gradients of all columns of ``F`` at once (small problems; stream with :meth:`iter_gradients`)."""
+        return self.gradients_chunk(F, with_se=with_se)
+
+    def to_ambient(self, tangent: NDArray) -> NDArray:
+        """Map tangent-coordinate vectors ``(N, ..., d)`` to the representation's coordinates ``(N, ..., p)``."""
+        n = tangent.shape[0]
+        flat = tangent.reshape(n, -1, self.n_dims_)
+        out = np.einsum("npd,ngd->ngp", self.frames_, flat)
+        return out.reshape(*tangent.shape[:-1], self.frames_.shape[1])

@@ -1,0 +1,130 @@
+"""The gradient operator: a sparse linear map from a signal on cells to its tangent gradient."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import sparse
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+
+@dataclass
+class LocalFits:
+    """Per-cell weighted least-squares fits, everything needed to apply them and to judge their noise.
+
+    Attributes
+    ----------
+    coef
+        ``(N, q, k + 1)``: column 0 multiplies the cell's own value, columns ``1..k`` its neighbours'.
+        Rows ``0..d-1`` are the gradient, the rest (local-quadratic design) are second-order terms.
+    gram
+        ``(N, q, q)``: ``B^T W B`` without the ridge.
+    ridge
+        ``(N, q)``: the ridge added to each coefficient.
+    weights
+        ``(N, k)``: regression weights, rows summing to one.
+    dof
+        ``(N,)``: ``E[RSS] / sigma^2`` under independent noise of variance ``sigma^2`` on every cell.
+    """
+
+    coef: NDArray[np.float32]
+    gram: NDArray[np.float64]
+    ridge: NDArray[np.float64]
+    weights: NDArray[np.float64]
+    dof: NDArray[np.float64]
+
+
+def _design(A: NDArray, quadratic: bool) -> NDArray:
+    if not quadratic:
+        return A
+    d = A.shape[-1]
+    iu = np.triu_indices(d)
+    quad = A[..., iu[0]] * A[..., iu[1]]
+    return np.concatenate([A, quad], axis=-1)
+
+
+def fit_local(
+    Y: NDArray,
+    frames: NDArray,
+    idx: NDArray,
+    weights: NDArray,
+    *,
+    quadratic: bool = False,
+    ridge: float = 1e-6,
+    chunk_size: int = 4096,
+) -> LocalFits:
+    """Fit ``f_j - f_i ~ a_ij^T beta`` around every cell, ``a_ij = U_i^T (y_j - y_i)``.
+
+    The solution ``beta_i = (B^T W B + L)^-1 B^T W (f_nbrs - f_i)`` is linear in ``f``; its coefficients are
+    returned, not applied. ``L`` is a ridge of ``ridge`` times the mean diagonal of ``B^T W B`` per block
+    (linear and quadratic terms separately) plus a tiny absolute floor, so collapsed neighbourhoods (duplicated
+    cells) give a zero gradient rather than NaN.
+    """
+    n, k = idx.shape
+    d = frames.shape[2]
+    q = d + (d * (d + 1) // 2 if quadratic else 0)
+    coef = np.empty((n, q, k + 1), dtype=np.float32)
+    gram = np.empty((n, q, q))
+    lam = np.empty((n, q))
+    dof = np.empty(n)
+    W = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-300)
+    # absolute floor relative to the typical squared neighbour distance
+    scale2 = float(np.median(np.sum((Y[idx[:, -1]] - Y) ** 2, axis=1))) or 1.0
+    blocks = [slice(0, d)] + ([slice(d, q)] if quadratic else [])
+    for s in range(0, n, chunk_size):
+        e = min(s + chunk_size, n)
+        disp = Y[idx[s:e]] - Y[s:e, None, :]  # (c, k, p)
+        A = np.einsum("ckp,cpd->ckd", disp, frames[s:e])  # (c, k, d)
+        B = _design(A, quadratic)  # (c, k, q)
+        w = W[s:e]
+        BW = B * w[:, :, None]
+        M0 = np.einsum("ckq,ckr->cqr", BW, B)
+        L = np.zeros((e - s, q))
+        for j, blk in enumerate(blocks):
+            diag = np.einsum("cqq->cq", M0[:, blk, blk]).mean(axis=1)
+            floor = 1e-10 * (scale2 ** (j + 1))
+            L[:, blk] = (ridge * diag + floor)[:, None]
+        M = M0 + L[:, :, None] * np.eye(q)
+        C = np.linalg.solve(M, np.swapaxes(BW, 1, 2))  # (c, q, k)
+        coef[s:e, :, 1:] = C
+        coef[s:e, :, 0] = -C.sum(axis=2)
+        gram[s:e] = M0
+        lam[s:e] = L
+        # E[RSS]/sigma^2 with residual r = (I - B C) e, e = eps_nbrs - eps_i 1, Cov(e) = sigma^2 (I + 11^T)
+        H = np.einsum("ckq,cqj->ckj", B, C)  # hat matrix (c, k, k)
+        R = np.eye(k) - H
+        WR = R * w[:, :, None]
+        RtWR = np.einsum("ckj,ckl->cjl", R, WR)
+        dof[s:e] = np.einsum("cjj->c", RtWR) + RtWR.sum(axis=(1, 2))
+    return LocalFits(coef=coef, gram=gram, ridge=lam, weights=W, dof=np.maximum(dof, 1e-6))
+
+
+def gradient_matrix(coef: NDArray, idx: NDArray, n_dims: int) -> sparse.csr_matrix:
+    """The operator ``D`` as one ``(N d) x N`` CSR matrix; row ``i d + l`` gives component ``l`` at cell ``i``."""
+    return _stack(coef[:, :n_dims, :], idx)
+
+
+def design_matrix(coef: NDArray, idx: NDArray) -> sparse.csr_matrix:
+    """All ``q`` fitted coefficients (gradient and quadratic terms) as one ``(N q) x N`` CSR matrix."""
+    return _stack(coef, idx)
+
+
+def _stack(coef: NDArray, idx: NDArray) -> sparse.csr_matrix:
+    n, q, k1 = coef.shape
+    cols = np.concatenate([np.arange(n)[:, None], idx], axis=1)  # (n, k+1)
+    cols = np.broadcast_to(cols[:, None, :], (n, q, k1)).reshape(-1)
+    indptr = np.arange(0, n * q * k1 + 1, k1, dtype=np.int64)
+    D = sparse.csr_matrix((coef.reshape(-1).copy(), cols, indptr), shape=(n * q, n))
+    D.sum_duplicates()  # duplicated neighbours, self listed as a neighbour
+    return D
+
+
+def weight_matrix(weights: NDArray, idx: NDArray) -> sparse.csr_matrix:
+    """Row-normalised regression weights as an ``N x N`` CSR matrix."""
+    n, k = idx.shape
+    rows = np.repeat(np.arange(n), k)
+    return sparse.csr_matrix((weights.ravel(), (rows, idx.ravel())), shape=(n, n))

@@ -1,0 +1,64 @@
+"""Every AnnData key genegrad writes by default (prefix ``genegrad``)."""
+
+UNS = "genegrad"
+PREPROCESS = "genegrad_preprocess"
+
+
+def connectivities(key: str = UNS) -> str:
+    """``obsp``: symmetric Gaussian affinities."""
+    return f"{key}_connectivities"
+
+
+def diffusion(key: str = UNS) -> str:
+    """``obsp``: row-stochastic diffusion operator ``P``."""
+    return f"{key}_diffusion"
+
+
+def frames(key: str = UNS) -> str:
+    """``obsm``: tangent frames ``(N, p, d)``."""
+    return f"{key}_frames"
+
+
+def knn_indices(key: str = UNS) -> str:
+    """``obsm``: neighbour indices ``(N, k)``."""
+    return f"{key}_knn_indices"
+
+
+def operator(key: str = UNS) -> str:
+    """``obsm``: local-fit coefficients ``(N, T', q, k + 1)``: one gradient operator per scale."""
+    return f"{key}_operator"
+
+
+def gram(key: str = UNS) -> str:
+    """``obsm``: ``B^T W B`` of every local fit ``(N, T', q, q)``."""
+    return f"{key}_gram"
+
+
+def ridge(key: str = UNS) -> str:
+    """``obsm``: ridge of every local fit ``(N, T', q)``."""
+    return f"{key}_ridge"
+
+
+def weights(key: str = UNS) -> str:
+    """``obsm``: regression weights ``(N, k)``."""
+    return f"{key}_weights"
+
+
+def dof(key: str = UNS) -> str:
+    """``obsm``: residual degrees of freedom of every local fit ``(N, T')``."""
+    return f"{key}_dof"
+
+
+def se_factors(key: str = UNS) -> str:
+    """``obsm``: noise-propagation factor per cell and scale ``(N, T)``."""
+    return f"{key}_se_factors"
+
+
+def gradients(key: str = UNS) -> str:
+    """``obsm``: gradients ``(N, G_sel, d, T)`` in tangent coordinates."""
+    return f"{key}_gradients"
+
+
+def gradients_se(key: str = UNS) -> str:
+    """``obsm``: standard errors of the gradients' lengths ``(N, G_sel, T)``."""
+    return f"{key}_gradients_se"

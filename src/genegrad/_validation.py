@@ -1,0 +1,117 @@
+"""Validators shared by the public functions: messages name the problem and the fix."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import sparse
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import anndata as ad
+
+
+class GenegradWarning(UserWarning):
+    """The one warning class genegrad raises."""
+
+
+def warn(msg: str, stacklevel: int = 3) -> None:
+    """Warn from the caller's frame."""
+    warnings.warn(msg, GenegradWarning, stacklevel=stacklevel)
+
+
+def as_rng(rng: int | np.random.Generator | None) -> np.random.Generator:
+    """A ``numpy.random.Generator`` from a seed, a generator or ``None`` (seed 0, for determinism)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None:
+        return np.random.default_rng(0)
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    msg = f"Expected `rng` to be an int, a numpy Generator or None, got {type(rng).__name__}."
+    raise TypeError(msg)
+
+
+def check_range(name: str, value: Any, low: float | None, high: float | None, *, integer: bool = False) -> None:
+    """sklearn-style range check: "Expected `n_neighbors` in [2, 499], got 0."."""
+    kind = "an int" if integer else "a number"
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
+    if isinstance(value, bool) or not ok_type:
+        msg = f"Expected `{name}` to be {kind}, got {value!r} ({type(value).__name__})."
+        raise TypeError(msg)
+    if (low is not None and value < low) or (high is not None and value > high) or not np.isfinite(value):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        msg = f"Expected `{name}` in [{lo}, {hi}], got {value!r}."
+        raise ValueError(msg)
+
+
+def require_key(adata: ad.AnnData, slot: str, key: str, *, fix: str) -> None:
+    """Raise ``KeyError`` naming the missing ``adata.<slot>[key]``, what is there, and how to fill it."""
+    mapping = getattr(adata, slot)
+    if key not in mapping:
+        have = list(mapping.keys())
+        msg = f"`adata.{slot}['{key}']` not found (available: {have}); {fix}."
+        raise KeyError(msg)
+
+
+def check_scales(scales: Sequence[int]) -> tuple[int, ...]:
+    """Scales: a non-empty collection of distinct non-negative integers, returned sorted."""
+    try:
+        vals = [int(t) for t in scales]
+    except (TypeError, ValueError):
+        msg = f"Expected `scales` to be a sequence of non-negative ints, got {scales!r}."
+        raise TypeError(msg) from None
+    if not vals:
+        msg = "Expected at least one scale in `scales`, got an empty sequence; use e.g. (0, 1, 2, 4, 8)."
+        raise ValueError(msg)
+    if any(v != t for v, t in zip(vals, scales, strict=True)) or min(vals) < 0:
+        msg = f"Expected `scales` to be non-negative integers (diffusion steps), got {list(scales)!r}."
+        raise ValueError(msg)
+    if len(set(vals)) != len(vals):
+        msg = f"Expected distinct `scales`, got {list(scales)!r}."
+        raise ValueError(msg)
+    return tuple(sorted(vals))
+
+
+def check_finite(name: str, X: Any) -> None:
+    """Raise if a dense or sparse matrix holds NaN or infinite values."""
+    data = X.data if sparse.issparse(X) else np.asarray(X)
+    if data.dtype.kind in "fc" and not np.all(np.isfinite(data)):
+        bad = int(np.size(data) - np.isfinite(data).sum())
+        msg = f"`{name}` contains {bad} NaN or infinite values; remove or impute them first."
+        raise ValueError(msg)
+
+
+def check_unique_names(adata: ad.AnnData) -> None:
+    """Duplicated cell or gene names make results ambiguous."""
+    for axis, names, fix in (("obs", adata.obs_names, "obs_names_make_unique"),
+                             ("var", adata.var_names, "var_names_make_unique")):
+        if not names.is_unique:
+            dup = names[names.duplicated()].unique()[:5].tolist()
+            msg = f"`adata.{axis}_names` has duplicates, e.g. {dup}; call `adata.{fix}()` first."
+            raise ValueError(msg)
+
+
+def resolve_genes(adata: ad.AnnData, genes: Sequence[str] | str | None) -> list[str]:
+    """Genes to use: all requested must exist (the missing ones are listed)."""
+    if genes is None:
+        return list(adata.var_names)
+    if isinstance(genes, str):
+        genes = [genes]
+    genes = list(genes)
+    if not genes:
+        msg = "Expected at least one gene in `genes`, got an empty list."
+        raise ValueError(msg)
+    missing = [g for g in genes if g not in adata.var_names]
+    if missing:
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        msg = f"Genes not found in `adata.var_names`: {missing[:10]}{more}."
+        raise KeyError(msg)
+    if len(set(genes)) != len(genes):
+        msg = "`genes` lists some genes more than once; pass each gene once."
+        raise ValueError(msg)
+    return genes

@@ -1,0 +1,91 @@
+"""Exact gradients of the synthetic data, in latent coordinates or pushed forward into a PCA."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from .._validation import require_key
+from . import _manifolds, _patterns
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import anndata as ad
+    from numpy.typing import NDArray
+
+
+def true_gradients(
+    adata: ad.AnnData,
+    genes: Sequence[str] | None = None,
+    *,
+    basis: Literal["latent", "X_pca"] = "X_pca",
+    signal: Literal["log_mean", "log1p"] = "log_mean",
+    target_sum: float | None = None,
+) -> NDArray[np.float64]:
+    """Exact gradients of the genes of :func:`genegrad.datasets.synthetic` data, ``(cells, genes, dim)``.
+
+    Parameters
+    ----------
+    adata
+        Data made by :func:`~genegrad.datasets.synthetic` (possibly preprocessed; cells and genes may have been
+        subset, the truth follows ``obsm['X_latent']`` and the gene names).
+    genes
+        Genes to return; all by default.
+    basis
+        ``'latent'``: gradient in the latent coordinates ``u`` (``grad_u f``). ``'X_pca'``: pushed forward into
+        the PCA coordinates, ``J (J^T J)^-1 grad_u f`` with ``J = PCs^T d x / d u`` the Jacobian of the
+        noise-free PCA coordinates (``x = log1p(target_sum * pi)``); needs ``varm['PCs']``.
+    signal
+        ``'log_mean'``: the gradient of the log of the gene's mean (``log pi_g``), the direction truth.
+        ``'log1p'``: the gradient of the noise-free log-normalised expression ``log1p(target_sum * pi_g)``,
+        the magnitude truth for an estimator applied to log-normalised data.
+    target_sum
+        Normalisation target; by default the one :func:`genegrad.pp.preprocess` recorded, else 1e4.
+    """
+    require_key(adata, "uns", "synthetic", fix="make the data with `genegrad.datasets.synthetic`")
+    spec = adata.uns["synthetic"]
+    kind = spec["kind"]
+    params = {k: np.asarray(v) for k, v in spec["genes"].items()}
+    names = np.array([f"g{j}_{p}" for j, p in enumerate(params["pattern"])])
+    u = np.asarray(adata.obsm["X_latent"], dtype=np.float64)
+    segment = np.asarray(adata.obs["segment"]).astype(int) if kind == "tree" else None
+    w, Phi = _manifolds.embed(kind, u)
+    h, grad_w = _patterns.evaluate(kind, params, w, segment)
+    grad_u = np.einsum("ngm,nmd->ngd", grad_w, Phi)  # (N, G_all, d)
+    eta = params["base"][None, :] + h
+    eta -= eta.max(axis=1, keepdims=True)
+    pi = np.exp(eta)
+    pi /= pi.sum(axis=1, keepdims=True)
+    glogpi = grad_u - np.einsum("ng,ngd->nd", pi, grad_u)[:, None, :]  # composition (softmax) term
+
+    if target_sum is None:
+        target_sum = float(adata.uns.get("genegrad_preprocess", {}).get("target_sum", 1e4))
+    kappa = target_sum * pi / (1 + target_sum * pi)  # d log1p(s pi) / d log pi
+    pos = {n: j for j, n in enumerate(names)}
+    genes = list(adata.var_names) if genes is None else list(genes)
+    missing = [g for g in genes if g not in pos]
+    if missing:
+        msg = f"Genes not in the synthetic model: {missing[:10]}."
+        raise KeyError(msg)
+    sel = np.array([pos[g] for g in genes], dtype=int)
+    out = glogpi[:, sel]
+    if signal == "log1p":
+        out = out * kappa[:, sel, None]
+    elif signal != "log_mean":
+        msg = f"Expected `signal` in {{'log_mean', 'log1p'}}, got {signal!r}."
+        raise ValueError(msg)
+    if basis == "latent":
+        return out
+    if basis != "X_pca":
+        msg = f"Expected `basis` in {{'latent', 'X_pca'}}, got {basis!r}."
+        raise ValueError(msg)
+    require_key(adata, "varm", "PCs", fix="run `genegrad.pp.preprocess` (or `scanpy.pp.pca`) first")
+    loadings = np.zeros((len(names), adata.varm["PCs"].shape[1]))
+    var_pos = np.array([pos[g] for g in adata.var_names], dtype=int)
+    loadings[var_pos] = adata.varm["PCs"]
+    J = np.einsum("gp,ng,ngd->npd", loadings, kappa, glogpi)  # (N, p, d)
+    JtJ = np.einsum("npd,npe->nde", J, J)
+    coef = np.linalg.solve(JtJ + 1e-12 * np.eye(JtJ.shape[1]), np.swapaxes(out, 1, 2))  # (N, d, G)
+    return np.einsum("npd,ndg->ngp", J, coef)

@@ -1,0 +1,81 @@
+"""Read gradients in any basis: tangent coordinates, the representation, or any embedding."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import _keys
+from .._validation import require_key, resolve_genes
+from ..pp._manifold import load_model
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import anndata as ad
+    from numpy.typing import NDArray
+
+
+def gradients(
+    adata: ad.AnnData,
+    genes: Sequence[str] | str,
+    *,
+    scale: int = 0,
+    basis: str = "X_pca",
+    key: str = _keys.UNS,
+) -> NDArray[np.float32]:
+    """Gradients of ``genes`` at one scale, ``(cells, genes, dim)``.
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`genegrad.tl.gradients` ran.
+    genes
+        One gene or a list; each must have been differentiated.
+    scale
+        Diffusion time, one of ``adata.uns['genegrad']['scales']``.
+    basis
+        ``'tangent'``: coordinates in each cell's tangent frame (frames are defined up to sign and rotation, so
+        compare cells only through the other bases). The representation key (``'X_pca'``): ``U_i beta_i``.
+        Any other ``obsm`` key (e.g. ``'X_umap'``): the push-forward ``(grad E_k . beta_i)_k``, the rate at
+        which each embedding coordinate changes along the gradient, for arrows and streamlines.
+
+    Examples
+    --------
+    >>> import genegrad as gg
+    >>> adata = gg.datasets.synthetic("plane", n_cells=300, n_genes=100)
+    >>> gg.pp.preprocess(adata, n_comps=10)
+    >>> gg.pp.manifold(adata, n_dims=2, n_neighbors=20)
+    >>> gg.tl.gradients(adata, adata.var_names[:5])
+    >>> gg.get.gradients(adata, adata.var_names[:2], scale=1).shape
+    (300, 2, 10)
+    """
+    require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` first")
+    info = adata.uns[key]
+    if "gradients" not in info or _keys.gradients(key) not in adata.obsm:
+        msg = f"No gradients under `adata.obsm['{_keys.gradients(key)}']`; run `genegrad.tl.gradients` first."
+        raise KeyError(msg)
+    genes = resolve_genes(adata, genes)
+    done = list(np.asarray(info["gradients"]["genes"]).astype(str))
+    pos = {g: j for j, g in enumerate(done)}
+    missing = [g for g in genes if g not in pos]
+    if missing:
+        msg = (f"No gradients for {missing[:10]}; run `genegrad.tl.gradients(adata, genes=...)` including them.")
+        raise KeyError(msg)
+    scales = [int(t) for t in info["gradients"]["scales"]]
+    if scale not in scales:
+        msg = f"Expected `scale` in {scales}, got {scale!r}."
+        raise ValueError(msg)
+    stored = adata.obsm[_keys.gradients(key)]
+    tangent = np.asarray(stored[:, :, :, scales.index(scale)])[:, [pos[g] for g in genes], :]
+    if basis == "tangent":
+        return tangent
+    if basis == info["params"]["use_rep"]:
+        frames = np.asarray(adata.obsm[_keys.frames(key)])
+        return np.einsum("npd,ngd->ngp", frames, tangent).astype(np.float32)
+    require_key(adata, "obsm", basis, fix="compute the embedding first (e.g. `scanpy.tl.umap`) or use 'tangent'")
+    E = np.asarray(adata.obsm[basis], dtype=np.float32)
+    model = load_model(adata, key)
+    dE = (model.operator_ @ E).reshape(adata.n_obs, model.n_dims_, E.shape[1])  # grad of each coordinate
+    return np.einsum("nde,ngd->nge", dE, tangent).astype(np.float32)

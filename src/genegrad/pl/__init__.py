@@ -1,0 +1,3 @@
+"""Plots reading what the tools wrote."""
+
+__all__: list[str] = []

@@ -1,0 +1,114 @@
+"""Normalise, log-transform, select highly variable genes and compute a PCA, through scanpy."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import sparse
+
+from .. import _keys
+from .._validation import check_finite, check_range, check_unique_names
+
+if TYPE_CHECKING:
+    import anndata as ad
+
+logger = logging.getLogger(__name__)
+
+
+def preprocess(
+    adata: ad.AnnData,
+    *,
+    n_top_genes: int = 2000,
+    n_comps: int = 50,
+    layer: str | None = None,
+    target_sum: float = 1e4,
+    random_state: int = 0,
+    copy: bool = False,
+) -> ad.AnnData | None:
+    """Counts to a log-normalised signal and its PCA, the standard scanpy recipe.
+
+    ``normalize_total`` (to ``target_sum``), ``log1p``, ``highly_variable_genes`` (Seurat flavour on the
+    log data, all genes kept and flagged) and ``pca`` on the highly variable genes.
+
+    Parameters
+    ----------
+    adata
+        Raw counts in ``X`` (or in ``layers[layer]``), cells x genes.
+    n_top_genes
+        Number of highly variable genes (all genes when there are fewer).
+    n_comps
+        Principal components.
+    layer
+        Layer holding the counts; ``X`` by default.
+    target_sum
+        Total counts per cell after normalisation.
+    random_state
+        Seed of the PCA solver.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy (``copy=True``), with
+
+    - ``adata.layers['counts']``: the counts; ``adata.X``: ``log1p`` of the normalised counts (float32);
+    - ``adata.var['highly_variable']``, ``adata.obsm['X_pca']``, ``adata.varm['PCs']``, ``adata.uns['pca']``;
+    - ``adata.uns['genegrad_preprocess']``: the parameters.
+    """
+    import scanpy as sc
+
+    check_range("n_top_genes", n_top_genes, 2, None, integer=True)
+    check_range("n_comps", n_comps, 2, None, integer=True)
+    check_range("target_sum", target_sum, 1e-12, None)
+    check_unique_names(adata)
+    if adata.isbacked:
+        msg = "`adata` is backed (on disk); load it with `adata.to_memory()` first."
+        raise ValueError(msg)
+    counts = adata.X if layer is None else adata.layers[layer]
+    check_finite("adata.X" if layer is None else f"adata.layers['{layer}']", counts)
+    data = counts.data if sparse.issparse(counts) else np.asarray(counts)
+    if data.size and data.min() < 0:
+        msg = "Expected non-negative counts, found negative values; pass raw counts (or the counts `layer`)."
+        raise ValueError(msg)
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    if np.any(totals <= 0):
+        msg = (f"{int((totals <= 0).sum())} cells have no counts; remove them first, e.g. with "
+               "`scanpy.pp.filter_cells(adata, min_counts=1)`.")
+        raise ValueError(msg)
+    n_comps_eff = min(n_comps, adata.n_obs - 1, adata.n_vars - 1)
+    check_range("n_comps (limited by the data's shape)", n_comps_eff, 2, None, integer=True)
+
+    work = adata.copy()
+    X = sparse.csr_matrix(counts, dtype=np.float32) if sparse.issparse(counts) else np.asarray(counts, np.float32)
+    work.layers["counts"] = X.copy()
+    work.X = X
+    logger.info("normalising, log1p, %d highly variable genes, %d PCs", n_top_genes, n_comps_eff)
+    sc.pp.normalize_total(work, target_sum=target_sum)
+    sc.pp.log1p(work)
+    expressed = np.asarray((work.X > 0).sum(axis=0)).ravel() > 0
+    n_hvg = min(n_top_genes, int(expressed.sum()))
+    sc.pp.highly_variable_genes(work, n_top_genes=n_hvg, flavor="seurat", subset=False)
+    sc.pp.pca(work, n_comps=min(n_comps_eff, n_hvg - 1), mask_var="highly_variable", random_state=random_state)
+    work.uns[_keys.PREPROCESS] = {
+        "n_top_genes": int(n_hvg), "n_comps": int(work.obsm["X_pca"].shape[1]),
+        "target_sum": float(target_sum), "layer": layer or "X",
+    }
+    work.uns.pop("log1p", None)
+    work.uns["log1p"] = {"base": None}
+    if copy:
+        return work
+    # everything was computed on a copy: a failure above leaves adata untouched
+    adata.layers["counts"] = work.layers["counts"]
+    adata.X = work.X
+    for col in ("highly_variable", "means", "dispersions", "dispersions_norm"):
+        adata.var[col] = work.var[col]
+    adata.obsm["X_pca"] = work.obsm["X_pca"]
+    adata.varm["PCs"] = work.varm["PCs"]
+    for key in ("pca", "log1p", "hvg", _keys.PREPROCESS):
+        adata.uns[key] = work.uns[key]
+    for key in ("layers['counts']", "X", "var['highly_variable']", "obsm['X_pca']", "varm['PCs']",
+                f"uns['{_keys.PREPROCESS}']"):
+        logger.info("added `adata.%s`", key)
+    return None

@@ -1,0 +1,154 @@
+"""Gradients of every gene at every cell and scale, streamed over gene chunks."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import sparse
+
+from .. import _keys
+from .._validation import check_finite, check_range, check_unique_names, resolve_genes, warn
+from ..pp._manifold import load_model
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import anndata as ad
+
+logger = logging.getLogger(__name__)
+
+_GB = 1024**3
+
+
+def gradients(
+    adata: ad.AnnData,
+    genes: Sequence[str] | None = None,
+    *,
+    layer: str | None = None,
+    with_se: bool = True,
+    memory_gb: float = 4.0,
+    key: str = _keys.UNS,
+    progress: bool | None = None,
+    copy: bool = False,
+) -> ad.AnnData | None:
+    """Gradient of each gene's expression on the manifold, at every cell and scale, with standard errors.
+
+    For every scale ``t`` of :func:`genegrad.pp.manifold`, the gradient of ``P^t F`` is the gradient operator
+    applied to it: sparse x dense products over chunks of genes sized so that the working memory stays within
+    ``memory_gb``.
+
+    Parameters
+    ----------
+    adata
+        Data with a log-normalised signal in ``X`` (or ``layers[layer]``) and the manifold of
+        :func:`genegrad.pp.manifold`.
+    genes
+        Genes to differentiate; by default the highly variable genes (``var['highly_variable']``), else all.
+    layer
+        Layer holding the signal; ``X`` by default.
+    with_se
+        Also compute standard errors (noise variance of each local fit at scale 0, propagated to every scale).
+    memory_gb
+        Budget for the stored result and the working memory; exceeding it raises (choose fewer ``genes``).
+    key
+        Prefix under which :func:`genegrad.pp.manifold` stored the manifold.
+    progress
+        Show a progress bar; by default only when logging is at INFO level or below.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy (``copy=True``), with (for ``key='genegrad'``)
+
+    - ``adata.obsm['genegrad_gradients']``: float32 ``(N, genes, d, scales)`` in tangent coordinates (read them in
+      any basis with :func:`genegrad.get.gradients`);
+    - ``adata.obsm['genegrad_gradients_se']``: float32 ``(N, genes, scales)``, standard error of each gradient's
+      length (with ``with_se``);
+    - ``adata.uns['genegrad']['gradients']``: ``genes``, ``layer``, ``scales``.
+
+    Examples
+    --------
+    >>> import genegrad as gg
+    >>> adata = gg.datasets.synthetic("plane", n_cells=300, n_genes=100)
+    >>> gg.pp.preprocess(adata, n_comps=10)
+    >>> gg.pp.manifold(adata, n_dims=2, n_neighbors=20)
+    >>> gg.tl.gradients(adata)
+    >>> adata.obsm["genegrad_gradients"].shape  # cells, genes, d, scales
+    (300, 100, 2, 5)
+    """
+    check_unique_names(adata)
+    check_range("memory_gb", memory_gb, 1e-3, None)
+    model = load_model(adata, key)
+    if genes is None and "highly_variable" in adata.var:
+        genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
+    genes = resolve_genes(adata, genes)
+    F = _signal(adata, layer)
+    col = adata.var_names.get_indexer(genes)
+    n, d, T, G = adata.n_obs, model.n_dims_, len(model.scales_), len(genes)
+    out_bytes = n * G * 4 * (d * T + (T if with_se else 0))
+    per_gene_work = n * 8 * (d * T + T + 8)  # float64 temporaries of one gene (scales, residuals)
+    if out_bytes + per_gene_work > memory_gb * _GB:
+        msg = (f"The gradients of {G} genes over {n} cells, {d} dims and {T} scales need "
+               f"{out_bytes / _GB:.1f} GB, over `memory_gb={memory_gb}`; pass fewer `genes` or raise `memory_gb`.")
+        raise MemoryError(msg)
+    chunk = int(max(1, min(G, (memory_gb * _GB - out_bytes) // per_gene_work, 512)))
+    logger.info("computing gradients of %d genes at %d scales (chunks of %d)", G, T, chunk)
+    grads = np.empty((n, G, d, T), dtype=np.float32)
+    se = np.empty((n, G, T), dtype=np.float32) if with_se else None
+    Fsel = F[:, col]
+    bar = _progress(progress, total=G)
+    for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se):
+        grads[:, part.start:part.stop] = part.gradients
+        if se is not None:
+            se[:, part.start:part.stop] = part.se
+        bar.update(part.stop - part.start)
+    bar.close()
+
+    target = adata.copy() if copy else adata
+    target.obsm[_keys.gradients(key)] = grads
+    logger.info("added `adata.obsm['%s']`", _keys.gradients(key))
+    if se is not None:
+        target.obsm[_keys.gradients_se(key)] = se
+        logger.info("added `adata.obsm['%s']`", _keys.gradients_se(key))
+    elif _keys.gradients_se(key) in target.obsm:
+        del target.obsm[_keys.gradients_se(key)]
+    target.uns[key]["gradients"] = {
+        "genes": np.array(genes, dtype=object), "layer": layer or "X",
+        "scales": np.array(model.scales_, dtype=int), "with_se": bool(with_se),
+    }
+    logger.info("added `adata.uns['%s']['gradients']`", key)
+    return target if copy else None
+
+
+def _signal(adata: ad.AnnData, layer: str | None):
+    if layer is None:
+        F = adata.X
+        name = "adata.X"
+    else:
+        if layer not in adata.layers:
+            msg = f"`adata.layers['{layer}']` not found (available: {list(adata.layers)}); pass another `layer`."
+            raise KeyError(msg)
+        F = adata.layers[layer]
+        name = f"adata.layers['{layer}']"
+    if F is None:
+        msg = f"`{name}` is empty; put the log-normalised expression there (see `genegrad.pp.preprocess`)."
+        raise ValueError(msg)
+    if adata.isbacked and layer is None:
+        F = F[:, :] if not sparse.issparse(F) else F
+    check_finite(name, F)
+    data = F.data if sparse.issparse(F) else np.asarray(F)
+    if data.size and np.all(np.mod(data[: 100_000], 1) == 0) and data.max() > 30:
+        warn(f"`{name}` looks like raw counts (integers up to {data.max():.0f}); gradients of a log-normalised "
+             "signal are what the method assumes: run `genegrad.pp.preprocess` first.")
+    return sparse.csc_matrix(F) if sparse.issparse(F) else np.asarray(F)
+
+
+def _progress(progress: bool | None, total: int):
+    from tqdm.auto import tqdm
+
+    if progress is None:
+        progress = logging.getLogger("genegrad").getEffectiveLevel() <= logging.INFO
+    return tqdm(total=total, disable=not progress, desc="gradients", unit="gene")
