@@ -49,7 +49,7 @@ def estimate_dimension(eigvals: NDArray, *, max_dim: int = 10, floor: float = 0.
     ``eigvals`` ``(N, r)`` are local variances in decreasing order, best from coordinates smoothed by a few
     diffusion steps so that noise directions have shrunk. Each cell's spectrum is normalised to sum one, the
     median over cells taken, and ``d`` is where consecutive median eigenvalues drop the most (largest ratio),
-    among eigenvalues above ``floor``. Returns ``(d, median spectrum)``.
+    with eigenvalues floored at ``floor`` times the first. Returns ``(d, median spectrum)``.
 
     Notes
     -----
@@ -61,8 +61,8 @@ def estimate_dimension(eigvals: NDArray, *, max_dim: int = 10, floor: float = 0.
     ev = ev / np.maximum(ev.sum(axis=1, keepdims=True), 1e-300)
     spectrum = np.median(ev, axis=0)
     top = spectrum[: max_dim + 1]
-    top = top[top >= floor * top[0]] if top[0] > 0 else top[:1]
-    if top.size < 2:
+    if top.size < 2 or top[0] <= 0:
         return 1, spectrum
+    top = np.maximum(top, floor * top[0])  # a drop to (numerically) nothing is the largest gap
     ratios = top[:-1] / np.maximum(top[1:], 1e-300)
     return int(np.argmax(ratios) + 1), spectrum

@@ -91,7 +91,7 @@ def gaussian_weights(dist: NDArray, idx: NDArray, *, bandwidth_neighbor: int | N
     ``sigma_i`` is the distance to the ``bandwidth_neighbor``-th neighbour (default: the middle one), floored
     so that duplicated cells and collapsed neighbourhoods give finite weights.
     """
-    n, k = dist.shape
+    _n, k = dist.shape
     m = k // 2 if bandwidth_neighbor is None else min(bandwidth_neighbor, k) - 1
     sigma = dist[:, max(m, 0)].astype(np.float64)
     positive = sigma[sigma > 0]

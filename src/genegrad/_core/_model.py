@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,8 @@ from scipy import sparse
 from . import _frames, _graph, _operator
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
     from numpy.typing import NDArray
 
 logger = logging.getLogger(__name__)
@@ -203,6 +204,8 @@ class GradientModel:
         self, F: NDArray | sparse.spmatrix, *, chunk_size: int = 256, with_se: bool = True
     ) -> Iterator[GradientChunk]:
         """Yield gradients of the columns of ``F`` (cells x signals), ``chunk_size`` columns at a time."""
+        if sparse.issparse(F):
+            F = sparse.csc_matrix(F)  # any sparse format: columns are sliced
         n_sig = F.shape[1]
         for s in range(0, n_sig, chunk_size):
             e = min(s + chunk_size, n_sig)

@@ -39,7 +39,8 @@ def gradients(
         ``'tangent'``: coordinates in each cell's tangent frame (frames are defined up to sign and rotation, so
         compare cells only through the other bases). The representation key (``'X_pca'``): ``U_i beta_i``.
         Any other ``obsm`` key (e.g. ``'X_umap'``): the push-forward ``(grad E_k . beta_i)_k``, the rate at
-        which each embedding coordinate changes along the gradient, for arrows and streamlines.
+        which each embedding coordinate changes along the gradient (``grad E_k`` estimated by the same operator,
+        at the same scale), for arrows and streamlines.
 
     Examples
     --------
@@ -77,5 +78,7 @@ def gradients(
     require_key(adata, "obsm", basis, fix="compute the embedding first (e.g. `scanpy.tl.umap`) or use 'tangent'")
     E = np.asarray(adata.obsm[basis], dtype=np.float32)
     model = load_model(adata, key)
-    dE = (model.operator_ @ E).reshape(adata.n_obs, model.n_dims_, E.shape[1])  # grad of each coordinate
+    for _ in range(scale):  # the embedding at the same scale as the signal, like the coordinates
+        E = model.diffusion_ @ E
+    dE = (model.operators_[scale] @ E).reshape(adata.n_obs, model.n_dims_, E.shape[1])  # grad of each coordinate
     return np.einsum("nde,ngd->nge", dE, tangent).astype(np.float32)

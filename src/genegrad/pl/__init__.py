@@ -1,3 +1,5 @@
-"""Plots reading what the tools wrote."""
+"""Plots reading what the tools wrote; each returns its Axes."""
 
-__all__: list[str] = []
+from ._gradients import gradient_stream
+
+__all__ = ["gradient_stream"]

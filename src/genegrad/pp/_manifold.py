@@ -54,7 +54,8 @@ def manifold(
         Neighbours per cell (30 or more recommended; more cells support more neighbours).
     n_dims
         Tangent dimension; estimated from the data when ``None`` (the largest gap in the median local PCA
-        spectrum of coordinates smoothed by four diffusion steps). Set it when you know the intrinsic dimension: too large a value costs accuracy.
+        spectrum of coordinates smoothed by four diffusion steps). Set it when you know the intrinsic
+        dimension: too large a value costs accuracy.
     scales
         Diffusion times ``t``: gradients are computed for ``P^t F``.
     n_smooth
@@ -109,7 +110,8 @@ def manifold(
         raise ValueError(msg)
     neighbors = None
     if neighbors_key is not None:
-        require_key(adata, "uns", neighbors_key, fix="run `scanpy.pp.neighbors` first or pass `neighbors_key=None`")
+        require_key(adata, "uns", neighbors_key,
+                    fix="run `scanpy.pp.neighbors` first or pass `neighbors_key=None`")
         dkey = adata.uns[neighbors_key].get("distances_key", "distances")
         require_key(adata, "obsp", dkey, fix="run `scanpy.pp.neighbors` first")
         neighbors = _graph.knn_from_distances(adata.obsp[dkey])

@@ -80,7 +80,7 @@ def gradients(
     (300, 100, 2, 5)
     """
     check_unique_names(adata)
-    check_range("memory_gb", memory_gb, 1e-3, None)
+    check_range("memory_gb", memory_gb, 1e-6, None)
     model = load_model(adata, key)
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
@@ -146,7 +146,7 @@ def _signal(adata: ad.AnnData, layer: str | None):
     return sparse.csc_matrix(F) if sparse.issparse(F) else np.asarray(F)
 
 
-def _progress(progress: bool | None, total: int):
+def _progress(progress: bool | None, total: int):  # ruff: ignore[boolean-type-hint-positional-argument]
     from tqdm.auto import tqdm
 
     if progress is None:

@@ -1,0 +1,75 @@
+"""The end-to-end demo: synthetic tree -> manifold -> gradients -> summary table and figure."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+
+def run_demo(
+    outdir: str | Path = "genegrad_demo", *, n_cells: int = 3000, n_genes: int = 1000, seed: int = 0
+) -> tuple[pd.DataFrame, float]:
+    """Run genegrad on a synthetic three-fate tree with known gradients; write a table, a figure and the data.
+
+    Returns the summary table: per pattern class and scale, the median cosine between the estimated and true
+    gradients (in PCA coordinates), the median magnitude ratio, and the median ``|gradient| / SE``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import genegrad as gg
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    adata = gg.datasets.synthetic("tree", n_cells=n_cells, n_genes=n_genes, depth=1000, rng=seed)
+    gg.pp.preprocess(adata, n_comps=30)
+    gg.pp.manifold(adata)
+    genes = list(adata.var_names)
+    gg.tl.gradients(adata, genes)
+    elapsed = time.perf_counter() - t0
+
+    true_dir = gg.datasets.true_gradients(adata, genes, basis="X_pca")
+    true_mag = np.linalg.norm(gg.datasets.true_gradients(adata, genes, basis="X_pca", signal="log1p"), axis=2)
+    n_true = np.linalg.norm(true_dir, axis=2)
+    se = adata.obsm["genegrad_gradients_se"]
+    pattern = adata.var["pattern"].astype(str).to_numpy()
+    rows = []
+    for j, t in enumerate(adata.uns["genegrad"]["scales"]):
+        est = gg.get.gradients(adata, genes, scale=int(t))
+        n_est = np.linalg.norm(est, axis=2)
+        cos = (est * true_dir).sum(axis=2) / np.maximum(n_est * n_true, 1e-12)
+        z = n_est / np.maximum(se[:, :, j], 1e-12)
+        informative = n_true >= 0.1 * np.percentile(n_true, 95, axis=0)
+        for p in [*sorted(set(pattern) - {"noise"}), "noise"]:
+            cols = pattern == p
+            m = informative[:, cols]
+            rows.append({
+                "pattern": p, "scale": int(t), "n_genes": int(cols.sum()),
+                "median_cosine": float(np.median(cos[:, cols][m])) if p != "noise" else np.nan,
+                "magnitude_ratio": float(np.median((n_est[:, cols] / np.maximum(true_mag[:, cols], 1e-12))[m]))
+                if p != "noise" else np.nan,
+                "median_z": float(np.median(z[:, cols])),
+            })
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "summary.csv", index=False)
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    kinds = ("branch_switch", "transient", "ramp")
+    show = [next(g for g, p in zip(genes, pattern, strict=True) if p == q) for q in kinds]
+    for ax, g in zip(axes, show, strict=True):
+        gg.pl.gradient_stream(adata, g, basis="X_pca", scale=2, ax=ax)
+    fig.tight_layout()
+    fig.savefig(out / "gradients.png", dpi=110)
+    plt.close(fig)
+    adata.write_h5ad(out / "demo.h5ad")
+    logger.info("demo finished in %.1f s", elapsed)
+    return table, elapsed

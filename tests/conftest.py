@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import genegrad as gg
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run slow tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def _plane_adata():
+    adata = gg.datasets.synthetic("plane", n_cells=600, n_genes=200, depth=2000, rng=3)
+    gg.pp.preprocess(adata, n_comps=15)
+    gg.pp.manifold(adata, n_neighbors=25)
+    gg.tl.gradients(adata)
+    return adata
+
+
+@pytest.fixture
+def plane_adata(_plane_adata):
+    """Preprocessed synthetic plane with manifold and gradients (a fresh copy per test)."""
+    return _plane_adata.copy()
+
+
+def flat_plane(n: int = 800, p: int = 8, seed: int = 0):
+    """Points on a 2-D plane rotated into R^p, with their latent coordinates and the rotation."""
+    rng = np.random.default_rng(seed)
+    Z = rng.uniform(-1, 1, (n, 2))
+    Q, _ = np.linalg.qr(rng.standard_normal((p, p)))
+    Y = np.c_[Z, np.zeros((n, p - 2))] @ Q.T
+    return Z, Y, Q

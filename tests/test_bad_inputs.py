@@ -1,0 +1,151 @@
+"""Bad input: the exception and message each public function gives, and an AnnData left exactly as it was."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from anndata.tests.helpers import assert_equal
+
+import genegrad as gg
+
+
+@pytest.fixture(scope="module")
+def _prepped():
+    adata = gg.datasets.synthetic("cycle", n_cells=120, n_genes=40, rng=0)
+    gg.pp.preprocess(adata, n_comps=8)
+    return adata
+
+
+@pytest.fixture
+def prepped(_prepped):
+    return _prepped.copy()
+
+
+@pytest.fixture
+def fitted(prepped):
+    gg.pp.manifold(prepped, n_neighbors=10)
+    return prepped
+
+
+def _nan_x(a):
+    a.X = a.X.toarray()
+    a.X[0, 0] = np.nan
+    return a
+
+
+def _dup_var(a):
+    a.var_names = ["same"] * a.n_vars
+    return a
+
+
+CASES = [
+    # (name, setup on a preprocessed AnnData, call, exception, message)
+    ("missing representation", lambda a: a, lambda a: gg.pp.manifold(a, use_rep="X_umap"), KeyError,
+     r"adata.obsm\['X_umap'\]` not found .*run `genegrad.pp.preprocess`"),
+    ("more neighbours than cells", lambda a: a, lambda a: gg.pp.manifold(a, n_neighbors=500), ValueError,
+     r"more cells than `n_neighbors`: got 120 cells"),
+    ("n_neighbors too small", lambda a: a, lambda a: gg.pp.manifold(a, n_neighbors=1), ValueError,
+     r"Expected `n_neighbors` in \[2, inf\], got 1"),
+    ("empty scales", lambda a: a, lambda a: gg.pp.manifold(a, scales=()), ValueError, r"at least one scale"),
+    ("negative scale", lambda a: a, lambda a: gg.pp.manifold(a, scales=(0, -1)), ValueError, r"non-negative"),
+    ("fractional scale", lambda a: a, lambda a: gg.pp.manifold(a, scales=(0, 1.5)), ValueError, r"non-negative integers"),
+    ("n_dims above p", lambda a: a, lambda a: gg.pp.manifold(a, n_dims=50), ValueError, r"Expected `n_dims` in \[1, 8\]"),
+    ("NaN in representation", lambda a: a.obsm.__setitem__("X_pca", np.full_like(a.obsm["X_pca"], np.nan)) or a,
+     lambda a: gg.pp.manifold(a), ValueError, r"`X_pca` contains \d+ NaN or infinite"),
+    ("no manifold yet", lambda a: a, lambda a: gg.tl.gradients(a), KeyError, r"run `genegrad.pp.manifold` first"),
+    ("missing scanpy graph", lambda a: a, lambda a: gg.pp.manifold(a, neighbors_key="neighbors"), KeyError,
+     r"run `scanpy.pp.neighbors` first"),
+    ("bad rng type", lambda a: a, lambda a: gg.datasets.synthetic("plane", rng="x"), TypeError, r"Expected `rng`"),
+    ("unknown manifold", lambda a: a, lambda a: gg.datasets.synthetic("torus"), ValueError, r"Expected `kind` in"),
+]
+
+
+@pytest.mark.parametrize(("name", "setup", "call", "exc", "match"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_raises_and_leaves_adata_untouched(prepped, name, setup, call, exc, match):
+    a = setup(prepped)
+    before = a.copy()
+    with pytest.raises(exc, match=match):
+        call(a)
+    assert_equal(a, before)
+
+
+FITTED_CASES = [
+    ("genes not found", lambda a: gg.tl.gradients(a, ["nope", "nada"]), KeyError,
+     r"Genes not found in `adata.var_names`: \['nope', 'nada'\]"),
+    ("empty gene list", lambda a: gg.tl.gradients(a, []), ValueError, r"at least one gene"),
+    ("missing layer", lambda a: gg.tl.gradients(a, layer="spliced"), KeyError, r"layers\['spliced'\]` not found"),
+    ("NaN signal", lambda a: gg.tl.gradients(_nan_x(a)), ValueError, r"`adata.X` contains 1 NaN"),
+    ("duplicated genes", lambda a: gg.tl.gradients(_dup_var(a)), ValueError, r"var_names_make_unique"),
+    ("memory budget", lambda a: gg.tl.gradients(a, memory_gb=1e-5), MemoryError, r"pass fewer `genes`"),
+    ("gradients not computed", lambda a: gg.get.gradients(a, a.var_names[:1]), KeyError, r"run `genegrad.tl.gradients`"),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "exc", "match"), FITTED_CASES, ids=[c[0] for c in FITTED_CASES])
+def test_bad_input_after_manifold(fitted, name, call, exc, match):
+    before = fitted.copy()
+    with pytest.raises(exc, match=match):
+        call(fitted)
+    if name not in ("NaN signal", "duplicated genes"):  # these cases altered the data themselves
+        assert_equal(fitted, before)
+
+
+def test_get_unknown_scale_and_basis(fitted):
+    gg.tl.gradients(fitted, list(fitted.var_names[:2]))
+    with pytest.raises(ValueError, match=r"Expected `scale` in \[0, 1, 2, 4, 8\], got 3"):
+        gg.get.gradients(fitted, fitted.var_names[:1], scale=3)
+    with pytest.raises(KeyError, match=r"No gradients for \['" + fitted.var_names[5]):
+        gg.get.gradients(fitted, [fitted.var_names[5]])
+    with pytest.raises(KeyError, match=r"obsm\['X_umap'\]` not found"):
+        gg.get.gradients(fitted, fitted.var_names[:1], basis="X_umap")
+
+
+def test_preprocess_rejects_bad_counts():
+    a = gg.datasets.synthetic("plane", n_cells=50, n_genes=20, rng=0)
+    neg = a.copy()
+    neg.X = neg.X.toarray()
+    neg.X[0, 0] = -1
+    with pytest.raises(ValueError, match="non-negative counts"):
+        gg.pp.preprocess(neg)
+    empty = a.copy()
+    empty.X = empty.X.toarray()
+    empty.X[3] = 0
+    before = empty.copy()
+    with pytest.raises(ValueError, match=r"1 cells have no counts; .*filter_cells"):
+        gg.pp.preprocess(empty)
+    assert_equal(empty, before)
+
+
+def test_raw_counts_warn(prepped):
+    gg.pp.manifold(prepped, n_neighbors=10)
+    prepped.X = prepped.layers["counts"] * 100
+    with pytest.warns(gg.GenegradWarning, match="looks like raw counts"):
+        gg.tl.gradients(prepped, list(prepped.var_names[:2]))
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr", "csc", "float64", "int"])
+def test_input_formats_accepted(prepped, fmt):
+    from scipy import sparse
+
+    gg.pp.manifold(prepped, n_neighbors=10)
+    ref = gg.tl.gradients(prepped, list(prepped.var_names[:5]), copy=True).obsm["genegrad_gradients"]
+    X = prepped.X.toarray()
+    conv = {"dense": X, "csr": sparse.csr_matrix(X), "csc": sparse.csc_matrix(X),
+            "float64": X.astype(np.float64), "int": np.rint(X * 2).astype(np.int64)}[fmt]
+    prepped.X = conv
+    out = gg.tl.gradients(prepped, list(prepped.var_names[:5]), copy=True).obsm["genegrad_gradients"]
+    scale = 2.0 if fmt == "int" else 1.0
+    tol = 0.3 if fmt == "int" else 1e-5  # rounding to halves perturbs the signal by <= 0.25
+    np.testing.assert_allclose(out / scale, ref, atol=tol * np.abs(ref).max())
+
+
+def test_core_accepts_coo(fitted):
+    from scipy import sparse
+
+    from genegrad.pp._manifold import load_model
+
+    model = load_model(fitted)
+    X = fitted.X.toarray()[:, :6]
+    ref = model.gradients(X).gradients
+    out = np.concatenate([c.gradients for c in model.iter_gradients(sparse.coo_matrix(X), chunk_size=4)], axis=1)
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-7)
