@@ -1,0 +1,47 @@
+"""Shared by the benchmark scripts: machine description and appending a table to RESULTS.md."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+from importlib.metadata import version
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return f"{os.cpu_count()} cores, {mem:.0f} GB, {cpu}, {platform.system()} {platform.machine()}"
+
+
+def versions(*pkgs: str) -> str:
+    out = []
+    for p in pkgs:
+        try:
+            out.append(f"{p} {version(p)}")
+        except Exception:  # noqa: BLE001 - absent peers are reported as such
+            out.append(f"{p} (absent)")
+    return ", ".join(out)
+
+
+def record(title: str, command: str, table: str, notes: str = "", pkgs: tuple[str, ...] = ()) -> None:
+    """Append a dated section with the machine, the versions and the table to RESULTS.md."""
+    today = _dt.date.today().isoformat()
+    text = (f"\n## {title} ({today})\n\n`{command}`  \nMachine: {machine()}  \n"
+            f"Versions: {versions('genegrad', 'numpy', 'scipy', 'scanpy', 'anndata', *pkgs)}\n\n{table}\n")
+    if notes:
+        text += f"\n{notes}\n"
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nEach section is appended by the script named in it.\n")
+    with RESULTS.open("a") as fh:
+        fh.write(text)
