@@ -53,9 +53,14 @@ def worker(method: str, path: str) -> dict:
     elif method == "scanpy":
         import scanpy as sc
 
-        sc.pp.neighbors(adata, n_neighbors=30, use_rep="X_pca", random_state=0)
+        try:
+            sc.pp.neighbors(adata, n_neighbors=30, use_rep="X_pca", random_state=0)
+            extra = {"knn": "pynndescent"}
+        except AttributeError:  # scanpy 1.11 rejects pynndescent 0.7's csr_array (see BENCHMARKS.md)
+            t0 = time.perf_counter()
+            sc.pp.neighbors(adata, n_neighbors=30, use_rep="X_pca", random_state=0, transformer="sklearn")
+            extra = {"knn": "sklearn exact (pynndescent 0.7 rejected by scanpy)"}
         sc.tl.diffmap(adata)
-        extra = {}
     elif method == "per-cell loop":
         extra = per_cell(adata)
     else:
@@ -122,7 +127,7 @@ def main():
     gg_time = table[table.method == "genegrad"].set_index("cells")["wall s"]
     table["genegrad / this"] = [gg_time.get(c, np.nan) / w if np.isfinite(w) else np.nan
                                 for c, w in zip(table["cells"], table["wall s"].astype(float), strict=True)]
-    cols = [c for c in ["cells", "method", "wall s", "peak GB", "data GB", "fit s", "d", "per cell ms",
+    cols = [c for c in ["cells", "method", "wall s", "peak GB", "data GB", "fit s", "d", "knn", "per cell ms",
                         "genegrad / this", "error"] if c in table]
     table = table[cols].round(3)
     gg_rows = table[table.method == "genegrad"]

@@ -43,7 +43,7 @@ def local_spectra(
     return vals, vecs
 
 
-def estimate_dimension(eigvals: NDArray, *, max_dim: int = 10, floor: float = 0.005) -> tuple[int, NDArray]:
+def estimate_dimension(eigvals: NDArray, *, max_dim: int = 10, floor: float = 0.01) -> tuple[int, NDArray]:
     """Intrinsic dimension from the local PCA spectra: the largest gap in the median spectrum.
 
     ``eigvals`` ``(N, r)`` are local variances in decreasing order, best from coordinates smoothed by a few
@@ -53,9 +53,11 @@ def estimate_dimension(eigvals: NDArray, *, max_dim: int = 10, floor: float = 0.
 
     Notes
     -----
-    Measured on the synthetic manifolds (3,000 cells, 1,000 and 10^6 UMIs/cell): this criterion returned the
-    true dimension of the plane, swiss roll, cube (3-D), cycle and tree at both depths, while the Levina-Bickel
-    maximum-likelihood estimate on the same smoothed coordinates gave 1.1-1.9 for all of them.
+    Measured on the synthetic manifolds: with 16 smoothing steps this criterion returned the true dimension of
+    the plane, swiss roll, curved sheet, cube (3-D), cycle and tree at 3,000 cells and 250-1,000 UMIs/cell, and
+    of the plane and tree at 10,000 cells; with 4 steps it overestimated d in 5 of 21 benchmark settings (noise
+    directions not yet shrunk), and the Levina-Bickel maximum-likelihood estimate on smoothed coordinates gave
+    1.1-1.9 for every manifold.
     """
     ev = np.asarray(eigvals, dtype=np.float64)
     ev = ev / np.maximum(ev.sum(axis=1, keepdims=True), 1e-300)

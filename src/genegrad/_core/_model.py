@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Diffusion steps applied to the coordinates before estimating the intrinsic dimension.
-DIMENSION_SMOOTHING = 4
+DIMENSION_SMOOTHING = 16
 
 
 @dataclass
