@@ -78,7 +78,7 @@ def run_one(kind, n, depth, seed, n_genes=1000, n_eval=200):
     return {
         "manifold": kind, "cells": n, "UMIs/cell": int(depth), "k": k, "d": adata.uns["genegrad"]["n_dims"],
         "best t": best, "cosine (best t)": per_scale[best][0], "cosine t=2": per_scale[2][0],
-        "|est|/|true| (best t)": per_scale[best][1], "|est|/|true| t=2": per_scale[2][1],
+        "magnitude ratio (best t)": per_scale[best][1], "magnitude ratio t=2": per_scale[2][1],
         "finite differences": fd_best, "PCA loading projection": pca_proj, "genegrad s": elapsed,
     }, adata, genes, mask
 
