@@ -109,3 +109,15 @@ def test_demo_cli(tmp_path):
     assert main(["demo", "-o", str(tmp_path), "--n-cells", "400"]) == 0
     assert (tmp_path / "summary.csv").exists()
     assert (tmp_path / "gradients.png").stat().st_size > 10_000
+
+
+def test_backed_adata(plane_adata, tmp_path):
+    import anndata as ad
+
+    path = tmp_path / "b.h5ad"
+    plane_adata.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    genes = list(plane_adata.var_names[:3])
+    gg.tl.gradients(backed, genes)
+    ref = gg.tl.gradients(plane_adata, genes, copy=True)
+    np.testing.assert_array_equal(backed.obsm["genegrad_gradients"], ref.obsm["genegrad_gradients"])

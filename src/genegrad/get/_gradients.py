@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _keys
+from .._core._operator import gradient_matrix
 from .._validation import require_key, resolve_genes
-from ..pp._manifold import load_model
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -77,8 +77,12 @@ def gradients(
         return np.einsum("npd,ngd->ngp", frames, tangent).astype(np.float32)
     require_key(adata, "obsm", basis, fix="compute the embedding first (e.g. `scanpy.tl.umap`) or use 'tangent'")
     E = np.asarray(adata.obsm[basis], dtype=np.float32)
-    model = load_model(adata, key)
+    P = adata.obsp[_keys.diffusion(key)]
     for _ in range(scale):  # the embedding at the same scale as the signal, like the coordinates
-        E = model.diffusion_ @ E
-    dE = (model.operators_[scale] @ E).reshape(adata.n_obs, model.n_dims_, E.shape[1])  # grad of each coordinate
+        E = P @ E
+    d = int(info["n_dims"])
+    j = [int(t) for t in info["fit_scales"]].index(scale)
+    coef = np.asarray(adata.obsm[_keys.operator(key)][:, j, :d])
+    D = gradient_matrix(coef, np.asarray(adata.obsm[_keys.knn_indices(key)]), d)  # only this scale's operator
+    dE = (D @ E).reshape(adata.n_obs, d, E.shape[1])  # gradient of each embedding coordinate
     return np.einsum("nde,ngd->nge", dE, tangent).astype(np.float32)

@@ -137,7 +137,7 @@ def _signal(adata: ad.AnnData, layer: str | None):
         msg = f"`{name}` is empty; put the log-normalised expression there (see `genegrad.pp.preprocess`)."
         raise ValueError(msg)
     if adata.isbacked and layer is None:
-        F = F[:, :] if not sparse.issparse(F) else F
+        F = F[:, :]  # on-disk X (dense or sparse dataset): read it once, in memory
     check_finite(name, F)
     data = F.data if sparse.issparse(F) else np.asarray(F)
     if data.size and np.all(np.mod(data[: 100_000], 1) == 0) and data.max() > 30:
