@@ -37,9 +37,14 @@ def local_spectra(
         e = min(s + chunk_size, n)
         w = weights[s:e] / np.maximum(weights[s:e].sum(axis=1, keepdims=True), 1e-300)
         X = (Ys[idx[s:e]] - Ys[s:e, None, :]) * np.sqrt(w)[:, :, None]  # (c, k, p)
-        _, sv, vt = np.linalg.svd(X, full_matrices=False)
-        vals[s:e] = sv[:, :r] ** 2
-        vecs[s:e] = np.swapaxes(vt[:, :r, :], 1, 2)
+        if p <= k:  # eigen-decomposition of the p x p weighted covariance: cheaper than the SVD of X
+            ev, V = np.linalg.eigh(np.matmul(np.swapaxes(X, 1, 2), X))
+            vals[s:e] = np.maximum(ev[:, ::-1][:, :r], 0.0)
+            vecs[s:e] = V[:, :, ::-1][:, :, :r]
+        else:
+            _, sv, vt = np.linalg.svd(X, full_matrices=False)
+            vals[s:e] = sv[:, :r] ** 2
+            vecs[s:e] = np.swapaxes(vt[:, :r, :], 1, 2)
     return vals, vecs
 
 

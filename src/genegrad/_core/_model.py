@@ -167,8 +167,10 @@ class GradientModel:
         d, idx = self.n_dims_, self.knn_indices_
         self.operators_ = {t: _operator.gradient_matrix(f.coef, idx, d) for t, f in self.fits_.items()}
         self.operator_ = self.operators_[0]
-        self.design_operator_ = _operator.design_matrix(self.fits_[0].coef, idx)
-        self.weight_matrix_ = _operator.weight_matrix(self.fits_[0].weights, idx)
+        # second-order rows only: the gradient rows of the design are ``operator_`` itself
+        q = self.fits_[0].coef.shape[1]
+        self.quadratic_operator_ = (_operator.design_matrix(self.fits_[0].coef[:, d:], idx) if q > d else None)
+        self.weight_matrix_ = _operator.weight_matrix(self.fits_[0].weights, idx).astype(np.float32)
 
     @property
     def scales_(self) -> list[int]:
@@ -201,15 +203,44 @@ class GradientModel:
 
     # --------------------------------------------------------------- applying
     def iter_gradients(
-        self, F: NDArray | sparse.spmatrix, *, chunk_size: int = 256, with_se: bool = True
+        self,
+        F: NDArray | sparse.spmatrix,
+        *,
+        chunk_size: int = 64,
+        with_se: bool = True,
+        n_jobs: int | None = None,
     ) -> Iterator[GradientChunk]:
-        """Yield gradients of the columns of ``F`` (cells x signals), ``chunk_size`` columns at a time."""
+        """Yield gradients of the columns of ``F`` (cells x signals), ``chunk_size`` columns at a time, in order.
+
+        ``n_jobs`` threads (``None``: 1; ``-1``: every core) compute chunks concurrently; scipy's sparse products
+        release the GIL. At most ``2 n_jobs`` chunks are in flight, so memory stays bounded whatever the
+        consumer does, and the results do not depend on ``n_jobs``. Chunks of 32-64 signals are fastest: the
+        dense block stays in cache during the sparse products (measured on 20,000 cells: 1.0 s per 256 signals
+        at 32-64, 1.4 s at 128, 2.6 s at 256).
+        """
         if sparse.issparse(F):
             F = sparse.csc_matrix(F)  # any sparse format: columns are sliced
         n_sig = F.shape[1]
-        for s in range(0, n_sig, chunk_size):
-            e = min(s + chunk_size, n_sig)
-            yield self.gradients_chunk(F[:, s:e], start=s, with_se=with_se)
+        starts = range(0, n_sig, chunk_size)
+
+        def task(s: int) -> GradientChunk:
+            return self.gradients_chunk(F[:, s:min(s + chunk_size, n_sig)], start=s, with_se=with_se)
+
+        workers = n_threads(n_jobs)
+        if workers == 1 or len(starts) == 1:
+            yield from map(task, starts)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            pending: deque = deque()
+            for s in starts:
+                pending.append(pool.submit(task, s))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def gradients_chunk(
         self, F: NDArray | sparse.spmatrix, *, start: int = 0, with_se: bool = True
@@ -222,36 +253,44 @@ class GradientModel:
         scales = self.scales_
         grads = np.empty((n, g, d, len(scales)), dtype=np.float32)
         se = None
-        if with_se:
-            se = np.sqrt(self._noise_variance(X))[:, :, None] * self.se_factors_[:, None, :]
-            se = se.astype(np.float32)
-        t_cur = 0
+        X0, t_cur = X, 0
         for j, t in enumerate(scales):
             while t_cur < t:
                 X = self.diffusion_ @ X
                 t_cur += 1
-            grads[:, :, :, j] = (self.operators_[t] @ X).reshape(n, d, g).transpose(0, 2, 1)
+            G = (self.operators_[t] @ X).reshape(n, d, g)
+            grads[:, :, :, j] = G.transpose(0, 2, 1)
+            if t == 0 and with_se:
+                sigma2 = self._noise_variance(X0, G)
+                se = (np.sqrt(sigma2)[:, :, None] * self.se_factors_[:, None, :]).astype(np.float32)
+        if with_se and se is None:  # 0 not among the scales
+            sigma2 = self._noise_variance(X0, (self.operator_ @ X0).reshape(n, d, g))
+            se = (np.sqrt(sigma2)[:, :, None] * self.se_factors_[:, None, :]).astype(np.float32)
         return GradientChunk(start=start, stop=start + g, gradients=grads, se=se)
 
-    def _noise_variance(self, X: NDArray) -> NDArray[np.float64]:
+    def _noise_variance(self, X: NDArray[np.float32], grad0: NDArray[np.float32]) -> NDArray[np.float32]:
         """Noise variance of every signal around every cell, ``(N, g)``.
 
         From the weighted residual sum of squares of each local fit at scale 0, ``E[RSS_i] = sigma^2 dof_i``
         (exact for independent noise, see :class:`~genegrad._core._operator.LocalFits`), pooled over the
         neighbourhood by one diffusion step so that it is stable and independent of the cell's own gradient.
+        ``grad0`` ``(N, d, g)`` is the scale-0 gradient, the first ``d`` fitted coefficients.
         """
         n, g = X.shape
-        X64 = X.astype(np.float64)
-        q = self.fits_[0].gram.shape[1]
+        fits = self.fits_[0]
+        q = fits.gram.shape[1]
         Wm = self.weight_matrix_
-        s1 = Wm @ X64
-        s2 = Wm @ (X64 * X64)
-        total = s2 - 2 * X64 * s1 + X64 * X64
-        theta = (self.design_operator_ @ X64).reshape(n, q, g)
-        fit = np.einsum("nqg,nqr,nrg->ng", theta, self.fits_[0].gram, theta)
-        pen = np.einsum("nqg,nq,nqg->ng", theta, self.fits_[0].ridge, theta)
-        rss = np.maximum(total - fit - 2 * pen, 0.0)
-        return self.diffusion_.astype(np.float64) @ (rss / self.fits_[0].dof[:, None])
+        s1 = (Wm @ X).astype(np.float64)
+        s2 = (Wm @ (X * X)).astype(np.float64)
+        X64 = X.astype(np.float64)
+        total = s2 - 2 * X64 * s1 + X64 * X64  # weighted sum of (f_j - f_i)^2
+        theta = grad0.astype(np.float64)
+        if q > self.n_dims_:
+            theta = np.concatenate([theta, (self.quadratic_operator_ @ X).reshape(n, q - self.n_dims_, g)], axis=1)
+        fit = (theta * np.matmul(fits.gram, theta)).sum(axis=1)
+        pen = (theta * theta * fits.ridge[:, :, None]).sum(axis=1)
+        rss = np.maximum(total - fit - 2 * pen, 0.0) / fits.dof[:, None]
+        return self.diffusion_ @ rss.astype(np.float32)
 
     def gradients(self, F: NDArray | sparse.spmatrix, *, with_se: bool = True) -> GradientChunk:
         """Gradients of all columns of ``F`` at once (small problems; stream with :meth:`iter_gradients`)."""
@@ -263,3 +302,13 @@ class GradientModel:
         flat = tangent.reshape(n, -1, self.n_dims_)
         out = np.einsum("npd,ngd->ngp", self.frames_, flat)
         return out.reshape(*tangent.shape[:-1], self.frames_.shape[1])
+
+
+def n_threads(n_jobs: int | None) -> int:
+    import os
+
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return max(1, int(n_jobs))

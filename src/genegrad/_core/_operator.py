@@ -78,11 +78,11 @@ def fit_local(
     for s in range(0, n, chunk_size):
         e = min(s + chunk_size, n)
         disp = Y[idx[s:e]] - Y[s:e, None, :]  # (c, k, p)
-        A = np.einsum("ckp,cpd->ckd", disp, frames[s:e])  # (c, k, d)
+        A = np.matmul(disp, frames[s:e])  # (c, k, d)
         B = _design(A, quadratic)  # (c, k, q)
         w = W[s:e]
         BW = B * w[:, :, None]
-        M0 = np.einsum("ckq,ckr->cqr", BW, B)
+        M0 = np.matmul(np.swapaxes(BW, 1, 2), B)
         L = np.zeros((e - s, q))
         for j, blk in enumerate(blocks):
             diag = np.einsum("cqq->cq", M0[:, blk, blk]).mean(axis=1)
@@ -95,11 +95,10 @@ def fit_local(
         gram[s:e] = M0
         lam[s:e] = L
         # E[RSS]/sigma^2 with residual r = (I - B C) e, e = eps_nbrs - eps_i 1, Cov(e) = sigma^2 (I + 11^T)
-        H = np.einsum("ckq,cqj->ckj", B, C)  # hat matrix (c, k, k)
-        R = np.eye(k) - H
+        R = np.eye(k) - np.matmul(B, C)  # residual maker I - hat matrix (c, k, k)
         WR = R * w[:, :, None]
-        RtWR = np.einsum("ckj,ckl->cjl", R, WR)
-        dof[s:e] = np.einsum("cjj->c", RtWR) + RtWR.sum(axis=(1, 2))
+        # trace(R^T W R) + 1^T R^T W R 1, without forming R^T W R
+        dof[s:e] = (R * WR).sum(axis=(1, 2)) + (R.sum(axis=2) * WR.sum(axis=2)).sum(axis=1)
     return LocalFits(coef=coef, gram=gram, ridge=lam, weights=W, dof=np.maximum(dof, 1e-6))
 
 

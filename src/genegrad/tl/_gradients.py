@@ -9,6 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from .. import _keys
+from .._core._model import n_threads
 from .._validation import check_finite, check_range, check_unique_names, resolve_genes, warn
 from ..pp._manifold import load_model
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _GB = 1024**3
+#: Genes per chunk: small enough that the dense block stays in cache during the sparse products.
+CHUNK_SIZE = 64
 
 
 def gradients(
@@ -29,6 +32,7 @@ def gradients(
     layer: str | None = None,
     with_se: bool = True,
     memory_gb: float = 4.0,
+    n_jobs: int | None = -1,
     key: str = _keys.UNS,
     progress: bool | None = None,
     copy: bool = False,
@@ -52,6 +56,8 @@ def gradients(
         Also compute standard errors (noise variance of each local fit at scale 0, propagated to every scale).
     memory_gb
         Budget for the stored result and the working memory; exceeding it raises (choose fewer ``genes``).
+    n_jobs
+        Threads computing gene chunks concurrently (``-1``: every core); the result does not depend on it.
     key
         Prefix under which :func:`genegrad.pp.manifold` stored the manifold.
     progress
@@ -94,13 +100,14 @@ def gradients(
         msg = (f"The gradients of {G} genes over {n} cells, {d} dims and {T} scales need "
                f"{out_bytes / _GB:.1f} GB, over `memory_gb={memory_gb}`; pass fewer `genes` or raise `memory_gb`.")
         raise MemoryError(msg)
-    chunk = int(max(1, min(G, (memory_gb * _GB - out_bytes) // per_gene_work, 512)))
+    in_flight = 2 * n_threads(n_jobs)  # chunks computed ahead of the consumer
+    chunk = int(max(1, min(G, (memory_gb * _GB - out_bytes) // (per_gene_work * in_flight), CHUNK_SIZE)))
     logger.info("computing gradients of %d genes at %d scales (chunks of %d)", G, T, chunk)
     grads = np.empty((n, G, d, T), dtype=np.float32)
     se = np.empty((n, G, T), dtype=np.float32) if with_se else None
     Fsel = F[:, col]
     bar = _progress(progress, total=G)
-    for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se):
+    for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se, n_jobs=n_jobs):
         grads[:, part.start:part.stop] = part.gradients
         if se is not None:
             se[:, part.start:part.stop] = part.se
