@@ -27,13 +27,15 @@ class GradientChunk:
     """Gradients of one block of signals at every scale.
 
     ``gradients`` is ``(N, g, d, T)`` in tangent coordinates; ``se`` is ``(N, g, T)``, the standard error of the
-    gradient's length (root of the summed per-component variances), or ``None`` when not requested.
+    gradient's length (root of the summed per-component variances), or ``None`` when not requested;
+    ``signals`` is ``(N, g, T)``, the smoothed signals ``P^t F`` themselves, when requested.
     """
 
     start: int
     stop: int
     gradients: NDArray[np.float32]
     se: NDArray[np.float32] | None
+    signals: NDArray[np.float32] | None = None
 
 
 class GradientModel:
@@ -208,6 +210,7 @@ class GradientModel:
         *,
         chunk_size: int = 64,
         with_se: bool = True,
+        with_signals: bool = False,
         n_jobs: int | None = None,
     ) -> Iterator[GradientChunk]:
         """Yield gradients of the columns of ``F`` (cells x signals), ``chunk_size`` columns at a time, in order.
@@ -224,7 +227,8 @@ class GradientModel:
         starts = range(0, n_sig, chunk_size)
 
         def task(s: int) -> GradientChunk:
-            return self.gradients_chunk(F[:, s:min(s + chunk_size, n_sig)], start=s, with_se=with_se)
+            return self.gradients_chunk(F[:, s:min(s + chunk_size, n_sig)], start=s, with_se=with_se,
+                                        with_signals=with_signals)
 
         workers = n_threads(n_jobs)
         if workers == 1 or len(starts) == 1:
@@ -243,7 +247,7 @@ class GradientModel:
                 yield pending.popleft().result()
 
     def gradients_chunk(
-        self, F: NDArray | sparse.spmatrix, *, start: int = 0, with_se: bool = True
+        self, F: NDArray | sparse.spmatrix, *, start: int = 0, with_se: bool = True, with_signals: bool = False
     ) -> GradientChunk:
         """Gradients (and standard errors) of the columns of ``F`` at every scale."""
         X = F.toarray() if sparse.issparse(F) else np.asarray(F)
@@ -252,6 +256,7 @@ class GradientModel:
         d = self.n_dims_
         scales = self.scales_
         grads = np.empty((n, g, d, len(scales)), dtype=np.float32)
+        signals = np.empty((n, g, len(scales)), dtype=np.float32) if with_signals else None
         se = None
         X0, t_cur = X, 0
         for j, t in enumerate(scales):
@@ -260,13 +265,15 @@ class GradientModel:
                 t_cur += 1
             G = (self.operators_[t] @ X).reshape(n, d, g)
             grads[:, :, :, j] = G.transpose(0, 2, 1)
+            if signals is not None:
+                signals[:, :, j] = X
             if t == 0 and with_se:
                 sigma2 = self._noise_variance(X0, G)
                 se = (np.sqrt(sigma2)[:, :, None] * self.se_factors_[:, None, :]).astype(np.float32)
         if with_se and se is None:  # 0 not among the scales
             sigma2 = self._noise_variance(X0, (self.operator_ @ X0).reshape(n, d, g))
             se = (np.sqrt(sigma2)[:, :, None] * self.se_factors_[:, None, :]).astype(np.float32)
-        return GradientChunk(start=start, stop=start + g, gradients=grads, se=se)
+        return GradientChunk(start=start, stop=start + g, gradients=grads, se=se, signals=signals)
 
     def _noise_variance(self, X: NDArray[np.float32], grad0: NDArray[np.float32]) -> NDArray[np.float32]:
         """Noise variance of every signal around every cell, ``(N, g)``.

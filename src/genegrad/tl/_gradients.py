@@ -6,12 +6,12 @@ import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from .. import _keys
 from .._core._model import n_threads
-from .._validation import check_finite, check_range, check_unique_names, resolve_genes, warn
+from .._validation import check_range, check_unique_names, resolve_genes
 from ..pp._manifold import load_model
+from ._signal import progress_bar, read_signal
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -91,7 +91,7 @@ def gradients(
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
-    F = _signal(adata, layer)
+    F = read_signal(adata, layer)
     col = adata.var_names.get_indexer(genes)
     n, d, T, G = adata.n_obs, model.n_dims_, len(model.scales_), len(genes)
     out_bytes = n * G * 4 * (d * T + (T if with_se else 0))
@@ -106,7 +106,7 @@ def gradients(
     grads = np.empty((n, G, d, T), dtype=np.float32)
     se = np.empty((n, G, T), dtype=np.float32) if with_se else None
     Fsel = F[:, col]
-    bar = _progress(progress, total=G)
+    bar = progress_bar(progress, total=G, desc="gradients")
     for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se, n_jobs=n_jobs):
         grads[:, part.start:part.stop] = part.gradients
         if se is not None:
@@ -128,34 +128,3 @@ def gradients(
     }
     logger.info("added `adata.uns['%s']['gradients']`", key)
     return target if copy else None
-
-
-def _signal(adata: ad.AnnData, layer: str | None):
-    if layer is None:
-        F = adata.X
-        name = "adata.X"
-    else:
-        if layer not in adata.layers:
-            msg = f"`adata.layers['{layer}']` not found (available: {list(adata.layers)}); pass another `layer`."
-            raise KeyError(msg)
-        F = adata.layers[layer]
-        name = f"adata.layers['{layer}']"
-    if F is None:
-        msg = f"`{name}` is empty; put the log-normalised expression there (see `genegrad.pp.preprocess`)."
-        raise ValueError(msg)
-    if adata.isbacked and layer is None:
-        F = F[:, :]  # on-disk X (dense or sparse dataset): read it once, in memory
-    check_finite(name, F)
-    data = F.data if sparse.issparse(F) else np.asarray(F)
-    if data.size and np.all(np.mod(data[: 100_000], 1) == 0) and data.max() > 30:
-        warn(f"`{name}` looks like raw counts (integers up to {data.max():.0f}); gradients of a log-normalised "
-             "signal are what the method assumes: run `genegrad.pp.preprocess` first.")
-    return sparse.csc_matrix(F) if sparse.issparse(F) else np.asarray(F)
-
-
-def _progress(progress: bool | None, total: int):  # ruff: ignore[boolean-type-hint-positional-argument]
-    from tqdm.auto import tqdm
-
-    if progress is None:
-        progress = logging.getLogger("genegrad").getEffectiveLevel() <= logging.INFO
-    return tqdm(total=total, disable=not progress, desc="gradients", unit="gene")

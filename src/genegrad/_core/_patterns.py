@@ -1,0 +1,113 @@
+"""Structured-versus-noise test and pattern clustering on gradient descriptors; gradient similarity."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._descriptors import DESCRIPTORS
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+#: Descriptors the patterns are clustered on (amplitude-free shape descriptors, at the pattern scale).
+SHAPE_DESCRIPTORS = ("coherence", "axiality", "localisation", "peakedness", "extrema")
+
+
+def structured_test(stat: NDArray, null: NDArray) -> tuple[NDArray, NDArray]:
+    """Score and permutation p-value of each gene being structured.
+
+    ``stat`` ``(G, T)`` is a per-scale statistic of each gene (``log smoothness`` in
+    :func:`genegrad.tl.patterns`), ``null`` ``(G0, T)`` the same for genes whose values were permuted over cells
+    (same marginals, no geometry). At each scale the statistic is standardised by the null's mean and standard
+    deviation; a gene's score is its largest standardised value over scales (structure may be fine or coarse),
+    and its p-value the share of null genes whose score, computed the same way, is at least as large:
+    ``(1 + #{null >= score}) / (1 + G0)``.
+    """
+    mu = np.nanmean(null, axis=0)
+    sd = np.maximum(np.nanstd(null, axis=0), 1e-12)
+    score = np.nanmax((stat - mu) / sd, axis=1)
+    null_score = np.sort(np.nanmax((null - mu) / sd, axis=1))
+    n_ge = null_score.size - np.searchsorted(null_score, score, side="left")
+    pval = (1 + n_ge) / (1 + null_score.size)
+    return score, pval
+
+
+def bh_qvalues(pval: NDArray) -> NDArray[np.float64]:
+    """Benjamini-Hochberg q-values."""
+    p = np.asarray(pval, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(q, 1.0)
+    return out
+
+
+def shape_features(desc: NDArray, scale_index: int) -> NDArray[np.float64]:
+    """``(G, F)`` clustering features.
+
+    The shape descriptors at the pattern scale, and how each gene's gradient magnitude decays from scale 0 to
+    every other scale (log): amplitude-free, so genes group by geometry rather than by expression level.
+    """
+    cols = [DESCRIPTORS.index(name) for name in SHAPE_DESCRIPTORS]
+    feats = desc[:, cols, scale_index]
+    decay = np.log(np.maximum(desc[:, DESCRIPTORS.index("decay"), 1:], 1e-6))
+    return np.nan_to_num(np.column_stack([feats, decay]))
+
+
+def cluster_patterns(
+    features: NDArray, *, n_patterns: int | None = None, max_patterns: int = 10, random_state: int = 0
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Cluster genes on their descriptors with a Gaussian mixture; the number of patterns by BIC when not given.
+
+    Features are standardised (median and inter-quartile range, robust to a few extreme genes). Returns
+    ``(labels, typicality)``: cluster labels ordered by decreasing size, and each gene's posterior probability
+    of its own cluster (the most typical genes of a pattern have the highest).
+    """
+    from sklearn.mixture import GaussianMixture
+
+    X = np.asarray(features, dtype=np.float64)
+    med = np.median(X, axis=0)
+    iqr = np.subtract(*np.percentile(X, [75, 25], axis=0))
+    X = (X - med) / np.where(iqr > 1e-9, iqr, 1.0)
+    n = X.shape[0]
+    if n < 2:
+        return np.zeros(n, dtype=np.int64), np.ones(n)
+    candidates = [n_patterns] if n_patterns is not None else range(1, min(max_patterns, n - 1) + 1)
+    best, best_bic = None, np.inf
+    for k in candidates:
+        k = int(min(k, n))
+        gm = GaussianMixture(k, covariance_type="full", n_init=3, reg_covar=1e-3, random_state=random_state).fit(X)
+        bic = gm.bic(X)
+        if bic < best_bic:
+            best, best_bic = gm, bic
+    labels = best.predict(X)
+    typicality = best.predict_proba(X)[np.arange(n), labels]
+    sizes = np.bincount(labels, minlength=best.n_components)
+    order = np.argsort(-sizes, kind="stable")
+    relabel = np.empty_like(order)
+    relabel[order] = np.arange(order.size)
+    return relabel[labels].astype(np.int64), typicality
+
+
+def gradient_similarity(grads: NDArray) -> NDArray[np.float64]:
+    """``(g, g)`` magnitude-weighted cosine of gradients, averaged over cells.
+
+    ``grads`` ``(N, g, d)`` at one scale, all genes in the same (per-cell) frame:
+    ``S_ab = sum_i <a_i, b_i> / sum_i |a_i| |b_i|``, i.e. the cosine at each cell weighted by
+    ``|a_i| |b_i|``: 1 for genes rising in the same direction where they both change, -1 for opposite.
+    """
+    _n, g, d = grads.shape
+    G = np.asarray(grads, dtype=np.float64)
+    num = np.zeros((g, g))
+    for j in range(d):
+        num += G[:, :, j].T @ G[:, :, j]
+    mag = np.linalg.norm(G, axis=2)
+    den = mag.T @ mag
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, 0.0)

@@ -1,0 +1,291 @@
+"""Gene geometry: descriptors of every gene's gradient field, structured-gene test, patterns and modules."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .. import _keys
+from .._core import _descriptors, _patterns
+from .._core._model import n_threads
+from .._validation import as_rng, check_range, check_unique_names, resolve_genes
+from ..pp._manifold import load_model
+from ._signal import progress_bar, read_signal
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import anndata as ad
+    from numpy.typing import NDArray
+
+logger = logging.getLogger(__name__)
+
+_GB = 1024**3
+CHUNK_SIZE = 64
+
+
+def patterns(
+    adata: ad.AnnData,
+    genes: Sequence[str] | None = None,
+    *,
+    n_patterns: int | None = None,
+    scale: int | None = None,
+    layer: str | None = None,
+    fdr: float = 0.05,
+    n_null: int = 500,
+    n_module_genes: int = 300,
+    module_threshold: float = 0.5,
+    n_jobs: int | None = -1,
+    random_state: int = 0,
+    key: str = _keys.UNS,
+    progress: bool | None = None,
+    copy: bool = False,
+) -> ad.AnnData | None:
+    """Describe every gene's gradient field, separate structured genes from noise, and group them into patterns.
+
+    Streams over gene chunks (the cells x genes x dims x scales tensor is never held): for each gene and scale,
+    descriptors of its gradient field (see Notes); a permutation test of structure; Gaussian-mixture clusters of
+    the structured genes on their shape descriptors (the patterns); and modules of co-directional genes from
+    their gradient similarity.
+
+    Parameters
+    ----------
+    adata
+        Data with a log-normalised signal and the manifold of :func:`genegrad.pp.manifold`.
+    genes
+        Genes to describe; by default the highly variable genes, else all.
+    n_patterns
+        Number of patterns; chosen by BIC (1-10) when ``None``.
+    scale
+        Diffusion time at which the shape descriptors are clustered and gradient similarity is measured; the
+        largest scale by default (noise has died there, shape has not).
+    layer
+        Layer holding the signal; ``X`` by default.
+    fdr
+        Genes with a q-value below ``fdr`` are structured.
+    n_null
+        Genes permuted over cells to form the null of the structure test (random, ``random_state``).
+    n_module_genes
+        The most structured genes grouped into modules (their pairwise similarity is ``n^2``).
+    module_threshold
+        Genes join a module when their average-linkage gradient similarity exceeds this.
+    n_jobs
+        Threads over gene chunks (``-1``: every core); results do not depend on it.
+    random_state
+        Seed of the permutations and of the mixture fits.
+    key
+        Prefix under which :func:`genegrad.pp.manifold` stored the manifold.
+    progress
+        Show a progress bar; by default only when logging is at INFO level or below.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy (``copy=True``), with (for ``key='genegrad'``)
+
+    - ``adata.varm['genegrad_descriptors']``: float32 ``(n_vars, descriptors, scales)``, NaN for genes not
+      described; names in ``adata.uns['genegrad']['patterns']['descriptors']`` (read them as a DataFrame with
+      :func:`genegrad.get.descriptors`);
+    - ``adata.var['genegrad_structured']`` (bool), ``['genegrad_structured_score']``,
+      ``['genegrad_structured_pval']``, ``['genegrad_structured_qval']``;
+    - ``adata.var['genegrad_pattern']``: categorical, ``'P0'``, ``'P1'``, ... by decreasing size, ``'noise'``
+      for genes not structured, missing for genes not described; ``['genegrad_pattern_typicality']``, the
+      posterior probability of the gene's own pattern;
+    - ``adata.var['genegrad_module']``: categorical modules ``'M0'``, ... of co-directional genes;
+    - ``adata.uns['genegrad']['patterns']``: parameters, descriptor names, scales, and the per-pattern mean of
+      every descriptor (``summary``).
+
+    Notes
+    -----
+    Descriptors, per gene and scale ``t`` (gradients of ``P^t f``): ``magnitude`` (mean length x the
+    representation's RMS spread / the gene's standard deviation), ``snr`` (mean squared length over squared
+    standard error; about 1 for noise), ``coherence`` (length of the mean gradient over the mean length, in the
+    representation's coordinates), ``axiality`` (share of the gradients' second moment along its main axis),
+    ``localisation`` (Gini coefficient of lengths over cells), ``peakedness`` (minus the mean graph Laplacian
+    over the gene's top decile of cells, over its mean size: +1 on a peak, about 0 on a ramp or a saddle, -1 in
+    a trough), ``extrema`` (share of cells that are strict local maxima or minima among their neighbours),
+    ``decay`` (mean length relative to scale 0), ``alignment`` (share of the gradient along the first two
+    coordinates of the representation, the main axes of variation) and ``smoothness`` (share of the gene's
+    variance left after ``t`` diffusion steps).
+
+    The structure test uses ``smoothness``: measured on synthetic trees (10,000 cells, 2,000 UMIs/cell), it
+    told structured genes from noise with AUROC 0.96, the gradient magnitude with 0.89 and Moran's I with 0.956.
+    Genes whose values were permuted over cells give the null. Normalisation to total counts makes even
+    "noise" genes vary a little along the manifold (the composition of the cell changes), and the test detects
+    that too: in the same benchmark about 0.9 of the simulated noise genes had q < 0.05.
+
+    Examples
+    --------
+    >>> import genegrad as gg
+    >>> adata = gg.datasets.synthetic("plane", n_cells=400, n_genes=60, rng=0)
+    >>> gg.pp.preprocess(adata, n_comps=10)
+    >>> gg.pp.manifold(adata, n_dims=2, n_neighbors=20)
+    >>> gg.tl.patterns(adata, n_null=60)
+    >>> adata.varm["genegrad_descriptors"].shape  # genes, descriptors, scales
+    (60, 10, 5)
+    """
+    check_unique_names(adata)
+    check_range("fdr", fdr, 0.0, 1.0)
+    check_range("n_null", n_null, 10, None, integer=True)
+    check_range("n_module_genes", n_module_genes, 2, None, integer=True)
+    check_range("module_threshold", module_threshold, -1.0, 1.0)
+    if n_patterns is not None:
+        check_range("n_patterns", n_patterns, 1, None, integer=True)
+    model = load_model(adata, key)
+    scales = model.scales_
+    if scale is None:
+        scale = scales[-1]
+    if scale not in scales:
+        msg = f"Expected `scale` in the manifold's scales {scales}, got {scale!r}."
+        raise ValueError(msg)
+    if genes is None and "highly_variable" in adata.var:
+        genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
+    genes = resolve_genes(adata, genes)
+    F = read_signal(adata, layer)[:, adata.var_names.get_indexer(genes)]
+    if F.shape[1] < 2:
+        msg = f"`genes` must name at least 2 genes to find patterns, got {len(genes)}."
+        raise ValueError(msg)
+    rep = adata.uns[key]["params"]["use_rep"]
+    Y = np.asarray(adata.obsm[rep], dtype=np.float64)
+    length = float(np.sqrt(((Y - Y.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    rng = as_rng(random_state)
+
+    desc = _describe(model, F, length=length, n_jobs=n_jobs, progress=progress, what="descriptors")
+    null_cols = rng.choice(F.shape[1], size=min(n_null, F.shape[1]), replace=True)
+    Fnull = _dense(F[:, null_cols])
+    Fnull = rng.permuted(Fnull, axis=0)
+    null = _describe(model, Fnull, length=length, n_jobs=n_jobs, progress=progress, what="null")
+    j = _descriptors.DESCRIPTORS.index("smoothness")
+    score, pval = _patterns.structured_test(_log(desc[:, j]), _log(null[:, j]))
+    constant = ~np.isfinite(score)
+    score[constant], pval[constant] = -np.inf, 1.0
+    qval = _patterns.bh_qvalues(pval)
+    structured = (qval < fdr) & ~constant
+
+    t_idx = scales.index(scale)
+    labels = np.full(len(genes), -1)
+    typicality = np.full(len(genes), np.nan)
+    if structured.sum() >= 2:
+        feats = _patterns.shape_features(desc[structured], t_idx)
+        lab, typ = _patterns.cluster_patterns(feats, n_patterns=n_patterns, random_state=random_state)
+        labels[structured], typicality[structured] = lab, typ
+    modules = _modules(model, F, genes=genes, score=score, structured=structured, scale=scale, n_genes=n_module_genes,
+                       threshold=module_threshold)
+
+    target = adata.copy() if copy else adata
+    _write(target, key, genes=genes, desc=desc, score=score, pval=pval, qval=qval, structured=structured, labels=labels,
+           typicality=typicality, modules=modules, scale=scale, scales=scales,
+           params={"fdr": float(fdr), "n_null": int(n_null), "random_state": int(random_state),
+                   "n_patterns": -1 if n_patterns is None else int(n_patterns), "layer": layer or "X",
+                   "module_threshold": float(module_threshold)})
+    return target if copy else None
+
+
+def _describe(model, F, *, length: float, n_jobs, progress, what: str) -> NDArray[np.float64]:
+    sd = _column_sd(F)
+    bar = progress_bar(progress, total=F.shape[1], desc=what)
+    parts = []
+    for chunk in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=True, with_signals=True, n_jobs=n_jobs):
+        parts.append(_descriptors.chunk_descriptors(model, chunk, length_scale=length,
+                                                    sd=sd[chunk.start:chunk.stop]))
+        bar.update(chunk.stop - chunk.start)
+    bar.close()
+    logger.info("described %d signals with %d threads", F.shape[1], n_threads(n_jobs))
+    return np.concatenate(parts, axis=0)
+
+
+def _dense(F) -> NDArray[np.float32]:
+    return np.asarray(F.toarray() if sparse.issparse(F) else F, dtype=np.float32)
+
+
+def _column_sd(F) -> NDArray[np.float64]:
+    if sparse.issparse(F):
+        mean = np.asarray(F.mean(axis=0)).ravel()
+        sq = np.asarray(F.multiply(F).mean(axis=0)).ravel()
+        return np.sqrt(np.maximum(sq - mean**2, 0.0))
+    return np.asarray(F, dtype=np.float64).std(axis=0)
+
+
+def _log(x: NDArray) -> NDArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.where(x > 0, x, np.nan))
+
+
+def _modules(model, F, *, genes, score, structured, scale: int, n_genes: int, threshold: float) -> NDArray:
+    """Average-linkage clusters of the most structured genes on ``1 - gradient similarity``."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    out = np.full(len(genes), -1)
+    cand = np.flatnonzero(structured)
+    cand = cand[np.argsort(-score[cand], kind="stable")][:n_genes]
+    if cand.size < 2:
+        return out
+    grads = np.concatenate([c.gradients[:, :, :, model.scales_.index(scale)]
+                            for c in model.iter_gradients(F[:, cand], chunk_size=CHUNK_SIZE, with_se=False)],
+                           axis=1)
+    S = _patterns.gradient_similarity(grads)
+    dist = np.clip(1.0 - S, 0.0, 2.0)
+    np.fill_diagonal(dist, 0.0)
+    Z = linkage(squareform(dist, checks=False), method="average")
+    lab = fcluster(Z, t=1.0 - threshold, criterion="distance") - 1
+    sizes = np.bincount(lab)
+    order = np.argsort(-sizes, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    keep = sizes[lab] >= 2  # singletons are no module; ranked by size, modules come first
+    out[cand[keep]] = rank[lab][keep]
+    return out
+
+
+def _write(adata, key, *, genes, desc, score, pval, qval, structured, labels, typicality, modules, scale, scales,
+           params) -> None:
+    names = list(_descriptors.DESCRIPTORS)
+    rows = adata.var_names.get_indexer(genes)
+    full = np.full((adata.n_vars, len(names), len(scales)), np.nan, dtype=np.float32)
+    full[rows] = desc
+    n_pat = int(labels.max()) + 1 if labels.size else 0
+    cats = [f"P{i}" for i in range(n_pat)] + ["noise"]
+
+    def column(values, fill, dtype) -> NDArray:
+        col = np.full(adata.n_vars, fill, dtype=dtype)
+        col[rows] = values
+        return col
+
+    pattern = np.array([cats[i] if i >= 0 else "noise" for i in labels], dtype=object)
+    var_pattern = pd.Categorical(column(pattern, None, object), categories=cats)
+    n_mod = int(modules.max()) + 1
+    var_module = pd.Categorical(column(np.array([f"M{i}" if i >= 0 else None for i in modules], dtype=object),
+                                       None, object), categories=[f"M{i}" for i in range(n_mod)])
+    summary = {}
+    for c in cats:
+        sel = pattern == c
+        summary[c] = {
+            "n_genes": int(sel.sum()),
+            **{n: float(np.nanmean(desc[sel, i, scales.index(scale)])) if sel.any() else float("nan")
+               for i, n in enumerate(names)},
+        }
+    p = f"{key}_"
+    adata.varm[f"{p}descriptors"] = full
+    adata.var[f"{p}structured"] = column(structured, fill=False, dtype=bool)
+    adata.var[f"{p}structured_score"] = column(score, np.nan, np.float64)
+    adata.var[f"{p}structured_pval"] = column(pval, np.nan, np.float64)
+    adata.var[f"{p}structured_qval"] = column(qval, np.nan, np.float64)
+    adata.var[f"{p}pattern"] = var_pattern
+    adata.var[f"{p}pattern_typicality"] = column(typicality, np.nan, np.float64)
+    adata.var[f"{p}module"] = var_module
+    adata.uns[key]["patterns"] = {
+        "descriptors": np.array(names, dtype=object),
+        "scales": np.array(scales, dtype=int),
+        "scale": int(scale),
+        "genes": np.array(genes, dtype=object),
+        "params": params,
+        "summary": pd.DataFrame(summary).T.to_dict(orient="list") | {"pattern": cats},
+    }
+    logger.info("added `adata.varm['%sdescriptors']`, `adata.var['%spattern']` and friends, "
+                "`adata.uns['%s']['patterns']`", p, p, key)
