@@ -26,12 +26,33 @@ def structured_test(stat: NDArray, null: NDArray) -> tuple[NDArray, NDArray]:
     ``(1 + #{null >= score}) / (1 + G0)``.
     """
     mu = np.nanmean(null, axis=0)
-    sd = np.maximum(np.nanstd(null, axis=0), 1e-12)
-    score = np.nanmax((stat - mu) / sd, axis=1)
-    null_score = np.sort(np.nanmax((null - mu) / sd, axis=1))
+    sd = np.nanstd(null, axis=0)
+    usable = sd > 1e-9 * np.maximum(np.abs(mu), 1.0)  # a scale where every signal scores alike says nothing
+    if not usable.any():
+        msg = "The structure statistic does not vary over the null genes at any scale; use more scales."
+        raise ValueError(msg)
+    stat, null, mu, sd = stat[:, usable], null[:, usable], mu[usable], sd[usable]
+    with np.errstate(invalid="ignore"):
+        score = np.nanmax(np.where(np.isnan(stat), -np.inf, (stat - mu) / sd), axis=1)
+    null_score = np.sort(np.nanmax(np.where(np.isnan(null), -np.inf, (null - mu) / sd), axis=1))
     n_ge = null_score.size - np.searchsorted(null_score, score, side="left")
     pval = (1 + n_ge) / (1 + null_score.size)
     return score, pval
+
+
+def permute_within(X: NDArray, strata: NDArray | None, rng: np.random.Generator) -> NDArray:
+    """Permute each column of ``X`` over rows, within each stratum (e.g. bins of sequencing depth) when given.
+
+    Permuting within depth bins keeps what depth does to a gene (more zeros in shallow cells, which the graph
+    may also reflect) and destroys only the geometry: the null then asks for structure beyond depth.
+    """
+    if strata is None:
+        return rng.permuted(X, axis=0)
+    out = np.empty_like(X)
+    for s in np.unique(strata):
+        rows = np.flatnonzero(strata == s)
+        out[rows] = rng.permuted(X[rows], axis=0)
+    return out
 
 
 def bh_qvalues(pval: NDArray) -> NDArray[np.float64]:

@@ -1,5 +1,7 @@
 """Accessors: read what the tools wrote, in the shape a user needs."""
 
+from ._descriptors import descriptors
 from ._gradients import gradients
+from ._similarity import gradient_similarity
 
-__all__ = ["gradients"]
+__all__ = ["descriptors", "gradient_similarity", "gradients"]

@@ -37,6 +37,7 @@ def patterns(
     layer: str | None = None,
     fdr: float = 0.05,
     n_null: int = 500,
+    depth_key: str | None = "total_counts",
     n_module_genes: int = 300,
     module_threshold: float = 0.5,
     n_jobs: int | None = -1,
@@ -69,6 +70,10 @@ def patterns(
         Genes with a q-value below ``fdr`` are structured.
     n_null
         Genes permuted over cells to form the null of the structure test (random, ``random_state``).
+    depth_key
+        ``obs`` column of sequencing depth; the null permutes within its deciles, so that what depth does to a
+        gene (shallow cells have more zeros, and may be neighbours) is not taken for structure. Computed from
+        ``layers['counts']`` when the column is missing, skipped when neither exists or ``None``.
     n_module_genes
         The most structured genes grouped into modules (their pairwise similarity is ``n^2``).
     module_threshold
@@ -158,7 +163,7 @@ def patterns(
     desc = _describe(model, F, length=length, n_jobs=n_jobs, progress=progress, what="descriptors")
     null_cols = rng.choice(F.shape[1], size=min(n_null, F.shape[1]), replace=True)
     Fnull = _dense(F[:, null_cols])
-    Fnull = rng.permuted(Fnull, axis=0)
+    Fnull = _patterns.permute_within(Fnull, _depth_strata(adata, depth_key), rng)
     null = _describe(model, Fnull, length=length, n_jobs=n_jobs, progress=progress, what="null")
     j = _descriptors.DESCRIPTORS.index("smoothness")
     score, pval = _patterns.structured_test(_log(desc[:, j]), _log(null[:, j]))
@@ -197,6 +202,20 @@ def _describe(model, F, *, length: float, n_jobs, progress, what: str) -> NDArra
     bar.close()
     logger.info("described %d signals with %d threads", F.shape[1], n_threads(n_jobs))
     return np.concatenate(parts, axis=0)
+
+
+def _depth_strata(adata: ad.AnnData, depth_key: str | None, n_bins: int = 10) -> NDArray | None:
+    if depth_key is None:
+        return None
+    if depth_key in adata.obs:
+        depth = np.asarray(adata.obs[depth_key], dtype=np.float64)
+    elif "counts" in adata.layers:
+        depth = np.asarray(adata.layers["counts"].sum(axis=1), dtype=np.float64).ravel()
+    else:
+        logger.info("no `obs['%s']` nor counts layer: the null permutes over all cells", depth_key)
+        return None
+    edges = np.quantile(depth, np.linspace(0, 1, n_bins + 1)[1:-1])
+    return np.searchsorted(edges, depth, side="right")
 
 
 def _dense(F) -> NDArray[np.float32]:
