@@ -22,7 +22,7 @@ DESCRIPTORS = (
     "coherence",  # |mean grad| / mean |grad| (ambient coordinates): 1 for a ramp, ~0 for a bump or a cycle
     "axiality",  # top eigenvalue share of the mean grad grad^T: 1 when all gradients are parallel
     "localisation",  # Gini coefficient of |grad| over cells: 0 everywhere alike, 1 in one cell
-    "peakedness",  # -mean Laplacian over the top decile of P^t f / mean |Laplacian|: +1 peak, -1 trough, 0 ramp
+    "peakedness",  # Laplacian at the top and bottom deciles of P^t f: +1 peak, -1 trough, 0 ramp or saddle
     "extrema",  # share of cells that are strict local maxima or minima of P^t f among their neighbours
     "decay",  # mean |grad P^t f| / mean |grad f|: structure persists across scales, noise dies
     "alignment",  # magnitude-weighted share of the gradient along the first two coordinates (main axes)
@@ -115,18 +115,22 @@ def gini(x: NDArray) -> NDArray[np.float64]:
 
 
 def peakedness(model: GradientModel, signals: NDArray) -> NDArray[np.float64]:
-    """``(g, T)``: minus the mean graph Laplacian ``(P - I) s`` over each signal's top decile, over its mean size.
+    """``(g, T)``: where the highest and lowest cells sit, from the graph Laplacian ``L s = (P - I) s``.
 
-    ``(P - I) s`` is negative where ``s`` is above its neighbours' average: +1 when the highest cells sit on a
-    peak (bump, transient), about 0 on a ramp or a harmonic saddle, -1 in a trough.
+    ``-(mean L s over the top decile + mean L s over the bottom decile) / (mean |L s| over both)``, in
+    ``[-1, 1]``. ``L s`` is negative on a peak and positive in a trough: +1 when the highest cells sit on a peak
+    and the lowest on a plateau (bump, transient), -1 for a trough, about 0 when both ends are alike (ramp,
+    periodic, saddle: the boundary and the extrema cancel).
     """
     n, g, T = signals.shape
     flat = signals.reshape(n, g * T)
     lap = (model.diffusion_ @ flat - flat).astype(np.float64)
     m = max(1, round(TOP_SHARE * n))
-    top = np.argpartition(flat, n - m, axis=0)[n - m:]  # (m, g*T) rows of the highest values
-    num = -np.take_along_axis(lap, top, axis=0).mean(axis=0)
-    den = np.abs(lap).mean(axis=0)
+    order = np.argpartition(flat, (m, n - m), axis=0)
+    top = np.take_along_axis(lap, order[n - m:], axis=0)
+    bottom = np.take_along_axis(lap, order[:m], axis=0)
+    num = -(top.mean(axis=0) + bottom.mean(axis=0))
+    den = np.abs(top).mean(axis=0) + np.abs(bottom).mean(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 0, num / den, np.nan)
     return out.reshape(g, T)

@@ -70,6 +70,12 @@ def gradients(
         raise ValueError(msg)
     stored = adata.obsm[_keys.gradients(key)]
     tangent = np.asarray(stored[:, :, :, scales.index(scale)])[:, [pos[g] for g in genes], :]
+    return to_basis(adata, tangent, scale=scale, basis=basis, key=key)
+
+
+def to_basis(adata: ad.AnnData, tangent: NDArray, *, scale: int, basis: str, key: str = _keys.UNS) -> NDArray:
+    """Tangent gradients ``(N, g, d)`` at ``scale`` in ``basis`` (see :func:`gradients`)."""
+    info = adata.uns[key]
     if basis == "tangent":
         return tangent
     if basis == info["params"]["use_rep"]:

@@ -54,17 +54,35 @@ def gradient_stream(
     -------
     The ``Axes``.
     """
-    import matplotlib.pyplot as plt
-
     if basis not in adata.obsm:
         msg = f"`adata.obsm['{basis}']` not found (available: {list(adata.obsm)}); compute the embedding first."
         raise KeyError(msg)
     V = get.gradients(adata, [gene], scale=scale, basis=basis)[:, 0, :]
+    expr = adata[:, gene].X
+    expr = np.asarray(expr.toarray() if hasattr(expr, "toarray") else expr).ravel()
+    return draw_stream(adata, V, expr, basis=basis, components=components, grid_size=grid_size, ax=ax,
+                       scatter_kwargs=scatter_kwargs, title=f"{gene}  (t={scale})")
+
+
+def draw_stream(
+    adata: ad.AnnData,
+    V: np.ndarray,
+    expr: np.ndarray,
+    *,
+    basis: str,
+    components: tuple[int, int],
+    grid_size: int,
+    ax: Axes | None,
+    scatter_kwargs: Mapping[str, Any] | None,
+    title: str,
+    colorbar: bool = True,
+) -> Axes:
+    """Cells coloured by ``expr`` on ``basis`` with the streamlines of the vectors ``V`` (cells x dims)."""
+    import matplotlib.pyplot as plt
+
     c0, c1 = components
     xy = np.asarray(adata.obsm[basis])[:, [c0, c1]].astype(np.float64)
     v = V[:, [c0, c1]].astype(np.float64)
-    expr = adata[:, gene].X
-    expr = np.asarray(expr.toarray() if hasattr(expr, "toarray") else expr).ravel()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.5))
     kw = {"s": 6, "cmap": "viridis", "linewidths": 0, "alpha": 0.8, **(scatter_kwargs or {})}
@@ -73,10 +91,11 @@ def gradient_stream(
     speed = np.hypot(U, W)
     if np.nanmax(speed) > 0:
         ax.streamplot(gx, gy, U, W, color="k", linewidth=0.8, density=1.2, arrowsize=0.9)
-    ax.set_title(f"{gene}  (t={scale})")
+    ax.set_title(title)
     ax.set_xlabel(f"{basis}[{c0}]")
     ax.set_ylabel(f"{basis}[{c1}]")
-    ax.figure.colorbar(sc, ax=ax, label="expression", shrink=0.8)
+    if colorbar:
+        ax.figure.colorbar(sc, ax=ax, label="expression", shrink=0.8)
     return ax
 
 

@@ -107,16 +107,20 @@ def patterns(
 
     Notes
     -----
-    Descriptors, per gene and scale ``t`` (gradients of ``P^t f``): ``magnitude`` (mean length x the
-    representation's RMS spread / the gene's standard deviation), ``snr`` (mean squared length over squared
-    standard error; about 1 for noise), ``coherence`` (length of the mean gradient over the mean length, in the
-    representation's coordinates), ``axiality`` (share of the gradients' second moment along its main axis),
-    ``localisation`` (Gini coefficient of lengths over cells), ``peakedness`` (minus the mean graph Laplacian
-    over the gene's top decile of cells, over its mean size: +1 on a peak, about 0 on a ramp or a saddle, -1 in
-    a trough), ``extrema`` (share of cells that are strict local maxima or minima among their neighbours),
-    ``decay`` (mean length relative to scale 0), ``alignment`` (share of the gradient along the first two
-    coordinates of the representation, the main axes of variation) and ``smoothness`` (share of the gene's
-    variance left after ``t`` diffusion steps).
+    Descriptors, per gene and scale ``t`` (gradients of ``P^t f``):
+
+    - ``magnitude``: mean length x the representation's RMS spread / the gene's standard deviation;
+    - ``snr``: mean squared length over squared standard error (about 1 for noise);
+    - ``coherence``: length of the mean gradient over the mean length, in the representation's coordinates;
+    - ``axiality``: share of the gradients' second moment along its main axis;
+    - ``localisation``: Gini coefficient of the lengths over cells;
+    - ``peakedness``: from the graph Laplacian at the gene's top and bottom deciles of cells, +1 for a peak,
+      -1 for a trough, about 0 for a ramp, a saddle or a wave;
+    - ``extrema``: share of cells that are strict local maxima or minima among their neighbours;
+    - ``decay``: mean length relative to scale 0;
+    - ``alignment``: share of the gradient along the first two coordinates of the representation (the main
+      axes of variation);
+    - ``smoothness``: share of the gene's variance left after ``t`` diffusion steps.
 
     The structure test uses ``smoothness``: measured on synthetic trees (10,000 cells, 2,000 UMIs/cell), it
     told structured genes from noise with AUROC 0.96, the gradient magnitude with 0.89 and Moran's I with 0.956.

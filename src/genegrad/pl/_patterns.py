@@ -1,0 +1,104 @@
+"""A gallery of the gene patterns: each pattern's most typical genes with their gradient streamlines."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import _keys, get
+from ..get._gradients import to_basis
+from ..pp._manifold import load_model
+from ..tl._signal import read_signal
+from ._gradients import draw_stream
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import anndata as ad
+    from matplotlib.figure import Figure
+
+
+def patterns(
+    adata: ad.AnnData,
+    *,
+    basis: str = "X_pca",
+    n_genes: int = 3,
+    patterns: Sequence[str] | None = None,
+    scale: int | None = None,
+    components: tuple[int, int] = (0, 1),
+    grid_size: int = 30,
+    panel_size: float = 3.2,
+    key: str = _keys.UNS,
+) -> Figure:
+    """One row per pattern: its ``n_genes`` most typical genes on ``basis``, coloured by expression, with streamlines.
+
+    Typical genes are those with the highest posterior probability of their pattern (ties broken by the
+    structure score). Their gradients are computed here, at ``scale``, so :func:`genegrad.tl.gradients` need
+    not have stored them.
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`genegrad.tl.patterns` ran.
+    basis
+        An ``obsm`` embedding (``'X_pca'``, ``'X_umap'``, ...).
+    n_genes
+        Genes per pattern.
+    patterns
+        Patterns to draw; every pattern except ``'noise'`` by default.
+    scale
+        Diffusion time of the gradients; the pattern scale by default.
+    components
+        The two columns of ``basis`` to draw.
+    grid_size
+        Grid points per axis for the streamlines.
+    panel_size
+        Inches per panel.
+    key
+        Prefix of the keys :func:`genegrad.tl.patterns` wrote.
+
+    Returns
+    -------
+    The ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    df = get.descriptors(adata, scale=scale, key=key)
+    scale = int(adata.uns[key]["patterns"]["scale"]) if scale is None else scale
+    if basis not in adata.obsm:
+        msg = f"`adata.obsm['{basis}']` not found (available: {list(adata.obsm)}); compute the embedding first."
+        raise KeyError(msg)
+    names = [p for p in df["pattern"].cat.categories if p != "noise"] if patterns is None else list(patterns)
+    unknown = sorted(set(names) - set(df["pattern"].cat.categories))
+    if unknown:
+        msg = f"Unknown patterns {unknown}; choose among {list(df['pattern'].cat.categories)}."
+        raise ValueError(msg)
+    if not names:
+        msg = "No structured pattern to draw: every gene was called noise."
+        raise ValueError(msg)
+    picks = {p: df[df["pattern"] == p].sort_values(["typicality", "score"], ascending=False).index[:n_genes]
+             for p in names}
+    genes = list(dict.fromkeys(g for sel in picks.values() for g in sel))
+    model = load_model(adata, key)
+    layer = adata.uns[key]["patterns"]["params"].get("layer", "X")
+    F = read_signal(adata, None if layer == "X" else layer)[:, adata.var_names.get_indexer(genes)]
+    tangent = model.gradients(F, with_se=False).gradients[:, :, :, model.scales_.index(scale)]
+    V = to_basis(adata, tangent, scale=scale, basis=basis, key=key)
+    expr = F.toarray() if hasattr(F, "toarray") else np.asarray(F)
+    fig, axes = plt.subplots(len(names), n_genes, figsize=(panel_size * n_genes, panel_size * len(names)),
+                             squeeze=False)
+    for r, p in enumerate(names):
+        for c in range(n_genes):
+            ax = axes[r, c]
+            if c >= len(picks[p]):
+                ax.axis("off")
+                continue
+            g = genes.index(picks[p][c])
+            draw_stream(adata, V[:, g], expr[:, g], basis=basis, components=components, grid_size=grid_size,
+                        ax=ax, scatter_kwargs=None, title=f"{p}: {genes[g]}", colorbar=False)
+            if c:
+                ax.set_ylabel("")
+    fig.suptitle(f"Gene patterns (t={scale})")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,118 @@
+"""Descriptors of gradient fields and the pattern statistics, on signals whose geometry is known exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import flat_plane
+
+from genegrad import GradientModel
+from genegrad._core import _descriptors, _patterns
+
+D = _descriptors.DESCRIPTORS
+
+
+@pytest.fixture(scope="module")
+def plane():
+    Z, Y, _ = flat_plane(n=1500, seed=2)
+    model = GradientModel(n_neighbors=25, n_dims=2, scales=(0, 1, 2)).fit(Y)
+    x, y = Z[:, 0], Z[:, 1]
+    F = np.column_stack([
+        2 * x + y,  # ramp
+        np.exp(-(x**2 + y**2) / (2 * 0.3**2)),  # bump (peak) at the centre
+        -np.exp(-(x**2 + y**2) / (2 * 0.3**2)),  # trough
+        np.cos(3 * np.pi * x),  # periodic along x
+        x * y,  # saddle
+    ]).astype(np.float32)
+    chunk = model.gradients_chunk(F, with_signals=True)
+    length = float(np.sqrt(((Y - Y.mean(0)) ** 2).sum(1).mean()))
+    desc = _descriptors.chunk_descriptors(model, chunk, length_scale=length, sd=F.std(0))
+    return model, F, desc
+
+
+def test_gini_extremes():
+    # all equal -> 0; all mass in one of N entries -> 1 - 1/N (definition of the Gini coefficient)
+    assert _descriptors.gini(np.ones((50, 1)))[0] == pytest.approx(0.0, abs=1e-12)
+    x = np.zeros((50, 1))
+    x[7] = 3.0
+    assert _descriptors.gini(x)[0] == pytest.approx(1 - 1 / 50)
+
+
+def test_ramp_is_coherent_axial_and_spread(plane):
+    _, _, desc = plane
+    ramp = desc[0, :, 0]
+    # a linear function on a flat plane has one constant gradient: both ratios are 1 up to the fit's error
+    assert ramp[D.index("coherence")] > 0.99
+    assert ramp[D.index("axiality")] > 0.99
+    assert ramp[D.index("localisation")] < 0.1  # same length everywhere (edge cells fit a little worse)
+    assert abs(ramp[D.index("peakedness")]) < 0.3  # harmonic: the Laplacian is only boundary error
+
+
+def test_bump_and_trough_have_opposite_peakedness(plane):
+    _, _, desc = plane
+    j = D.index("peakedness")
+    assert desc[1, j, 1] > 0.5
+    assert desc[2, j, 1] < -0.5
+    # a radial field points every way: its mean direction nearly cancels
+    assert desc[1, D.index("coherence"), 1] < 0.3
+    assert desc[1, D.index("axiality"), 1] < 0.7
+
+
+def test_periodic_gradients_are_axial_not_coherent(plane):
+    _, _, desc = plane
+    assert desc[3, D.index("axiality"), 1] > 0.95  # every gradient along +-x
+    assert desc[3, D.index("coherence"), 1] < 0.3  # signs alternate over 1.5 periods
+
+
+def test_saddle_has_no_peak(plane):
+    _, _, desc = plane
+    assert abs(desc[4, D.index("peakedness"), 1]) < 0.35  # x*y is harmonic
+    assert desc[4, D.index("coherence"), 1] < 0.3
+
+
+def test_smoothness_of_smooth_signals_and_noise(plane):
+    model, F, desc = plane
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((F.shape[0], 1)).astype(np.float32)
+    chunk = model.gradients_chunk(noise, with_signals=True)
+    dn = _descriptors.chunk_descriptors(model, chunk, length_scale=1.0, sd=noise.std(0))
+    j = D.index("smoothness")
+    # diffusion barely shrinks a smooth signal, and shrinks white noise by about the neighbourhood size
+    assert desc[0, j, 2] > 0.9
+    assert dn[0, j, 2] < 0.1
+    assert desc[0, j, 0] == pytest.approx(1.0, rel=1e-5)  # t = 0: the signal itself
+
+
+def test_gradient_similarity_signs(plane):
+    model, F, _ = plane
+    G = model.gradients(np.column_stack([F[:, 0], 3 * F[:, 0], -F[:, 0]]), with_se=False).gradients[..., 0]
+    S = _patterns.gradient_similarity(G)
+    np.testing.assert_allclose(S, [[1, 1, -1], [1, 1, -1], [-1, -1, 1]], atol=1e-5)
+
+
+def test_structured_test_uniform_under_null_and_small_for_outliers():
+    rng = np.random.default_rng(0)
+    null = rng.standard_normal((400, 3))
+    same = rng.standard_normal((2000, 3))
+    _, p = _patterns.structured_test(same, null)
+    # exchangeable with the null: p is uniform on {1/401, ..., 1}, mean 1/2
+    # p-values share one null sample: SE of their mean ~ sqrt(1/12/400 + 1/12/2000) = 0.016; 3 SE
+    assert abs(p.mean() - 0.5) < 0.05
+    score, p_out = _patterns.structured_test(np.full((1, 3), 10.0), null)
+    assert p_out[0] == pytest.approx(1 / 401)
+    assert score[0] > 5
+
+
+def test_bh_qvalues_hand_example():
+    # p sorted: .01 .02 .03 .5 -> p * m / rank = .04 .04 .04 .5, then the running minimum from the top
+    q = _patterns.bh_qvalues(np.array([0.03, 0.5, 0.01, 0.02]))
+    np.testing.assert_allclose(q, [0.04, 0.5, 0.04, 0.04])
+
+
+def test_permute_within_keeps_strata():
+    rng = np.random.default_rng(0)
+    X = np.arange(20, dtype=float)[:, None] * np.ones((1, 3))
+    strata = np.repeat([0, 1], 10)
+    out = _patterns.permute_within(X, strata, rng)
+    assert set(out[:10, 0]) == set(range(10))
+    assert set(out[10:, 1]) == set(range(10, 20))

@@ -1,0 +1,44 @@
+"""Plots draw what the tools wrote, on the Agg backend: the right panels, titles and streamlines."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+
+mpl.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+
+import genegrad as gg
+
+
+@pytest.fixture(scope="module")
+def described():
+    adata = gg.datasets.synthetic("plane", n_cells=800, n_genes=80, depth=2000, rng=5)
+    gg.pp.preprocess(adata, n_comps=15)
+    gg.pp.manifold(adata, n_neighbors=20)
+    gg.tl.patterns(adata, genes=list(adata.var_names), n_null=80)
+    gg.tl.gradients(adata, genes=list(adata.var_names[:2]))
+    return adata
+
+
+def test_gradient_stream_draws_streamlines(described):
+    gene = described.var_names[0]
+    ax = gg.pl.gradient_stream(described, gene, scale=2)
+    assert ax.get_title() == f"{gene}  (t=2)"
+    assert ax.collections, "expected the scatter and the streamlines"
+    plt.close(ax.figure)
+
+
+def test_patterns_gallery_has_one_row_per_pattern(described):
+    cats = [c for c in described.var["genegrad_pattern"].cat.categories if c != "noise"]
+    fig = gg.pl.patterns(described, n_genes=2)
+    assert len(fig.axes) == 2 * len(cats)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert all(t.split(":")[0] in cats for t in titles)
+    plt.close(fig)
+
+
+def test_patterns_gallery_rejects_unknown_pattern(described):
+    with pytest.raises(ValueError, match="Unknown patterns"):
+        gg.pl.patterns(described, patterns=["P99"])
