@@ -26,8 +26,22 @@ def plane():
     ]).astype(np.float32)
     chunk = model.gradients_chunk(F, with_signals=True)
     length = float(np.sqrt(((Y - Y.mean(0)) ** 2).sum(1).mean()))
-    desc = _descriptors.chunk_descriptors(model, chunk, length_scale=length, sd=F.std(0))
-    return model, F, desc
+    to_intr = _descriptors.intrinsic_map(model, Z - Z.mean(0))
+    desc = _descriptors.chunk_descriptors(model, chunk, length_scale=length, sd=F.std(0), to_intrinsic=to_intr)
+    return model, F, desc, Z
+
+
+def test_intrinsic_coordinates_follow_the_axes_of_a_rectangle():
+    # diffusion-map coordinates of a 3 x 2 rectangle approximate Neumann eigenfunctions cos(pi x / 3) (first)
+    # and cos(pi y / 2) (second; cos(2 pi x / 3) comes after it): monotone in x and in y respectively
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    Z = rng.uniform([-1.5, -1.0], [1.5, 1.0], (2000, 2))
+    model = GradientModel(n_neighbors=20, n_dims=2, scales=(0,)).fit(Z)
+    psi = _descriptors.intrinsic_coordinates(model.connectivities_, 2)
+    assert abs(spearmanr(psi[:, 0], Z[:, 0])[0]) > 0.95
+    assert abs(spearmanr(psi[:, 1], Z[:, 1])[0]) > 0.95
 
 
 def test_gini_extremes():
@@ -39,7 +53,7 @@ def test_gini_extremes():
 
 
 def test_ramp_is_coherent_axial_and_spread(plane):
-    _, _, desc = plane
+    _, _, desc, _ = plane
     ramp = desc[0, :, 0]
     # a linear function on a flat plane has one constant gradient: both ratios are 1 up to the fit's error
     assert ramp[D.index("coherence")] > 0.99
@@ -49,7 +63,7 @@ def test_ramp_is_coherent_axial_and_spread(plane):
 
 
 def test_bump_and_trough_have_opposite_peakedness(plane):
-    _, _, desc = plane
+    _, _, desc, _ = plane
     j = D.index("peakedness")
     assert desc[1, j, 1] > 0.5
     assert desc[2, j, 1] < -0.5
@@ -59,23 +73,24 @@ def test_bump_and_trough_have_opposite_peakedness(plane):
 
 
 def test_periodic_gradients_are_axial_not_coherent(plane):
-    _, _, desc = plane
+    _, _, desc, _ = plane
     assert desc[3, D.index("axiality"), 1] > 0.95  # every gradient along +-x
     assert desc[3, D.index("coherence"), 1] < 0.3  # signs alternate over 1.5 periods
 
 
 def test_saddle_has_no_peak(plane):
-    _, _, desc = plane
+    _, _, desc, _ = plane
     assert abs(desc[4, D.index("peakedness"), 1]) < 0.35  # x*y is harmonic
     assert desc[4, D.index("coherence"), 1] < 0.3
 
 
 def test_smoothness_of_smooth_signals_and_noise(plane):
-    model, F, desc = plane
+    model, F, desc, Z = plane
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((F.shape[0], 1)).astype(np.float32)
     chunk = model.gradients_chunk(noise, with_signals=True)
-    dn = _descriptors.chunk_descriptors(model, chunk, length_scale=1.0, sd=noise.std(0))
+    dn = _descriptors.chunk_descriptors(model, chunk, length_scale=1.0, sd=noise.std(0),
+                                       to_intrinsic=_descriptors.intrinsic_map(model, Z - Z.mean(0)))
     j = D.index("smoothness")
     # diffusion barely shrinks a smooth signal, and shrinks white noise by about the neighbourhood size
     assert desc[0, j, 2] > 0.9
@@ -84,7 +99,7 @@ def test_smoothness_of_smooth_signals_and_noise(plane):
 
 
 def test_gradient_similarity_signs(plane):
-    model, F, _ = plane
+    model, F, _, _ = plane
     G = model.gradients(np.column_stack([F[:, 0], 3 * F[:, 0], -F[:, 0]]), with_se=False).gradients[..., 0]
     S = _patterns.gradient_similarity(G)
     np.testing.assert_allclose(S, [[1, 1, -1], [1, 1, -1], [-1, -1, 1]], atol=1e-5)

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 DESCRIPTORS = (
     "magnitude",  # mean |grad P^t f| x length scale / sd(f): dimensionless size of the gradients
     "snr",  # mean |grad|^2 / SE^2: 1 for pure noise
-    "coherence",  # |mean grad| / mean |grad| (ambient coordinates): 1 for a ramp, ~0 for a bump or a cycle
-    "axiality",  # top eigenvalue share of the mean grad grad^T: 1 when all gradients are parallel
+    "coherence",  # |mean direction| (intrinsic coordinates, magnitude-weighted): 1 for a ramp, ~0 for a bump
+    "axiality",  # top eigenvalue share of the mean direction outer product: 1 when all gradients are parallel
     "localisation",  # Gini coefficient of |grad| over cells: 0 everywhere alike, 1 in one cell
     "peakedness",  # Laplacian at the top and bottom deciles of P^t f: +1 peak, -1 trough, 0 ramp or saddle
     "extrema",  # share of cells that are strict local maxima or minima of P^t f among their neighbours
@@ -29,8 +29,6 @@ DESCRIPTORS = (
     "smoothness",  # Var(P^t f) / Var(f): share of the variance that survives t diffusion steps
 )
 
-#: Leading representation coordinates in which ``axiality`` is measured (the manifold's directions live there).
-AXIALITY_COORDS = 10
 
 #: Share of cells with the highest values over which ``peakedness`` averages the Laplacian.
 TOP_SHARE = 0.1
@@ -42,12 +40,15 @@ def chunk_descriptors(
     *,
     length_scale: float,
     sd: NDArray,
+    to_intrinsic: NDArray,
     block_bytes: int = 2**26,
 ) -> NDArray[np.float64]:
     """``(g, len(DESCRIPTORS), T)`` descriptors of one chunk (computed with ``with_signals=True``).
 
     ``sd`` ``(g,)`` is each gene's standard deviation over cells at scale 0; ``length_scale`` the RMS spread
-    of the representation, which makes ``magnitude`` dimensionless.
+    of the representation, which makes ``magnitude`` dimensionless; ``to_intrinsic`` ``(N, T, m, d)`` maps a
+    tangent gradient to the derivatives along intrinsic coordinates (:func:`intrinsic_map`), in which the
+    directions of different cells can be compared (ambient directions turn with the manifold's curvature).
     """
     grads, signals = chunk.gradients, chunk.signals
     if signals is None:
@@ -56,12 +57,12 @@ def chunk_descriptors(
     n, g, _, T = grads.shape
     frames, idx = model.frames_, model.knn_indices_
     p = frames.shape[1]
-    n_align, q = min(2, p), min(AXIALITY_COORDS, p)
+    n_align, m = min(2, p), to_intrinsic.shape[2]
     cell_block = max(64, block_bytes // (g * T * p * 8))
     out = np.zeros((g, len(DESCRIPTORS), T))
     sum_mag = np.zeros((g, T))
-    sum_vec = np.zeros((g, T, p))
-    outer = np.zeros((g, T, q, q))
+    sum_vec = np.zeros((g, T, m))
+    outer = np.zeros((g, T, m, m))
     sum_align = np.zeros((g, T))
     n_extrema = np.zeros((g, T))
     for s in range(0, n, cell_block):
@@ -70,9 +71,11 @@ def chunk_descriptors(
         amb = np.einsum("cpd,cgdt->cgtp", frames[s:e], grads[s:e], optimize=True).astype(np.float64)
         mag = np.linalg.norm(amb, axis=3)
         sum_mag += mag.sum(axis=0)
-        sum_vec += amb.sum(axis=0)
-        flat = np.ascontiguousarray(amb[..., :q].reshape(e - s, g * T, q).transpose(1, 2, 0))  # (gT, q, c)
-        outer += np.matmul(flat, flat.transpose(0, 2, 1)).reshape(g, T, q, q)
+        # unit directions in intrinsic coordinates, weighted by the tangent length
+        c = np.einsum("ctmd,cgdt->cgtm", to_intrinsic[s:e], grads[s:e], optimize=True).astype(np.float64)
+        u = c * (mag / np.maximum(np.linalg.norm(c, axis=3), 1e-300))[..., None]
+        sum_vec += u.sum(axis=0)
+        outer += _weighted_outer(u, mag).reshape(g, T, m, m)
         sum_align += np.linalg.norm(amb[..., :n_align], axis=3).sum(axis=0)
         nb = signals[idx[s:e]]  # (c, k, g, T)
         own = signals[s:e][:, None]
@@ -100,6 +103,47 @@ def chunk_descriptors(
     flat_gene = sum_mag.max(axis=1) <= 1e-12 * n
     out[flat_gene, 1:] = np.nan
     return out
+
+
+def _weighted_outer(u: NDArray, mag: NDArray) -> NDArray:
+    """``sum_i |b_i| e_i e_i^T`` from ``u_i = |b_i| e_i`` ``(c, g, T, m)``: ``u u^T / |b|``."""
+    c, g, T, m = u.shape
+    e = u / np.sqrt(np.maximum(mag, 1e-300))[..., None]
+    flat = np.ascontiguousarray(e.reshape(c, g * T, m).transpose(1, 2, 0))  # (gT, m, c)
+    return np.matmul(flat, flat.transpose(0, 2, 1))
+
+
+def intrinsic_coordinates(K, n_coords: int, *, random_state: int = 0) -> NDArray[np.float64]:
+    """The first ``n_coords`` non-trivial diffusion-map coordinates of the symmetric affinities ``K``.
+
+    Eigenvectors of ``D^-1/2 K D^-1/2`` (largest eigenvalues, the constant one dropped), mapped back by
+    ``D^-1/2``: smooth global coordinates along the manifold, in which gradient directions at different cells
+    can be compared.
+    """
+    from scipy import sparse
+    from scipy.sparse.linalg import eigsh
+
+    K = sparse.csr_matrix(K, dtype=np.float64)
+    deg = np.asarray(K.sum(axis=1)).ravel()
+    inv = sparse.diags(1.0 / np.sqrt(np.maximum(deg, 1e-300)))
+    S = inv @ K @ inv
+    v0 = np.random.default_rng(random_state).uniform(0.5, 1.5, K.shape[0])
+    vals, vecs = eigsh(S, k=n_coords + 1, which="LA", v0=v0)
+    order = np.argsort(-vals)
+    psi = inv @ vecs[:, order[1:]]
+    psi *= np.sign(psi[np.argmax(np.abs(psi), axis=0), np.arange(n_coords)])  # fixed signs
+    return psi
+
+
+def intrinsic_map(model: GradientModel, psi: NDArray) -> NDArray[np.float64]:
+    """``(N, T, m, d)``: pseudo-inverse of the gradients of the intrinsic coordinates ``psi`` at every scale.
+
+    A tangent gradient ``beta_i = sum_m c_m grad psi_m(i)`` gives ``c = pinv([grad psi_1 ... grad psi_m]) beta``:
+    the derivatives of the signal along the intrinsic coordinates.
+    """
+    G = model.gradients(np.asarray(psi, dtype=np.float32), with_se=False).gradients  # (N, m, d, T)
+    J = np.transpose(G, (0, 3, 2, 1)).astype(np.float64)  # (N, T, d, m)
+    return np.linalg.pinv(J, rcond=1e-3)
 
 
 def gini(x: NDArray) -> NDArray[np.float64]:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 #: Descriptors the patterns are clustered on (amplitude-free shape descriptors, at the pattern scale).
-SHAPE_DESCRIPTORS = ("coherence", "axiality", "localisation", "peakedness", "extrema")
+SHAPE_DESCRIPTORS = ("coherence", "axiality", "localisation", "peakedness")
 
 
 def structured_test(stat: NDArray, null: NDArray) -> tuple[NDArray, NDArray]:

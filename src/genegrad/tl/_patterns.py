@@ -111,8 +111,11 @@ def patterns(
 
     - ``magnitude``: mean length x the representation's RMS spread / the gene's standard deviation;
     - ``snr``: mean squared length over squared standard error (about 1 for noise);
-    - ``coherence``: length of the mean gradient over the mean length, in the representation's coordinates;
-    - ``axiality``: share of the gradients' second moment along its main axis;
+    - ``coherence``: length of the magnitude-weighted mean gradient direction, with directions expressed along
+      the manifold's intrinsic (diffusion-map) coordinates so that cells far apart can be compared: 1 for a
+      ramp, about 0 for a bump, a ridge or a wave;
+    - ``axiality``: share of the directions' (magnitude-weighted) second moment along its main axis: 1 when
+      every gradient is parallel or anti-parallel (ramps, ridges, waves), ``1/d`` for a radial bump;
     - ``localisation``: Gini coefficient of the lengths over cells;
     - ``peakedness``: from the graph Laplacian at the gene's top and bottom deciles of cells, +1 for a peak,
       -1 for a trough, about 0 for a ramp, a saddle or a wave;
@@ -163,12 +166,17 @@ def patterns(
     Y = np.asarray(adata.obsm[rep], dtype=np.float64)
     length = float(np.sqrt(((Y - Y.mean(axis=0)) ** 2).sum(axis=1).mean()))
     rng = as_rng(random_state)
+    K = adata.obsp[_keys.connectivities(key)]
+    psi = _descriptors.intrinsic_coordinates(K, model.n_dims_, random_state=random_state)
+    to_intrinsic = _descriptors.intrinsic_map(model, psi)
 
-    desc = _describe(model, F, length=length, n_jobs=n_jobs, progress=progress, what="descriptors")
+    desc = _describe(model, F, length=length, to_intrinsic=to_intrinsic, n_jobs=n_jobs, progress=progress,
+                     what="descriptors")
     null_cols = rng.choice(F.shape[1], size=min(n_null, F.shape[1]), replace=True)
     Fnull = _dense(F[:, null_cols])
     Fnull = _patterns.permute_within(Fnull, _depth_strata(adata, depth_key), rng)
-    null = _describe(model, Fnull, length=length, n_jobs=n_jobs, progress=progress, what="null")
+    null = _describe(model, Fnull, length=length, to_intrinsic=to_intrinsic, n_jobs=n_jobs, progress=progress,
+                     what="null")
     j = _descriptors.DESCRIPTORS.index("smoothness")
     score, pval = _patterns.structured_test(_log(desc[:, j]), _log(null[:, j]))
     constant = ~np.isfinite(score)
@@ -195,12 +203,12 @@ def patterns(
     return target if copy else None
 
 
-def _describe(model, F, *, length: float, n_jobs, progress, what: str) -> NDArray[np.float64]:
+def _describe(model, F, *, length: float, to_intrinsic, n_jobs, progress, what: str) -> NDArray[np.float64]:
     sd = _column_sd(F)
     bar = progress_bar(progress, total=F.shape[1], desc=what)
     parts = []
     for chunk in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=True, with_signals=True, n_jobs=n_jobs):
-        parts.append(_descriptors.chunk_descriptors(model, chunk, length_scale=length,
+        parts.append(_descriptors.chunk_descriptors(model, chunk, length_scale=length, to_intrinsic=to_intrinsic,
                                                     sd=sd[chunk.start:chunk.stop]))
         bar.update(chunk.stop - chunk.start)
     bar.close()
