@@ -25,6 +25,8 @@ def synthetic(
     *,
     depth: float = 1000.0,
     dispersion: float = 10.0,
+    fate_bias: float = 0.0,
+    n_bias_genes: int = 0,
     rng: int | np.random.Generator | None = 0,
 ) -> ad.AnnData:
     """Simulate counts on a manifold whose every gene has a known gradient.
@@ -46,6 +48,14 @@ def synthetic(
         Mean UMIs per cell.
     dispersion
         Negative-binomial size (smaller is noisier); gene-wise values scatter log-normally around it.
+    fate_bias
+        Tree only: log-fold change, in ``n_bias_genes`` otherwise flat genes, that marks each progenitor's future
+        fate before it shows in the geometry. Gene ``g`` (target fate ``f_g``) gets
+        ``eta += fate_bias * min(pseudotime, 1)`` in the cells whose ``obs['fate']`` is ``f_g``: a weak,
+        fine-grained bias that grows along the trunk and is carried by a few genes, not by the main axes.
+    n_bias_genes
+        Number of such genes (taken from the noise genes, recorded in ``var['bias_fate']``; their exact
+        gradients in :func:`true_gradients` ignore the fate shift, which is not a function of position).
     rng
         Seed or generator.
 
@@ -82,6 +92,19 @@ def synthetic(
     params = _patterns.draw_genes(kind, n_genes, w, gen, segment)
     h, _ = _patterns.evaluate(kind, params, w, segment)
     eta = params["base"][None, :] + h
+    bias_fate = np.full(n_genes, None, dtype=object)
+    fate = None
+    if n_bias_genes or fate_bias:
+        if kind != "tree":
+            msg = f"`fate_bias` and `n_bias_genes` need kind='tree', got kind={kind!r}."
+            raise ValueError(msg)
+        noise = np.flatnonzero(params["pattern"] == "noise")
+        check_range("n_bias_genes", n_bias_genes, 1, len(noise), integer=True)
+        fate = np.array([gen.choice(_manifolds.tree_fates(int(s))) for s in segment])
+        cols = noise[:n_bias_genes]
+        bias_fate[cols] = gen.choice(_manifolds.TREE_FATES, len(cols))
+        ramp = np.clip(u[:, 0] / _manifolds.TREE_SEGMENTS[0][2], 0.0, 1.0)
+        eta[:, cols] += fate_bias * ramp[:, None] * (fate[:, None] == bias_fate[cols][None, :])
     eta -= eta.max(axis=1, keepdims=True)
     pi = np.exp(eta)
     pi /= pi.sum(axis=1, keepdims=True)
@@ -96,10 +119,13 @@ def synthetic(
     var = pd.DataFrame(index=pd.Index([f"g{j}_{p}" for j, p in enumerate(params["pattern"])]))
     var["pattern"] = pd.Categorical(params["pattern"], categories=_patterns.PATTERNS)
     var["dispersion"] = size
+    if n_bias_genes:
+        var["bias_fate"] = pd.Categorical(bias_fate, categories=list(_manifolds.TREE_FATES))
     if kind == "tree":
         obs["segment"] = pd.Categorical(segment)
         obs["pseudotime"] = u[:, 0]
-        fate = [gen.choice(_manifolds.tree_fates(int(s))) for s in segment]
+        if fate is None:  # drawn here when no bias was simulated: the same stream as before the option existed
+            fate = [gen.choice(_manifolds.tree_fates(int(s))) for s in segment]
         obs["fate"] = pd.Categorical(fate, categories=list(_manifolds.TREE_FATES))
     adata = ad.AnnData(X=X, obs=obs, var=var)
     adata.obsm["X_latent"] = u.astype(np.float64)

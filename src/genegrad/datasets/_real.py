@@ -1,0 +1,61 @@
+"""Real datasets, read offline from a local copy (never downloaded at run time)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anndata as ad
+
+#: Where each dataset lives inside a data folder.
+FILES = {
+    "paul15": Path("paul15") / "paul15.h5ad",
+    "treutlein_lung": Path("treutlein2014_lung") / "lung_monocle.h5ad",
+}
+
+
+def data_dirs() -> list[Path]:
+    """Folders searched, in order.
+
+    ``$GENEGRAD_DATA``, ``~/.cache/genegrad``, then ``shared/data`` in or beside the working directory and its
+    parents (the layout of the project's checkout).
+    """
+    dirs = []
+    if os.environ.get("GENEGRAD_DATA"):
+        dirs.append(Path(os.environ["GENEGRAD_DATA"]))
+    dirs.append(Path.home() / ".cache" / "genegrad")
+    here = Path.cwd().resolve()
+    for parent in (here, *here.parents):
+        dirs.append(parent / "shared" / "data")
+        dirs.append(parent.parent / "shared" / "data")
+    return list(dict.fromkeys(dirs))
+
+
+def _read(name: str) -> ad.AnnData:
+    for d in data_dirs():
+        path = d / FILES[name]
+        if path.is_file():
+            return ad.read_h5ad(path)
+    msg = (f"Dataset {name!r} not found offline (looked for {FILES[name]} under $GENEGRAD_DATA, "
+           f"~/.cache/genegrad and shared/data beside the working directory). Put the file there or set "
+           f"GENEGRAD_DATA to the folder that holds {FILES[name].parent}/.")
+    raise FileNotFoundError(msg)
+
+
+def paul15() -> ad.AnnData:
+    """Mouse myeloid progenitors (Paul et al. 2015): 2,730 cells x 3,451 genes, raw UMI counts.
+
+    ``obs['paul15_clusters']``: the 19 published clusters (erythroid/megakaryocyte 1-8, myeloid 9-19);
+    ``uns['iroot']``: the root cell of the scanpy tutorials. No lineage-traced fate: cluster identity only.
+    """
+    return _read("paul15")
+
+
+def treutlein_lung() -> ad.AnnData:
+    """Mouse distal lung epithelium (Treutlein et al. 2014): 185 cells x 218 genes, FPKM-like expression.
+
+    ``obs['Time']`` (E14.5, E16.5, E18.5, adult), Monocle's ``Pseudotime`` and ``State``, and
+    ``state_inferred_celltype`` (progenitor-like, AT1, AT2; derived from marker means, not published labels).
+    ``var['gene_short_name']``: gene symbols.
+    """
+    return _read("treutlein_lung")

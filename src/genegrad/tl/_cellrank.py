@@ -1,0 +1,34 @@
+"""genegrad's dynamics as a CellRank kernel."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .. import _keys
+from .._validation import require_key
+
+if TYPE_CHECKING:
+    import anndata as ad
+
+
+def to_cellrank(adata: ad.AnnData, *, key: str = _keys.UNS) -> Any:
+    """The gradient-tilted transitions of :func:`genegrad.tl.fate_bias` as a CellRank ``PrecomputedKernel``.
+
+    CellRank's estimators (e.g. ``cellrank.estimators.GPCCA``) then run on genegrad's dynamics. Needs the
+    optional ``cellrank`` package (``pip install cellrank``).
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`genegrad.tl.fate_bias` ran.
+    key
+        Prefix of the keys :func:`genegrad.tl.fate_bias` wrote.
+    """
+    name = f"{key}_transitions"
+    require_key(adata, "obsp", name, fix="run `genegrad.tl.fate_bias` first")
+    try:
+        from cellrank.kernels import PrecomputedKernel
+    except ImportError as err:
+        msg = "`to_cellrank` needs CellRank: `pip install cellrank` (or `pip install 'genegrad[bench]'`)."
+        raise ImportError(msg) from err
+    return PrecomputedKernel(name, adata=adata)

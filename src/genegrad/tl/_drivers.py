@@ -1,0 +1,99 @@
+"""Driver genes: genes whose gradients at early cells point towards one fate and away from the others."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .. import _keys
+from .._validation import check_range, require_key, resolve_genes
+from ..pp._manifold import load_model
+from ._signal import read_signal
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import anndata as ad
+
+CHUNK_SIZE = 64
+
+
+def drivers(
+    adata: ad.AnnData,
+    fate: str,
+    *,
+    n_genes: int = 50,
+    genes: Sequence[str] | None = None,
+    cells: Sequence[bool] | None = None,
+    key: str = _keys.UNS,
+) -> pd.DataFrame:
+    """Genes whose gradients at early cells best separate ``fate`` from the others.
+
+    For every gene, over the early cells (by default the cells that are not terminal): ``alignment``, the
+    magnitude-weighted cosine between the gene's gradient and the fate's flow contrast ``Phi_f - mean of the
+    other flows`` (+1: the gene rises towards ``fate`` wherever it changes); ``corr``, the correlation of its
+    smoothed expression with the fate probability; ``score = alignment x max(corr, 0)``.
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`genegrad.tl.fate_bias` ran.
+    fate
+        One of the fates.
+    n_genes
+        Rows returned (best first).
+    genes
+        Candidate genes; the highly variable genes by default, else all.
+    cells
+        Boolean mask of the early cells.
+    key
+        Prefix of the keys :func:`genegrad.tl.fate_bias` wrote.
+
+    Returns
+    -------
+    DataFrame indexed by gene: ``score``, ``alignment``, ``corr``, sorted by ``score``.
+    """
+    require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` first")
+    info = adata.uns[key].get("fate_bias")
+    if info is None:
+        msg = "No fate flows found; run `genegrad.tl.fate_bias` first."
+        raise KeyError(msg)
+    fates = [str(f) for f in info["fates"]]
+    if fate not in fates:
+        msg = f"Unknown fate {fate!r}; choose among {fates}."
+        raise ValueError(msg)
+    check_range("n_genes", n_genes, 1, None, integer=True)
+    if genes is None and "highly_variable" in adata.var:
+        genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
+    genes = resolve_genes(adata, genes)
+    early = np.asarray(info["terminal"]).astype(str) == "" if cells is None else np.asarray(cells, dtype=bool)
+    if early.sum() < 3:
+        msg = f"Need at least 3 early cells, got {int(early.sum())}; pass `cells`."
+        raise ValueError(msg)
+    model = load_model(adata, key)
+    j_scale = model.scales_.index(int(info["scale"]))
+    j = fates.index(fate)
+    flows = np.asarray(adata.obsm[f"{key}_fate_flow"], dtype=np.float64)[early]  # tangent (n, fates, d)
+    contrast = flows[:, j] - np.delete(flows, j, axis=1).mean(axis=1)
+    c_norm = np.linalg.norm(contrast, axis=1)
+    prob = np.asarray(adata.obsm[f"{key}_fate_probs"][fate], dtype=np.float64)[early]
+    prob_c = prob - np.nanmean(prob)
+    layer = info["layer"]
+    F = read_signal(adata, None if layer == "X" else layer)[:, adata.var_names.get_indexer(genes)]
+    align = np.empty(len(genes))
+    corr = np.empty(len(genes))
+    for part in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=False, with_signals=True):
+        g = part.gradients[early, :, :, j_scale].astype(np.float64)  # (n, g, d)
+        num = np.einsum("ngd,nd->g", g, contrast)
+        den = (np.linalg.norm(g, axis=2) * c_norm[:, None]).sum(axis=0)
+        align[part.start:part.stop] = np.where(den > 0, num / np.maximum(den, 1e-300), 0.0)
+        s = part.signals[early, :, j_scale].astype(np.float64)
+        s_c = s - s.mean(axis=0)
+        sd = np.sqrt((s_c**2).sum(axis=0) * np.nansum(prob_c**2))
+        cov = np.nansum(s_c * prob_c[:, None], axis=0)
+        corr[part.start:part.stop] = np.where(sd > 0, cov / np.maximum(sd, 1e-300), 0.0)
+    df = pd.DataFrame({"score": align * np.clip(corr, 0, None), "alignment": align, "corr": corr},
+                      index=pd.Index(genes, name="gene"))
+    return df.sort_values("score", ascending=False).head(n_genes)

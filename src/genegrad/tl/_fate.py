@@ -1,0 +1,278 @@
+"""Fate bias from gene-gradient geometry: fate programs, fate flows, a gradient-tilted Markov chain."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .. import _keys
+from .._core import _fate
+from .._validation import check_range, check_unique_names, require_key, resolve_genes
+from ..pp._manifold import load_model
+from ._signal import read_signal
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import anndata as ad
+    from numpy.typing import NDArray
+
+logger = logging.getLogger(__name__)
+
+
+def fate_bias(
+    adata: ad.AnnData,
+    terminal_states: str | Sequence[str],
+    *,
+    groupby: str | None = None,
+    genes: Sequence[str] | None = None,
+    n_program_genes: int = 50,
+    scale: int | None = None,
+    beta: float = 3.0,
+    fine_weight: float = 1.0,
+    coarse_scale: int | None = None,
+    layer: str | None = None,
+    key: str = _keys.UNS,
+    copy: bool = False,
+) -> ad.AnnData | None:
+    """Fate probabilities from a Markov chain on the kNN graph tilted along the fates' gradient flow.
+
+    1. **Fate programs.** For each terminal state ``f``, the genes most up in its cells against the other
+       terminal cells (standardised mean difference), weighted by how far their gradient at ``scale`` rises
+       above its noise (``1 - 1/SNR``): ``w_f``, summing to one.
+    2. **Fate flows.** ``Phi_f = grad (F w_f)`` at ``scale``: the gradient of the program score, i.e.
+       ``sum_g w_fg grad f_g`` (the operator is linear).
+    3. **Tilted chain.** ``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))`` with ``v = sum_f Phi_f`` (towards
+       maturation, whichever fate rises fastest locally), and absorption probabilities into the terminal cells
+       (sparse LU, or preconditioned GMRES for large data).
+    4. **Fine-scale evidence.** The chain moves between neighbours, so it cannot tell apart neighbouring
+       progenitors whose fates differ only in a few genes. For each fate, among the genes up in its terminal
+       cells, the fine-scale residuals ``f - P^t f`` (``t = coarse_scale``) of the progenitors are decomposed;
+       their leading co-varying component is the fate's fine program, and ``z_f`` each progenitor's
+       standardised score on it. Progenitors' probabilities are reweighted ``p_f exp(fine_weight z_f)`` and
+       renormalised (``fine_weight=0``: the chain alone).
+
+    Parameters
+    ----------
+    adata
+        Data with a log-normalised signal and the manifold of :func:`genegrad.pp.manifold`.
+    terminal_states
+        An ``obs`` key whose non-missing categories are the terminal states; or, with ``groupby``, a list of
+        categories of ``obs[groupby]``.
+    groupby
+        ``obs`` key holding the categories named by ``terminal_states`` (a list).
+    genes
+        Candidate program genes; the highly variable genes by default, else all.
+    n_program_genes
+        Genes per fate program.
+    scale
+        Diffusion time of the flows; the smallest non-zero scale by default.
+    beta
+        Strength of the tilt (0: the plain diffusion on the graph).
+    fine_weight
+        Log-odds per standard deviation of fine-scale evidence (0: the chain's probabilities alone).
+    coarse_scale
+        Diffusion time separating fine from coarse; the largest scale by default.
+    layer
+        Layer holding the signal; ``X`` by default.
+    key
+        Prefix under which :func:`genegrad.pp.manifold` stored the manifold.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy (``copy=True``), with (for ``key='genegrad'``)
+
+    - ``adata.obsm['genegrad_fate_probs']``: DataFrame, one column per fate, rows summing to one (NaN for cells
+      that cannot reach any terminal state);
+    - ``adata.obs['genegrad_fate_bias']``: with two fates, ``p(first) - p(second)`` in ``[-1, 1]``;
+    - ``adata.obsp['genegrad_transitions']``: the tilted transition matrix (row-stochastic; see
+      :func:`genegrad.tl.to_cellrank`);
+    - ``adata.obsm['genegrad_fate_flow']``: ``(N, fates, d)`` tangent fate flows;
+    - ``adata.uns['genegrad']['fate_bias']``: fates, terminal cells' labels, programs and parameters.
+
+    Examples
+    --------
+    >>> import genegrad as gg
+    >>> adata = gg.datasets.synthetic("tree", n_cells=800, n_genes=150, rng=0)
+    >>> gg.pp.preprocess(adata, n_comps=15)
+    >>> gg.pp.manifold(adata, n_neighbors=20)
+    >>> seg, tau = adata.obs["segment"].astype(int), adata.obs["pseudotime"]
+    >>> late = ((seg == 1) & (tau > 1.75)) | (seg.isin([3, 4]) & (tau > 2.25))
+    >>> adata.obs["terminal"] = adata.obs["fate"].where(late)
+    >>> gg.tl.fate_bias(adata, "terminal")
+    >>> adata.obsm["genegrad_fate_probs"].columns.tolist()
+    ['A', 'B', 'C']
+    """
+    check_unique_names(adata)
+    check_range("n_program_genes", n_program_genes, 1, None, integer=True)
+    check_range("beta", beta, 0.0, None)
+    model = load_model(adata, key)
+    labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
+    scale = _default_scale(model.scales_) if scale is None else scale
+    if scale not in model.scales_:
+        msg = f"Expected `scale` in the manifold's scales {model.scales_}, got {scale!r}."
+        raise ValueError(msg)
+    if genes is None and "highly_variable" in adata.var:
+        genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
+    genes = resolve_genes(adata, genes)
+    F = read_signal(adata, layer)[:, adata.var_names.get_indexer(genes)]
+    programs = fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes)
+    flows = fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
+    rep = adata.uns[key]["params"]["use_rep"]
+    require_key(adata, "obsm", rep, fix="run `genegrad.pp.manifold` again")
+    Y = np.asarray(adata.obsm[rep], dtype=np.float64)
+    v = model.to_ambient(flows.sum(axis=1)[:, None, :])[:, 0, :]
+    K = adata.obsp[_keys.connectivities(key)]
+    T = _fate.tilted_transitions(K, Y, v, beta=beta)
+    chain = _fate.absorption_probabilities(T, labels, len(fates))
+    coarse = model.scales_[-1] if coarse_scale is None else coarse_scale
+    check_range("coarse_scale", coarse, 1, None, integer=True)
+    z = fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse)
+    probs = chain.copy()
+    if fine_weight > 0:
+        prog = labels < 0
+        w = chain[prog] * np.exp(fine_weight * np.clip(z[prog], -10, 10))
+        probs[prog] = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+
+    target = adata.copy() if copy else adata
+    df = pd.DataFrame(probs, index=target.obs_names, columns=list(fates))
+    target.obsm[f"{key}_fate_probs"] = df
+    target.obsm[f"{key}_fate_probs_chain"] = pd.DataFrame(chain, index=target.obs_names, columns=list(fates))
+    target.obsm[f"{key}_fate_deviation"] = pd.DataFrame(z, index=target.obs_names, columns=list(fates))
+    if len(fates) == 2:
+        target.obs[f"{key}_fate_bias"] = probs[:, 0] - probs[:, 1]
+    elif f"{key}_fate_bias" in target.obs:
+        del target.obs[f"{key}_fate_bias"]
+    target.obsp[f"{key}_transitions"] = T.astype(np.float32)
+    target.obsm[f"{key}_fate_flow"] = flows.astype(np.float32)
+    target.uns[key]["fate_bias"] = {
+        "fates": np.array(fates, dtype=object),
+        "terminal": np.array([fates[i] if i >= 0 else "" for i in labels], dtype=object),
+        "scale": int(scale), "beta": float(beta), "layer": layer or "X", "fine_weight": float(fine_weight),
+        "coarse_scale": int(coarse),
+        "programs": {f: {"genes": np.array(genes, dtype=object)[programs[j] > 0],
+                         "weights": programs[j][programs[j] > 0]} for j, f in enumerate(fates)},
+    }
+    logger.info("added `adata.obsm['%s_fate_probs']`, `adata.obsp['%s_transitions']` and the fate flows",
+                key, key)
+    return target if copy else None
+
+
+def terminal_labels(
+    adata: ad.AnnData, terminal_states: str | Sequence[str], *, groupby: str | None
+) -> tuple[NDArray[np.int64], list[str]]:
+    """``(labels, fates)``: the fate index of each terminal cell (-1 elsewhere) and the fates' names."""
+    if isinstance(terminal_states, str) and groupby is None:
+        require_key(adata, "obs", terminal_states, fix="name an obs column whose non-missing values are the "
+                                                       "terminal states, or pass `groupby` and a list")
+        col = adata.obs[terminal_states]
+        present = col.dropna()
+        fates = (list(col.cat.categories[col.cat.categories.isin(present.unique())])
+                 if isinstance(col.dtype, pd.CategoricalDtype) else sorted(present.astype(str).unique()))
+        values = col.astype(object).where(col.notna(), None).astype(str).to_numpy()
+        values[col.isna().to_numpy()] = ""
+    else:
+        if groupby is None:
+            msg = "`terminal_states` is a list of categories: pass `groupby`, the obs column that holds them."
+            raise ValueError(msg)
+        require_key(adata, "obs", groupby, fix="pass an existing obs column as `groupby`")
+        fates = [terminal_states] if isinstance(terminal_states, str) else list(terminal_states)
+        values = adata.obs[groupby].astype(str).to_numpy()
+        missing = [f for f in fates if not (values == str(f)).any()]
+        if missing:
+            msg = (f"Terminal states {missing} name no cells of `obs['{groupby}']` "
+                   f"(categories: {sorted(set(values))[:20]}).")
+            raise ValueError(msg)
+    fates = [str(f) for f in fates]
+    if len(fates) < 2:
+        msg = f"Need at least two terminal states to compare fates, got {fates}."
+        raise ValueError(msg)
+    index = {f: i for i, f in enumerate(fates)}
+    labels = np.array([index.get(v, -1) for v in values], dtype=np.int64)
+    if (labels >= 0).all():
+        msg = "Every cell is terminal: leave the progenitors' terminal state missing."
+        raise ValueError(msg)
+    return labels, fates
+
+
+def fate_programs(model, F, labels: NDArray, *, n_fates: int, scale: int, n_genes: int) -> NDArray[np.float64]:
+    """``(fates, genes)`` program weights: up in the fate's terminal cells, weighted by gradient significance."""
+    X = F.toarray() if sparse.issparse(F) else np.asarray(F)
+    X = X.astype(np.float64)
+    sd = X[labels >= 0].std(axis=0) + 1e-9
+    effect = np.zeros((n_fates, X.shape[1]))
+    for f in range(n_fates):
+        inside, other = X[labels == f], X[(labels >= 0) & (labels != f)]
+        effect[f] = (inside.mean(axis=0) - other.mean(axis=0)) / sd
+    cand = np.unique(np.argsort(-effect, axis=1)[:, : 2 * n_genes])
+    chunk = model.gradients(X[:, cand].astype(np.float32), with_se=True)
+    j = model.scales_.index(scale)
+    beta2 = (chunk.gradients[:, :, :, j].astype(np.float64) ** 2).sum(axis=2)
+    snr = (beta2 / np.maximum(chunk.se[:, :, j].astype(np.float64) ** 2, 1e-24)).mean(axis=0)
+    signif = np.zeros(X.shape[1])
+    signif[cand] = np.clip(1.0 - 1.0 / np.maximum(snr, 1e-12), 0.0, 1.0)
+    weights = np.clip(effect, 0.0, None) * signif[None, :]
+    out = np.zeros_like(weights)
+    for f in range(n_fates):
+        top = np.argsort(-weights[f])[:n_genes]
+        top = top[weights[f, top] > 0]
+        if top.size == 0:
+            msg = f"No gene is up in terminal state {f} against the others; check the terminal states."
+            raise ValueError(msg)
+        out[f, top] = weights[f, top] / weights[f, top].sum()
+    return out
+
+
+def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int,
+                   n_candidates: int = 200) -> NDArray[np.float64]:
+    """``(N, fates)``: each cell's standardised score on each fate's fine-scale program (0 for terminal cells).
+
+    Candidates: the ``n_candidates`` genes most up in the fate's terminal cells. Their residuals
+    ``f - P^t f`` over the progenitors (non-terminal cells), standardised per gene, are decomposed; the leading
+    eigenvector of their correlation matrix (signed so that its weights sum positive, negative weights dropped)
+    is the fine program: genes whose deviations from the neighbourhood trend move together.
+    """
+    X = F.toarray() if sparse.issparse(F) else np.asarray(F)
+    X = X.astype(np.float64)
+    prog = labels < 0
+    term = ~prog
+    sd = X[term].std(axis=0) + 1e-9
+    smooth = X.copy()
+    for _ in range(coarse_scale):
+        smooth = model.diffusion_ @ smooth
+    out = np.zeros((X.shape[0], n_fates))
+    for f in range(n_fates):
+        effect = (X[labels == f].mean(axis=0) - X[term & (labels != f)].mean(axis=0)) / sd
+        cand = np.argsort(-effect)[:n_candidates]
+        cand = cand[effect[cand] > 0]
+        if cand.size < 2:
+            continue
+        R = X[prog][:, cand] - smooth[prog][:, cand]
+        R = (R - R.mean(axis=0)) / (R.std(axis=0) + 1e-9)
+        C = (R.T @ R) / max(R.shape[0], 1)
+        _, vecs = np.linalg.eigh(C)
+        u = vecs[:, -1] * (1.0 if vecs[:, -1].sum() >= 0 else -1.0)
+        u = np.clip(u, 0.0, None)
+        if not u.any():
+            continue
+        s = R @ u
+        out[prog, f] = (s - s.mean()) / (s.std() + 1e-12)
+    return out
+
+
+def fate_flows(model, F, programs: NDArray, *, scale: int) -> NDArray[np.float64]:
+    """``(N, fates, d)``: tangent gradients of the program scores ``F w_f`` at ``scale``."""
+    S = np.asarray(F @ programs.T, dtype=np.float32)  # (N, fates)
+    grads = model.gradients(S, with_se=False).gradients  # (N, fates, d, T)
+    return grads[:, :, :, model.scales_.index(scale)].astype(np.float64)
+
+
+def _default_scale(scales: list[int]) -> int:
+    positive = [t for t in scales if t > 0]
+    return positive[0] if positive else scales[0]
