@@ -26,22 +26,32 @@ def plane():
     ]).astype(np.float32)
     chunk = model.gradients_chunk(F, with_signals=True)
     length = float(np.sqrt(((Y - Y.mean(0)) ** 2).sum(1).mean()))
-    to_intr = _descriptors.intrinsic_map(model, Z - Z.mean(0))
+    to_intr = _descriptors.synchronized_frames(model)
     desc = _descriptors.chunk_descriptors(model, chunk, length_scale=length, sd=F.std(0), to_intrinsic=to_intr)
     return model, F, desc, Z
 
 
-def test_intrinsic_coordinates_follow_the_axes_of_a_rectangle():
-    # diffusion-map coordinates of a 3 x 2 rectangle approximate Neumann eigenfunctions cos(pi x / 3) (first)
-    # and cos(pi y / 2) (second; cos(2 pi x / 3) comes after it): monotone in x and in y respectively
-    from scipy.stats import spearmanr
+def test_synchronized_frames_are_parallel_on_a_plane():
+    # frames of a flat plane come with arbitrary signs and rotations per cell; after synchronisation the global
+    # frame vectors U_i R_i^T must be the same ambient vectors at every cell (up to estimation error)
+    Z, Y, _ = flat_plane(n=1500, seed=4)
+    model = GradientModel(n_neighbors=20, n_dims=2, scales=(0,)).fit(Y)
+    R = _descriptors.synchronized_frames(model)
+    glob = np.einsum("npd,nmd->npm", model.frames_, R)  # ambient coordinates of the global vectors
+    spread = np.linalg.norm(glob - glob.mean(axis=0), axis=(1, 2))
+    assert np.median(spread) < 0.05
 
-    rng = np.random.default_rng(0)
-    Z = rng.uniform([-1.5, -1.0], [1.5, 1.0], (2000, 2))
+
+def test_synchronized_frames_on_a_long_strip():
+    # a 20 x 1 strip (where diffusion coordinates would all be harmonics of the long axis): a linear function of
+    # the short axis still has coherent directions in the synchronised frame
+    rng = np.random.default_rng(1)
+    Z = rng.uniform([-10, -0.5], [10, 0.5], (3000, 2))
     model = GradientModel(n_neighbors=20, n_dims=2, scales=(0,)).fit(Z)
-    psi = _descriptors.intrinsic_coordinates(model.connectivities_, 2)
-    assert abs(spearmanr(psi[:, 0], Z[:, 0])[0]) > 0.95
-    assert abs(spearmanr(psi[:, 1], Z[:, 1])[0]) > 0.95
+    R = _descriptors.synchronized_frames(model)
+    chunk = model.gradients_chunk(Z[:, 1:].astype(np.float32), with_signals=True)
+    desc = _descriptors.chunk_descriptors(model, chunk, length_scale=1.0, sd=Z[:, 1:].std(0), to_intrinsic=R)
+    assert desc[0, D.index("coherence"), 0] > 0.95
 
 
 def test_gini_extremes():
@@ -90,7 +100,7 @@ def test_smoothness_of_smooth_signals_and_noise(plane):
     noise = rng.standard_normal((F.shape[0], 1)).astype(np.float32)
     chunk = model.gradients_chunk(noise, with_signals=True)
     dn = _descriptors.chunk_descriptors(model, chunk, length_scale=1.0, sd=noise.std(0),
-                                       to_intrinsic=_descriptors.intrinsic_map(model, Z - Z.mean(0)))
+                                       to_intrinsic=_descriptors.synchronized_frames(model))
     j = D.index("smoothness")
     # diffusion barely shrinks a smooth signal, and shrinks white noise by about the neighbourhood size
     assert desc[0, j, 2] > 0.9

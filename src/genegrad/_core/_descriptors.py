@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 DESCRIPTORS = (
     "magnitude",  # mean |grad P^t f| x length scale / sd(f): dimensionless size of the gradients
     "snr",  # mean |grad|^2 / SE^2: 1 for pure noise
-    "coherence",  # |mean direction| (intrinsic coordinates, magnitude-weighted): 1 for a ramp, ~0 for a bump
+    "coherence",  # |mean direction| (synchronised frame, magnitude-weighted): 1 for a ramp, ~0 for a bump
     "axiality",  # top eigenvalue share of the mean direction outer product: 1 when all gradients are parallel
     "localisation",  # Gini coefficient of |grad| over cells: 0 everywhere alike, 1 in one cell
     "peakedness",  # Laplacian at the top and bottom deciles of P^t f: +1 peak, -1 trough, 0 ramp or saddle
@@ -46,9 +46,9 @@ def chunk_descriptors(
     """``(g, len(DESCRIPTORS), T)`` descriptors of one chunk (computed with ``with_signals=True``).
 
     ``sd`` ``(g,)`` is each gene's standard deviation over cells at scale 0; ``length_scale`` the RMS spread
-    of the representation, which makes ``magnitude`` dimensionless; ``to_intrinsic`` ``(N, T, m, d)`` maps a
-    tangent gradient to the derivatives along intrinsic coordinates (:func:`intrinsic_map`), in which the
-    directions of different cells can be compared (ambient directions turn with the manifold's curvature).
+    of the representation, which makes ``magnitude`` dimensionless; ``to_intrinsic`` ``(N, d, d)`` rotates a
+    tangent gradient into a global frame (:func:`synchronized_frames`), in which the directions of different
+    cells can be compared (ambient directions turn with the manifold's curvature).
     """
     grads, signals = chunk.gradients, chunk.signals
     if signals is None:
@@ -57,7 +57,7 @@ def chunk_descriptors(
     n, g, _, T = grads.shape
     frames, idx = model.frames_, model.knn_indices_
     p = frames.shape[1]
-    n_align, m = min(2, p), to_intrinsic.shape[2]
+    n_align, m = min(2, p), to_intrinsic.shape[1]
     cell_block = max(64, block_bytes // (g * T * p * 8))
     out = np.zeros((g, len(DESCRIPTORS), T))
     sum_mag = np.zeros((g, T))
@@ -72,7 +72,7 @@ def chunk_descriptors(
         mag = np.linalg.norm(amb, axis=3)
         sum_mag += mag.sum(axis=0)
         # unit directions in intrinsic coordinates, weighted by the tangent length
-        c = np.einsum("ctmd,cgdt->cgtm", to_intrinsic[s:e], grads[s:e], optimize=True).astype(np.float64)
+        c = np.einsum("cmd,cgdt->cgtm", to_intrinsic[s:e], grads[s:e], optimize=True).astype(np.float64)
         u = c * (mag / np.maximum(np.linalg.norm(c, axis=3), 1e-300))[..., None]
         sum_vec += u.sum(axis=0)
         outer += _weighted_outer(u, mag).reshape(g, T, m, m)
@@ -113,37 +113,48 @@ def _weighted_outer(u: NDArray, mag: NDArray) -> NDArray:
     return np.matmul(flat, flat.transpose(0, 2, 1))
 
 
-def intrinsic_coordinates(K, n_coords: int, *, random_state: int = 0) -> NDArray[np.float64]:
-    """The first ``n_coords`` non-trivial diffusion-map coordinates of the symmetric affinities ``K``.
+def synchronized_frames(model: GradientModel, *, n_iter: int = 20, cell_block: int = 4096) -> NDArray:
+    """``(N, d, d)`` rotations that bring every cell's tangent frame into one global frame.
 
-    Eigenvectors of ``D^-1/2 K D^-1/2`` (largest eigenvalues, the constant one dropped), mapped back by
-    ``D^-1/2``: smooth global coordinates along the manifold, in which gradient directions at different cells
-    can be compared.
+    Neighbouring frames are aligned by the orthogonal Procrustes map ``O_ij = polar(U_i^T U_j)`` (coordinates
+    in frame ``j`` to frame ``i``); the global frame solves ``R_j = R_i O_ij`` over the kNN graph
+    (synchronisation, as in Singer & Wu's vector diffusion maps): first propagated along a breadth-first tree
+    from one cell per connected component, then refined by ``n_iter`` averaging steps
+    ``R_i <- polar(sum_j R_j O_ij^T)``, which spread the alignment errors over the neighbourhood instead of
+    letting them pile up along the tree. For a flat or developable manifold (plane, swiss roll, strips, trees,
+    cycles) the result is a parallel frame: a gradient's coordinates ``R_i beta_i`` can be compared between
+    distant cells, which ambient directions cannot (they turn with the embedding's curvature).
     """
     from scipy import sparse
-    from scipy.sparse.linalg import eigsh
+    from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-    K = sparse.csr_matrix(K, dtype=np.float64)
-    deg = np.asarray(K.sum(axis=1)).ravel()
-    inv = sparse.diags(1.0 / np.sqrt(np.maximum(deg, 1e-300)))
-    S = inv @ K @ inv
-    v0 = np.random.default_rng(random_state).uniform(0.5, 1.5, K.shape[0])
-    vals, vecs = eigsh(S, k=n_coords + 1, which="LA", v0=v0)
-    order = np.argsort(-vals)
-    psi = inv @ vecs[:, order[1:]]
-    psi *= np.sign(psi[np.argmax(np.abs(psi), axis=0), np.arange(n_coords)])  # fixed signs
-    return psi
-
-
-def intrinsic_map(model: GradientModel, psi: NDArray) -> NDArray[np.float64]:
-    """``(N, T, m, d)``: pseudo-inverse of the gradients of the intrinsic coordinates ``psi`` at every scale.
-
-    A tangent gradient ``beta_i = sum_m c_m grad psi_m(i)`` gives ``c = pinv([grad psi_1 ... grad psi_m]) beta``:
-    the derivatives of the signal along the intrinsic coordinates.
-    """
-    G = model.gradients(np.asarray(psi, dtype=np.float32), with_se=False).gradients  # (N, m, d, T)
-    J = np.transpose(G, (0, 3, 2, 1)).astype(np.float64)  # (N, T, d, m)
-    return np.linalg.pinv(J, rcond=1e-3)
+    U = model.frames_.astype(np.float64)
+    idx = model.knn_indices_
+    n, k = idx.shape
+    d = U.shape[2]
+    O = np.empty((n, k, d, d))
+    for s in range(0, n, cell_block):
+        e = min(s + cell_block, n)
+        M = np.einsum("npd,nkpe->nkde", U[s:e], U[idx[s:e]], optimize=True)
+        A, _, Bt = np.linalg.svd(M)
+        O[s:e] = A @ Bt
+    G = sparse.csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
+    R = np.tile(np.eye(d), (n, 1, 1))
+    _, comp = connected_components(G, directed=False)
+    for c in np.unique(comp):
+        root = int(np.flatnonzero(comp == c)[0])
+        order, pred = breadth_first_order(G, root, directed=False, return_predecessors=True)
+        for j in order[1:]:
+            i = pred[j]
+            pos = np.flatnonzero(idx[i] == j)
+            # O_ij from i's list of neighbours, or O_ji^T when only j lists i
+            O_ij = O[i, pos[0]] if pos.size else O[j, np.flatnonzero(idx[j] == i)[0]].T
+            R[j] = R[i] @ O_ij
+    for _ in range(n_iter):
+        M = np.einsum("nkab,nkcb->nac", R[idx], O)  # sum_j R_j O_ij^T
+        A, _, Bt = np.linalg.svd(M + 1e-12 * R)
+        R = A @ Bt
+    return R
 
 
 def gini(x: NDArray) -> NDArray[np.float64]:

@@ -111,9 +111,9 @@ def patterns(
 
     - ``magnitude``: mean length x the representation's RMS spread / the gene's standard deviation;
     - ``snr``: mean squared length over squared standard error (about 1 for noise);
-    - ``coherence``: length of the magnitude-weighted mean gradient direction, with directions expressed along
-      the manifold's intrinsic (diffusion-map) coordinates so that cells far apart can be compared: 1 for a
-      ramp, about 0 for a bump, a ridge or a wave;
+    - ``coherence``: length of the magnitude-weighted mean gradient direction, with directions expressed in a
+      frame synchronised over the whole manifold (vector diffusion maps) so that cells far apart can be
+      compared: 1 for a ramp, about 0 for a bump, a ridge or a wave;
     - ``axiality``: share of the directions' (magnitude-weighted) second moment along its main axis: 1 when
       every gradient is parallel or anti-parallel (ramps, ridges, waves), ``1/d`` for a radial bump;
     - ``localisation``: Gini coefficient of the lengths over cells;
@@ -166,9 +166,7 @@ def patterns(
     Y = np.asarray(adata.obsm[rep], dtype=np.float64)
     length = float(np.sqrt(((Y - Y.mean(axis=0)) ** 2).sum(axis=1).mean()))
     rng = as_rng(random_state)
-    K = adata.obsp[_keys.connectivities(key)]
-    psi = _descriptors.intrinsic_coordinates(K, model.n_dims_, random_state=random_state)
-    to_intrinsic = _descriptors.intrinsic_map(model, psi)
+    to_intrinsic = _descriptors.synchronized_frames(model)
 
     desc = _describe(model, F, length=length, to_intrinsic=to_intrinsic, n_jobs=n_jobs, progress=progress,
                      what="descriptors")
