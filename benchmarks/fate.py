@@ -77,8 +77,8 @@ def run_cellrank(adata, terminal_key, *, root):
     g = cr.estimators.GPCCA(pk)
     g.set_terminal_states(a.obs[terminal_key].astype("category"))
     # without petsc4py CellRank uses scipy's iterative solvers; its default tolerance (1e-6) left negative
-    # probabilities on paul15, so a tighter one with an ILU preconditioner
-    g.compute_fate_probabilities(show_progress_bar=False, tol=1e-10, preconditioner="ilu")
+    # probabilities on paul15, so a tighter one
+    g.compute_fate_probabilities(show_progress_bar=False, tol=1e-10)
     fp = g.fate_probabilities
     return pd.DataFrame(np.asarray(fp), index=a.obs_names, columns=list(fp.names))
 
