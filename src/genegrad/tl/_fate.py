@@ -56,6 +56,12 @@ def fate_bias(
        standardised score on it. Progenitors' probabilities are reweighted ``p_f exp(fine_weight z_f)`` and
        renormalised (``fine_weight=0``: the chain alone).
 
+    The tilt makes the chain confident. Where two branches overlap in expression before their genes diverge,
+    it follows whichever programs rise fastest there, and can be confidently wrong. On the synthetic tree, the
+    first 0.4 of branch A (its switch genes still near zero) gave a median ``p(A)`` of 0.01-0.02 with
+    ``beta=3``, 0.56 with ``beta=0``. In the fate benchmark (``benchmarks/RESULTS.md``) the tilt helped on
+    paul15 and hurt on the Treutlein lung data. Compare with ``beta=0`` before trusting it.
+
     Parameters
     ----------
     adata

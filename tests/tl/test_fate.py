@@ -1,0 +1,152 @@
+"""Fate bias: exact absorption on chains with known answers, the tilted kernel, and the AnnData tools."""
+
+from __future__ import annotations
+
+import sys
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+import genegrad as gg
+from genegrad._core import _fate
+
+
+def path_graph(n):
+    off = np.ones(n - 1)
+    return sparse.diags([off, off], [-1, 1], format="csr")
+
+
+def test_absorption_on_a_path_is_gamblers_ruin():
+    # symmetric walk on 0..n-1 absorbed at both ends: P(absorbed at n-1 | start i) = i / (n - 1), exactly
+    n = 21
+    T = sparse.diags(1 / np.asarray(path_graph(n).sum(1)).ravel()) @ path_graph(n)
+    terminal = np.full(n, -1)
+    terminal[0], terminal[-1] = 0, 1
+    P = _fate.absorption_probabilities(T, terminal, 2)
+    np.testing.assert_allclose(P[:, 1], np.arange(n) / (n - 1), atol=1e-12)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_gmres_path_agrees_with_direct(monkeypatch):
+    rng = np.random.default_rng(0)
+    K = sparse.random(400, 400, density=0.03, random_state=1, format="csr")
+    K = K + K.T + path_graph(400)  # connected
+    T = sparse.diags(1 / np.asarray(K.sum(1)).ravel()) @ K
+    terminal = np.full(400, -1)
+    terminal[rng.choice(400, 12, replace=False)] = np.arange(12) % 3
+    direct = _fate.absorption_probabilities(T, terminal, 3)
+    monkeypatch.setattr(_fate, "DIRECT_MAX", 0)
+    iterative = _fate.absorption_probabilities(T, terminal, 3)
+    np.testing.assert_allclose(iterative, direct, atol=1e-6)
+
+
+def test_unreachable_cells_get_nan():
+    K = sparse.block_diag([path_graph(5), path_graph(4)], format="csr")  # second component has no terminal
+    T = sparse.diags(1 / np.asarray(K.sum(1)).ravel()) @ K
+    terminal = np.full(9, -1)
+    terminal[0], terminal[4] = 0, 1
+    P = _fate.absorption_probabilities(T, terminal, 2)
+    assert np.isnan(P[5:]).all()
+    np.testing.assert_allclose(P[:5].sum(axis=1), 1.0)
+
+
+def test_tilt_favours_the_flow_direction():
+    Y = np.arange(10.0)[:, None]
+    K = path_graph(10)
+    v = np.ones((10, 1))
+    plain = _fate.tilted_transitions(K, Y, v, beta=0.0)
+    tilted = _fate.tilted_transitions(K, Y, v, beta=2.0)
+    np.testing.assert_allclose(plain.toarray()[5, [4, 6]], [0.5, 0.5])
+    # exp(2) / (exp(2) + exp(-2)) towards +x
+    assert tilted[5, 6] == pytest.approx(np.exp(2) / (np.exp(2) + np.exp(-2)))
+    np.testing.assert_allclose(np.asarray(tilted.sum(axis=1)).ravel(), 1.0)
+
+
+@pytest.fixture(scope="module")
+def tree():
+    adata = gg.datasets.synthetic("tree", n_cells=1500, n_genes=300, depth=2000, rng=2)
+    gg.pp.preprocess(adata, n_comps=20)
+    gg.pp.manifold(adata, n_neighbors=20)
+    seg, tau = adata.obs["segment"].astype(int), adata.obs["pseudotime"]
+    late = ((seg == 1) & (tau > 1.75)) | (seg.isin([3, 4]) & (tau > 2.25))
+    adata.obs["terminal"] = adata.obs["fate"].where(late)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def fated(tree):
+    a = tree.copy()
+    gg.tl.fate_bias(a, "terminal")
+    gg.tl.fate_features(a)
+    return a
+
+
+def test_fate_bias_writes_probabilities(fated):
+    P = fated.obsm["genegrad_fate_probs"]
+    assert isinstance(P, pd.DataFrame)
+    assert list(P.columns) == ["A", "B", "C"]
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-8)
+    term = fated.obs["terminal"]
+    np.testing.assert_array_equal(P.loc[term == "A", "A"], 1.0)
+    T = fated.obsp["genegrad_transitions"]
+    np.testing.assert_allclose(np.asarray(T.sum(axis=1)).ravel(), 1.0, atol=1e-5)
+
+
+def test_branch_cells_lean_to_their_branch(fated):
+    # cells well into branch A (pseudotime 1.5-1.75, past the stretch where A's switch genes are still near
+    # zero and its cells overlap segment 2's): most of their probability is A's
+    seg = fated.obs["segment"].astype(int).to_numpy()
+    tau = fated.obs["pseudotime"].to_numpy()
+    mid = (seg == 1) & (tau > 1.5) & fated.obs["terminal"].isna().to_numpy()
+    assert np.median(fated.obsm["genegrad_fate_probs"]["A"].to_numpy()[mid]) > 0.6
+
+
+def test_h5ad_round_trip(fated, tmp_path):
+    fated.write_h5ad(tmp_path / "f.h5ad")
+    back = ad.read_h5ad(tmp_path / "f.h5ad")
+    pd.testing.assert_frame_equal(back.obsm["genegrad_fate_probs"], fated.obsm["genegrad_fate_probs"])
+    assert back.uns["genegrad"]["fate_bias"]["beta"] == fated.uns["genegrad"]["fate_bias"]["beta"]
+
+
+def test_drivers_are_structured_genes(fated):
+    d = gg.tl.drivers(fated, "A", n_genes=10)
+    assert list(d.columns) == ["score", "alignment", "corr"]
+    # a gene without geometry (noise) has no alignment with the fate flow: none belongs in the top 10
+    assert (fated.var.loc[d.index, "pattern"] != "noise").all()
+
+
+def test_evaluate_fate_features(fated):
+    seg = fated.obs["segment"].astype(int).to_numpy()
+    early = np.isin(seg, [0, 1, 2])
+    y = np.where(fated.obs["fate"] == "A", "A", "BC")
+    out = gg.tl.evaluate_fate_features(fated, y, cells=early)
+    assert list(out["features"]) == ["expression", "gradient features", "both"]
+    assert out["auroc"].between(0, 1).all()
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    ({"terminal_states": "nope"}, KeyError, "nope"),
+    ({"terminal_states": ["A", "Z"], "groupby": "fate"}, ValueError, r"\['Z'\] name no cells"),
+    ({"terminal_states": ["A", "B"]}, ValueError, "pass `groupby`"),
+    ({"terminal_states": ["A"], "groupby": "fate"}, ValueError, "at least two"),
+    ({"terminal_states": "fate"}, ValueError, "Every cell is terminal"),
+    ({"terminal_states": "terminal", "beta": -1}, ValueError, "beta"),
+])
+def test_bad_inputs_leave_adata_untouched(tree, kwargs, exc, match):
+    a = tree.copy()
+    before = a.copy()
+    with pytest.raises(exc, match=match):
+        gg.tl.fate_bias(a, **kwargs)
+    assert set(a.obsm) == set(before.obsm)
+    assert set(a.obsp) == set(before.obsp)
+    assert "fate_bias" not in a.uns["genegrad"]
+
+
+def test_to_cellrank_without_cellrank(fated, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cellrank", None)
+    monkeypatch.setitem(sys.modules, "cellrank.kernels", None)
+    with pytest.raises(ImportError, match="pip install cellrank"):
+        gg.tl.to_cellrank(fated)
