@@ -42,3 +42,29 @@ def test_patterns_gallery_has_one_row_per_pattern(described):
 def test_patterns_gallery_rejects_unknown_pattern(described):
     with pytest.raises(ValueError, match="Unknown patterns"):
         gg.pl.patterns(described, patterns=["P99"])
+
+
+@pytest.fixture(scope="module")
+def fated():
+    adata = gg.datasets.synthetic("tree", n_cells=800, n_genes=120, depth=2000, rng=6)
+    gg.pp.preprocess(adata, n_comps=15)
+    gg.pp.manifold(adata, n_neighbors=20)
+    seg, tau = adata.obs["segment"].astype(int), adata.obs["pseudotime"]
+    late = ((seg == 1) & (tau > 1.75)) | (seg.isin([3, 4]) & (tau > 2.25))
+    adata.obs["terminal"] = adata.obs["fate"].where(late)
+    gg.tl.fate_bias(adata, "terminal")
+    return adata
+
+
+def test_fate_probs_one_panel_per_fate(fated):
+    fig = gg.pl.fate_probs(fated, fates=["A", "B"])
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["p(A) and its fate flow", "p(B) and its fate flow"]
+    plt.close(fig)
+
+
+def test_driver_heatmap_rows_are_the_drivers(fated):
+    fig = gg.pl.drivers(fated, "A", pseudotime="pseudotime", n_genes=8)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(gg.tl.drivers(fated, "A", n_genes=8).index)
+    plt.close(fig)

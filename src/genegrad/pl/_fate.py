@@ -1,0 +1,134 @@
+"""Fate maps: fate probabilities with fate-flow streamlines, and driver genes along pseudotime."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import _keys
+from .._validation import require_key
+from ..get._gradients import to_basis
+from ._gradients import draw_stream
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import anndata as ad
+    from matplotlib.figure import Figure
+
+
+def fate_probs(
+    adata: ad.AnnData,
+    *,
+    basis: str = "X_pca",
+    fates: Sequence[str] | None = None,
+    components: tuple[int, int] = (0, 1),
+    grid_size: int = 30,
+    panel_size: float = 3.5,
+    key: str = _keys.UNS,
+) -> Figure:
+    """One panel per fate: cells coloured by its probability, with the streamlines of its fate flow ``Phi_f``.
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`genegrad.tl.fate_bias` ran.
+    basis
+        An ``obsm`` embedding (``'X_pca'``, ``'X_umap'``, ...); the flows are pushed forward into it.
+    fates
+        Fates to draw; all by default.
+    components
+        The two columns of ``basis`` to draw.
+    grid_size
+        Grid points per axis for the streamlines.
+    panel_size
+        Inches per panel.
+    key
+        Prefix of the keys :func:`genegrad.tl.fate_bias` wrote.
+
+    Returns
+    -------
+    The ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    require_key(adata, "obsm", f"{key}_fate_probs", fix="run `genegrad.tl.fate_bias` first")
+    require_key(adata, "obsm", basis, fix="compute the embedding first (e.g. `scanpy.tl.umap`)")
+    info = adata.uns[key]["fate_bias"]
+    all_fates = [str(f) for f in info["fates"]]
+    fates = all_fates if fates is None else list(fates)
+    unknown = sorted(set(fates) - set(all_fates))
+    if unknown:
+        msg = f"Unknown fates {unknown}; choose among {all_fates}."
+        raise ValueError(msg)
+    flows = np.asarray(adata.obsm[f"{key}_fate_flow"], dtype=np.float32)  # (N, fates, d) tangent
+    V = to_basis(adata, flows, scale=int(info["scale"]), basis=basis, key=key)
+    probs = adata.obsm[f"{key}_fate_probs"]
+    fig, axes = plt.subplots(1, len(fates), figsize=(panel_size * len(fates), panel_size), squeeze=False)
+    for ax, f in zip(axes[0], fates, strict=True):
+        j = all_fates.index(f)
+        draw_stream(adata, V[:, j], probs[f].to_numpy(), basis=basis, components=components,
+                    grid_size=grid_size, ax=ax, scatter_kwargs={"cmap": "magma", "vmin": 0, "vmax": 1},
+                    title=f"p({f}) and its fate flow", colorbar=False)
+    fig.colorbar(axes[0, -1].collections[0], ax=axes[0].tolist(), label="fate probability", shrink=0.8)
+    return fig
+
+
+def drivers(
+    adata: ad.AnnData,
+    fate: str,
+    *,
+    pseudotime: str,
+    n_genes: int = 20,
+    n_bins: int = 50,
+    key: str = _keys.UNS,
+) -> Figure:
+    """Heatmap of ``fate``'s driver genes (:func:`genegrad.tl.drivers`) along pseudotime, cells binned.
+
+    Each gene's expression is averaged in ``n_bins`` equal-count bins of ``obs[pseudotime]``, cells weighted by
+    their probability of ``fate``, and scaled to [0, 1] per gene.
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`genegrad.tl.fate_bias` ran.
+    fate
+        One of the fates.
+    pseudotime
+        ``obs`` column ordering the cells (e.g. ``'dpt_pseudotime'``).
+    n_genes
+        Driver genes shown, best first.
+    n_bins
+        Pseudotime bins.
+    key
+        Prefix of the keys :func:`genegrad.tl.fate_bias` wrote.
+
+    Returns
+    -------
+    The ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..tl import drivers as find_drivers
+
+    require_key(adata, "obs", pseudotime, fix="compute a pseudotime first (e.g. `scanpy.tl.dpt`)")
+    table = find_drivers(adata, fate, n_genes=n_genes, key=key)
+    genes = list(table.index)
+    X = adata[:, genes].X
+    X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
+    w = np.nan_to_num(adata.obsm[f"{key}_fate_probs"][fate].to_numpy(dtype=np.float64))
+    t = adata.obs[pseudotime].to_numpy(dtype=np.float64)
+    order = np.argsort(t, kind="stable")
+    bins = np.array_split(order, min(n_bins, len(order)))
+    M = np.array([(X[b] * w[b, None]).sum(axis=0) / max(w[b].sum(), 1e-12) for b in bins]).T
+    lo, hi = M.min(axis=1, keepdims=True), M.max(axis=1, keepdims=True)
+    M = (M - lo) / np.where(hi > lo, hi - lo, 1.0)
+    fig, ax = plt.subplots(figsize=(6, 0.25 * len(genes) + 1.2))
+    im = ax.imshow(M, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set_yticks(range(len(genes)), genes, fontsize=7)
+    ax.set_xlabel(f"{pseudotime} (binned, weighted by p({fate}))")
+    ax.set_title(f"drivers of {fate}")
+    fig.colorbar(im, ax=ax, label="scaled expression", shrink=0.8)
+    fig.tight_layout()
+    return fig
