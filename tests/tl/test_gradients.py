@@ -109,6 +109,9 @@ def test_demo_cli(tmp_path):
     assert main(["demo", "-o", str(tmp_path), "--n-cells", "400"]) == 0
     assert (tmp_path / "summary.csv").exists()
     assert (tmp_path / "gradients.png").stat().st_size > 10_000
+    assert (tmp_path / "patterns.png").stat().st_size > 10_000
+    assert (tmp_path / "fates.png").stat().st_size > 10_000
+    assert (tmp_path / "patterns.csv").exists()
 
 
 def test_backed_adata(plane_adata, tmp_path):

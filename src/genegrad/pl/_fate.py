@@ -65,7 +65,8 @@ def fate_probs(
     flows = np.asarray(adata.obsm[f"{key}_fate_flow"], dtype=np.float32)  # (N, fates, d) tangent
     V = to_basis(adata, flows, scale=int(info["scale"]), basis=basis, key=key)
     probs = adata.obsm[f"{key}_fate_probs"]
-    fig, axes = plt.subplots(1, len(fates), figsize=(panel_size * len(fates), panel_size), squeeze=False)
+    fig, axes = plt.subplots(1, len(fates), figsize=(panel_size * len(fates) + 1, panel_size), squeeze=False,
+                             layout="constrained")
     for ax, f in zip(axes[0], fates, strict=True):
         j = all_fates.index(f)
         draw_stream(adata, V[:, j], probs[f].to_numpy(), basis=basis, components=components,
