@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--n-neighbors", type=int, default=30)
     run.add_argument("--n-dims", type=int, default=None)
     run.add_argument("--scales", default="0,1,2,4,8", help="comma-separated diffusion times")
+    run.add_argument("--backend", default="numpy", choices=["numpy", "torch", "dask"],
+                     help="where the sparse products run (torch: CUDA when available)")
+    run.add_argument("--scheduler", default=None, help="dask scheduler address (with --backend dask)")
+    run.add_argument("--memory", type=float, default=4.0, help="memory budget of the gradients in GB")
+    run.add_argument("--patterns", action="store_true", help="also describe every gene and find patterns")
     args = parser.parse_args(argv)
 
     if args.verbose:
@@ -56,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     scales = tuple(int(s) for s in args.scales.split(",") if s.strip())
     gg.pp.manifold(adata, n_neighbors=args.n_neighbors, n_dims=args.n_dims, scales=scales)
     genes = args.genes.split(",") if args.genes else None
-    gg.tl.gradients(adata, genes)
+    gg.tl.gradients(adata, genes, backend=args.backend, scheduler=args.scheduler, memory_gb=args.memory)
+    if args.patterns:
+        gg.tl.patterns(adata, genes, backend=args.backend, scheduler=args.scheduler)
     adata.write_h5ad(args.output)
     print(f"wrote {args.output}")
     return 0

@@ -124,3 +124,28 @@ def test_backed_adata(plane_adata, tmp_path):
     gg.tl.gradients(backed, genes)
     ref = gg.tl.gradients(plane_adata, genes, copy=True)
     np.testing.assert_array_equal(backed.obsm["genegrad_gradients"], ref.obsm["genegrad_gradients"])
+
+
+def test_run_cli_with_backend_and_patterns(plane_adata, tmp_path):
+    from genegrad.cli import main
+
+    src = tmp_path / "in.h5ad"
+    plane_adata.write_h5ad(src)
+    out = tmp_path / "out.h5ad"
+    genes = ",".join(plane_adata.var_names[:12])
+    assert main(["run", str(src), "-o", str(out), "--genes", genes, "--backend", "torch", "--memory", "1",
+                 "--patterns"]) == 0
+    import anndata as ad
+
+    back = ad.read_h5ad(out)
+    assert back.obsm["genegrad_gradients"].shape[1] == 12
+    assert "genegrad_pattern" in back.var
+
+
+def test_gradients_backends_agree(plane_adata):
+    genes = list(plane_adata.var_names[:6])
+    ref = gg.tl.gradients(plane_adata, genes, copy=True)
+    tor = gg.tl.gradients(plane_adata, genes, backend="torch", copy=True)
+    np.testing.assert_allclose(tor.obsm["genegrad_gradients"], ref.obsm["genegrad_gradients"], atol=1e-4)
+    with pytest.raises(ValueError, match="`scheduler` is for backend='dask'"):
+        gg.tl.gradients(plane_adata, genes, scheduler="tcp://nowhere:1")

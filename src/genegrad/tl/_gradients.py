@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from .. import _keys
 from .._core._model import n_threads
 from .._validation import check_range, check_unique_names, resolve_genes
 from ..pp._manifold import load_model
+from ._compute import compute_options
 from ._signal import progress_bar, read_signal
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ def gradients(
     with_se: bool = True,
     memory_gb: float = 4.0,
     n_jobs: int | None = -1,
+    backend: str = "numpy",
+    scheduler: Any = None,
     key: str = _keys.UNS,
     progress: bool | None = None,
     copy: bool = False,
@@ -56,6 +59,12 @@ def gradients(
         Also compute standard errors (noise variance of each local fit at scale 0, propagated to every scale).
     memory_gb
         Budget for the stored result and the working memory; exceeding it raises (choose fewer ``genes``).
+    backend
+        ``'numpy'`` (scipy.sparse), ``'torch'`` (CUDA when available, else CPU) or ``'dask'`` (gene chunks as
+        tasks on ``scheduler``'s cluster); results agree to float32 round-off.
+    scheduler
+        With ``backend='dask'``: a ``dask.distributed.Client`` or a scheduler address; a two-worker
+        ``LocalCluster`` when ``None``.
     n_jobs
         Threads computing gene chunks concurrently (``-1``: every core); the result does not depend on it.
     key
@@ -87,6 +96,7 @@ def gradients(
     """
     check_unique_names(adata)
     check_range("memory_gb", memory_gb, 1e-6, None)
+    options = compute_options(backend, scheduler, n_jobs)
     model = load_model(adata, key)
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
@@ -107,7 +117,7 @@ def gradients(
     se = np.empty((n, G, T), dtype=np.float32) if with_se else None
     Fsel = F[:, col]
     bar = progress_bar(progress, total=G, desc="gradients")
-    for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se, n_jobs=n_jobs):
+    for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se, **options):
         grads[:, part.start:part.stop] = part.gradients
         if se is not None:
             se[:, part.start:part.stop] = part.se

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -11,9 +11,9 @@ from scipy import sparse
 
 from .. import _keys
 from .._core import _descriptors, _patterns
-from .._core._model import n_threads
 from .._validation import as_rng, check_range, check_unique_names, resolve_genes
 from ..pp._manifold import load_model
+from ._compute import compute_options
 from ._signal import progress_bar, read_signal
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ def patterns(
     n_module_genes: int = 300,
     module_threshold: float = 0.5,
     n_jobs: int | None = -1,
+    backend: str = "numpy",
+    scheduler: Any = None,
     random_state: int = 0,
     key: str = _keys.UNS,
     progress: bool | None = None,
@@ -78,6 +80,12 @@ def patterns(
         The most structured genes grouped into modules (their pairwise similarity is ``n^2``).
     module_threshold
         Genes join a module when their average-linkage gradient similarity exceeds this.
+    backend
+        ``'numpy'`` (scipy.sparse), ``'torch'`` (CUDA when available, else CPU) or ``'dask'`` (gene chunks as
+        tasks on ``scheduler``'s cluster); results agree to float32 round-off.
+    scheduler
+        With ``backend='dask'``: a ``dask.distributed.Client`` or a scheduler address; a two-worker
+        ``LocalCluster`` when ``None``.
     n_jobs
         Threads over gene chunks (``-1``: every core); results do not depend on it.
     random_state
@@ -143,6 +151,7 @@ def patterns(
     """
     check_unique_names(adata)
     check_range("fdr", fdr, 0.0, 1.0)
+    options = compute_options(backend, scheduler, n_jobs)
     check_range("n_null", n_null, 10, None, integer=True)
     check_range("n_module_genes", n_module_genes, 2, None, integer=True)
     check_range("module_threshold", module_threshold, -1.0, 1.0)
@@ -168,12 +177,12 @@ def patterns(
     rng = as_rng(random_state)
     to_intrinsic = _descriptors.synchronized_frames(model)
 
-    desc = _describe(model, F, length=length, to_intrinsic=to_intrinsic, n_jobs=n_jobs, progress=progress,
+    desc = _describe(model, F, length=length, to_intrinsic=to_intrinsic, options=options, progress=progress,
                      what="descriptors")
     null_cols = rng.choice(F.shape[1], size=min(n_null, F.shape[1]), replace=True)
     Fnull = _dense(F[:, null_cols])
     Fnull = _patterns.permute_within(Fnull, _depth_strata(adata, depth_key), rng)
-    null = _describe(model, Fnull, length=length, to_intrinsic=to_intrinsic, n_jobs=n_jobs, progress=progress,
+    null = _describe(model, Fnull, length=length, to_intrinsic=to_intrinsic, options=options, progress=progress,
                      what="null")
     j = _descriptors.DESCRIPTORS.index("smoothness")
     score, pval = _patterns.structured_test(_log(desc[:, j]), _log(null[:, j]))
@@ -201,16 +210,16 @@ def patterns(
     return target if copy else None
 
 
-def _describe(model, F, *, length: float, to_intrinsic, n_jobs, progress, what: str) -> NDArray[np.float64]:
+def _describe(model, F, *, length: float, to_intrinsic, options, progress, what: str) -> NDArray[np.float64]:
     sd = _column_sd(F)
     bar = progress_bar(progress, total=F.shape[1], desc=what)
     parts = []
-    for chunk in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=True, with_signals=True, n_jobs=n_jobs):
+    for chunk in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=True, with_signals=True, **options):
         parts.append(_descriptors.chunk_descriptors(model, chunk, length_scale=length, to_intrinsic=to_intrinsic,
                                                     sd=sd[chunk.start:chunk.stop]))
         bar.update(chunk.stop - chunk.start)
     bar.close()
-    logger.info("described %d signals with %d threads", F.shape[1], n_threads(n_jobs))
+    logger.info("described %d signals (backend %s)", F.shape[1], options["backend"])
     return np.concatenate(parts, axis=0)
 
 

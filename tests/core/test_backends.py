@@ -1,0 +1,64 @@
+"""numpy, torch (CPU here, CUDA when present) and dask backends give the same gradients (to 1e-4)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from conftest import flat_plane
+
+from genegrad import GradientModel
+
+
+@pytest.fixture(scope="module")
+def model_and_signal():
+    Z, Y, _ = flat_plane(n=1200, seed=7)
+    model = GradientModel(n_neighbors=20, n_dims=2, quadratic=True).fit(Y)
+    rng = np.random.default_rng(0)
+    F = (np.sin(3 * Z[:, :1]) + 0.3 * rng.standard_normal((1200, 40))).astype(np.float32)
+    ref = list(model.iter_gradients(F, chunk_size=16, with_signals=True))
+    return model, F, ref
+
+
+def optional(module: str):
+    """Import an optional backend; skip without it, except in CI where it must be installed."""
+    if os.environ.get("GENEGRAD_REQUIRE_OPTIONAL"):
+        return __import__(module)
+    return pytest.importorskip(module, reason=f"{module} not installed (`pip install 'genegrad[gpu,dask]'`)")
+
+
+def _same(ref, other):
+    for a, b in zip(ref, other, strict=True):
+        assert (a.start, a.stop) == (b.start, b.stop)
+        np.testing.assert_allclose(b.gradients, a.gradients, atol=1e-4)
+        np.testing.assert_allclose(b.se, a.se, atol=1e-4)
+        np.testing.assert_allclose(b.signals, a.signals, atol=1e-4)
+
+
+def test_torch_cpu_matches_numpy(model_and_signal):
+    optional("torch")
+    model, F, ref = model_and_signal
+    _same(ref, model.iter_gradients(F, chunk_size=16, with_signals=True, backend="torch", device="cpu"))
+
+
+def test_dask_local_cluster_matches_numpy(model_and_signal):
+    distributed = optional("distributed")
+    model, F, ref = model_and_signal
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        out = list(model.iter_gradients(F, chunk_size=16, with_signals=True, backend="dask", client=client))
+        assert len(client.nthreads()) == 2
+    _same(ref, out)
+
+
+def test_threads_match_serial(model_and_signal):
+    model, F, ref = model_and_signal
+    _same(ref, model.iter_gradients(F, chunk_size=16, with_signals=True, n_jobs=2))
+
+
+def test_unknown_backend():
+    Z, Y, _ = flat_plane(n=200)
+    model = GradientModel(n_neighbors=10, n_dims=2).fit(Y)
+    with pytest.raises(ValueError, match="Expected `backend`"):
+        model.gradients(Y[:, :1], backend="jax")
