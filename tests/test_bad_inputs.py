@@ -78,6 +78,20 @@ FITTED_CASES = [
     ("duplicated genes", lambda a: gg.tl.gradients(_dup_var(a)), ValueError, r"var_names_make_unique"),
     ("memory budget", lambda a: gg.tl.gradients(a, memory_gb=1e-5), MemoryError, r"pass fewer `genes`"),
     ("gradients not computed", lambda a: gg.get.gradients(a, a.var_names[:1]), KeyError, r"run `genegrad.tl.gradients`"),
+    ("unknown backend", lambda a: gg.tl.gradients(a, backend="jax"), ValueError, r"Expected `backend` in"),
+    ("scheduler without dask", lambda a: gg.tl.gradients(a, scheduler="tcp://x:1"), ValueError,
+     r"`scheduler` is for backend='dask'"),
+    ("patterns: fdr out of range", lambda a: gg.tl.patterns(a, fdr=2), ValueError, r"Expected `fdr` in \[0.0, 1.0\]"),
+    ("patterns: one gene", lambda a: gg.tl.patterns(a, genes=[a.var_names[0]]), ValueError, r"at least 2 genes"),
+    ("patterns: unknown scale", lambda a: gg.tl.patterns(a, scale=3), ValueError, r"Expected `scale` in"),
+    ("descriptors not computed", lambda a: gg.get.descriptors(a), KeyError, r"run `genegrad.tl.patterns` first"),
+    ("fate: missing obs key", lambda a: gg.tl.fate_bias(a, "nope"), KeyError, r"adata.obs\['nope'\]"),
+    ("fate: states naming no cells", lambda a: gg.tl.fate_bias(a, ["X", "Y"], groupby="pattern_none"), KeyError,
+     r"pattern_none"),
+    ("drivers before fate_bias", lambda a: gg.tl.drivers(a, "A"), KeyError, r"run `genegrad.tl.fate_bias` first"),
+    ("fate features before fate_bias", lambda a: gg.tl.fate_features(a), KeyError,
+     r"run `genegrad.tl.fate_bias` first"),
+    ("to_cellrank before fate_bias", lambda a: gg.tl.to_cellrank(a), KeyError, r"run `genegrad.tl.fate_bias` first"),
 ]
 
 
@@ -149,3 +163,25 @@ def test_core_accepts_coo(fitted):
     ref = model.gradients(X).gradients
     out = np.concatenate([c.gradients for c in model.iter_gradients(sparse.coo_matrix(X), chunk_size=4)], axis=1)
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-7)
+
+
+def test_constant_and_all_zero_genes_have_no_geometry(fitted):
+    # a constant (here all-zero) gene has a zero gradient everywhere and cannot be called structured
+    fitted.X = fitted.X.toarray()
+    fitted.X[:, 0] = 0.0
+    fitted.X[:, 1] = 3.0
+    gg.tl.gradients(fitted, list(fitted.var_names[:3]))
+    # the coefficients sum to zero exactly in float64; stored in float32 they leave ~1e-7 per unit of level
+    np.testing.assert_allclose(fitted.obsm["genegrad_gradients"][:, :2], 0.0, atol=1e-5)
+    gg.tl.patterns(fitted, n_null=40)
+    assert not fitted.var["genegrad_structured"].iloc[:2].any()
+    assert (fitted.var["genegrad_pattern"].iloc[:2] == "noise").all()
+
+
+def test_all_zero_cell_is_accepted(prepped):
+    # a cell with no expression after preprocessing still has neighbours and gets finite gradients
+    prepped.X = prepped.X.toarray()
+    prepped.X[3] = 0.0
+    gg.pp.manifold(prepped, n_neighbors=10)
+    gg.tl.gradients(prepped, list(prepped.var_names[:4]))
+    assert np.isfinite(prepped.obsm["genegrad_gradients"]).all()
