@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="where the sparse products run (torch: CUDA when available)")
     run.add_argument("--scheduler", default=None, help="dask scheduler address (with --backend dask)")
     run.add_argument("--memory", type=float, default=4.0, help="memory budget of the gradients in GB")
+    run.add_argument("--store", default="obsm", choices=["obsm", "zarr"],
+                     help="keep the gradient tensor in the h5ad (obsm) or stream it to a zarr store")
+    run.add_argument("--store-path", default=None, help="folder of the zarr store (default: OUTPUT.gradients.zarr)")
     run.add_argument("--patterns", action="store_true", help="also describe every gene and find patterns")
     args = parser.parse_args(argv)
 
@@ -61,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     scales = tuple(int(s) for s in args.scales.split(",") if s.strip())
     gg.pp.manifold(adata, n_neighbors=args.n_neighbors, n_dims=args.n_dims, scales=scales)
     genes = args.genes.split(",") if args.genes else None
-    gg.tl.gradients(adata, genes, backend=args.backend, scheduler=args.scheduler, memory_gb=args.memory)
+    path = args.store_path or (str(args.output) + ".gradients.zarr" if args.store == "zarr" else None)
+    gg.tl.gradients(adata, genes, backend=args.backend, scheduler=args.scheduler, memory_gb=args.memory,
+                    store=args.store, path=path)
     if args.patterns:
         gg.tl.patterns(adata, genes, backend=args.backend, scheduler=args.scheduler)
     adata.write_h5ad(args.output)

@@ -135,6 +135,8 @@ def test_run_cli_with_backend_and_patterns(plane_adata, tmp_path):
     genes = ",".join(plane_adata.var_names[:12])
     assert main(["run", str(src), "-o", str(out), "--genes", genes, "--backend", "torch", "--memory", "1",
                  "--patterns"]) == 0
+    assert main(["run", str(src), "-o", str(tmp_path / "z.h5ad"), "--genes", genes, "--store", "zarr"]) == 0
+    assert (tmp_path / "z.h5ad.gradients.zarr" / "gradients").exists()
     import anndata as ad
 
     back = ad.read_h5ad(out)
@@ -149,3 +151,22 @@ def test_gradients_backends_agree(plane_adata):
     np.testing.assert_allclose(tor.obsm["genegrad_gradients"], ref.obsm["genegrad_gradients"], atol=1e-4)
     with pytest.raises(ValueError, match="`scheduler` is for backend='dask'"):
         gg.tl.gradients(plane_adata, genes, scheduler="tcp://nowhere:1")
+
+
+def test_zarr_store_streams_and_reads_lazily(plane_adata, tmp_path):
+    genes = list(plane_adata.var_names[:20])
+    ref = gg.tl.gradients(plane_adata, genes, copy=True)
+    gg.tl.gradients(plane_adata, genes, store="zarr", path=str(tmp_path / "g.zarr"))
+    assert "genegrad_gradients" not in plane_adata.obsm  # the tensor lives on disk only
+    assert plane_adata.uns["genegrad"]["gradients"]["store"] == "zarr"
+    pick = [genes[7], genes[2]]
+    for basis in ("tangent", "X_pca"):
+        np.testing.assert_array_equal(gg.get.gradients(plane_adata, pick, scale=2, basis=basis),
+                                      gg.get.gradients(ref, pick, scale=2, basis=basis))
+
+
+def test_zarr_store_needs_a_path(plane_adata):
+    with pytest.raises(ValueError, match="needs `path`"):
+        gg.tl.gradients(plane_adata, store="zarr")
+    with pytest.raises(ValueError, match="Expected `store`"):
+        gg.tl.gradients(plane_adata, store="hdf5")

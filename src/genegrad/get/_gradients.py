@@ -54,7 +54,8 @@ def gradients(
     """
     require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` first")
     info = adata.uns[key]
-    if "gradients" not in info or _keys.gradients(key) not in adata.obsm:
+    zarr_store = "gradients" in info and info["gradients"].get("store", "obsm") == "zarr"
+    if "gradients" not in info or (_keys.gradients(key) not in adata.obsm and not zarr_store):
         msg = f"No gradients under `adata.obsm['{_keys.gradients(key)}']`; run `genegrad.tl.gradients` first."
         raise KeyError(msg)
     genes = resolve_genes(adata, genes)
@@ -68,8 +69,14 @@ def gradients(
     if scale not in scales:
         msg = f"Expected `scale` in {scales}, got {scale!r}."
         raise ValueError(msg)
-    stored = adata.obsm[_keys.gradients(key)]
-    tangent = np.asarray(stored[:, :, :, scales.index(scale)])[:, [pos[g] for g in genes], :]
+    if zarr_store:
+        from ..io import GradientStore
+
+        tangent = GradientStore(info["gradients"]["path"]).gradients([pos[g] for g in genes],
+                                                                     scale_index=scales.index(scale))
+    else:
+        stored = adata.obsm[_keys.gradients(key)]
+        tangent = np.asarray(stored[:, :, :, scales.index(scale)])[:, [pos[g] for g in genes], :]
     return to_basis(adata, tangent, scale=scale, basis=basis, key=key)
 
 

@@ -32,6 +32,8 @@ def gradients(
     *,
     layer: str | None = None,
     with_se: bool = True,
+    store: str | None = "obsm",
+    path: str | None = None,
     memory_gb: float = 4.0,
     n_jobs: int | None = -1,
     backend: str = "numpy",
@@ -57,8 +59,15 @@ def gradients(
         Layer holding the signal; ``X`` by default.
     with_se
         Also compute standard errors (noise variance of each local fit at scale 0, propagated to every scale).
+    store
+        ``'obsm'``: the tensor in ``adata.obsm`` (selected genes); ``'zarr'``: streamed to a chunked zarr store
+        at ``path`` (all genes; read lazily by :func:`genegrad.get.gradients`), so only the working memory
+        counts against ``memory_gb``.
+    path
+        Folder of the zarr store (``store='zarr'``).
     memory_gb
-        Budget for the stored result and the working memory; exceeding it raises (choose fewer ``genes``).
+        Budget for the stored result (``store='obsm'``) and the working memory; exceeding it raises (choose
+        fewer ``genes``, or ``store='zarr'``).
     backend
         ``'numpy'`` (scipy.sparse), ``'torch'`` (CUDA when available, else CPU) or ``'dask'`` (gene chunks as
         tasks on ``scheduler``'s cluster); results agree to float32 round-off.
@@ -97,6 +106,12 @@ def gradients(
     check_unique_names(adata)
     check_range("memory_gb", memory_gb, 1e-6, None)
     options = compute_options(backend, scheduler, n_jobs)
+    if store not in ("obsm", "zarr"):
+        msg = f"Expected `store` in ('obsm', 'zarr'), got {store!r}."
+        raise ValueError(msg)
+    if store == "zarr" and path is None:
+        msg = "`store='zarr'` needs `path`, the folder of the store (e.g. 'gradients.zarr')."
+        raise ValueError(msg)
     model = load_model(adata, key)
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
@@ -104,37 +119,51 @@ def gradients(
     F = read_signal(adata, layer)
     col = adata.var_names.get_indexer(genes)
     n, d, T, G = adata.n_obs, model.n_dims_, len(model.scales_), len(genes)
-    out_bytes = n * G * 4 * (d * T + (T if with_se else 0))
+    out_bytes = n * G * 4 * (d * T + (T if with_se else 0)) if store == "obsm" else 0
     per_gene_work = n * 8 * (d * T + T + 8)  # float64 temporaries of one gene (scales, residuals)
     if out_bytes + per_gene_work > memory_gb * _GB:
         msg = (f"The gradients of {G} genes over {n} cells, {d} dims and {T} scales need "
-               f"{out_bytes / _GB:.1f} GB, over `memory_gb={memory_gb}`; pass fewer `genes` or raise `memory_gb`.")
+               f"{(out_bytes + per_gene_work) / _GB:.1f} GB, over `memory_gb={memory_gb}`; pass fewer `genes`, "
+               "raise `memory_gb`, or stream them to disk with `store='zarr'`.")
         raise MemoryError(msg)
     in_flight = 2 * n_threads(n_jobs)  # chunks computed ahead of the consumer
     chunk = int(max(1, min(G, (memory_gb * _GB - out_bytes) // (per_gene_work * in_flight), CHUNK_SIZE)))
     logger.info("computing gradients of %d genes at %d scales (chunks of %d)", G, T, chunk)
-    grads = np.empty((n, G, d, T), dtype=np.float32)
-    se = np.empty((n, G, T), dtype=np.float32) if with_se else None
+    if store == "zarr":
+        from ..io import GradientStore
+
+        sink = GradientStore.create(path, n_cells=n, n_genes=G, n_dims=d, n_scales=T, gene_chunk=chunk,
+                                    with_se=with_se)
+        grads = se = None
+    else:
+        grads = np.empty((n, G, d, T), dtype=np.float32)
+        se = np.empty((n, G, T), dtype=np.float32) if with_se else None
     Fsel = F[:, col]
     bar = progress_bar(progress, total=G, desc="gradients")
     for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se, **options):
-        grads[:, part.start:part.stop] = part.gradients
-        if se is not None:
-            se[:, part.start:part.stop] = part.se
+        if store == "zarr":
+            sink.write(part.start, part.gradients, part.se)
+        else:
+            grads[:, part.start:part.stop] = part.gradients
+            if se is not None:
+                se[:, part.start:part.stop] = part.se
         bar.update(part.stop - part.start)
     bar.close()
 
     target = adata.copy() if copy else adata
-    target.obsm[_keys.gradients(key)] = grads
-    logger.info("added `adata.obsm['%s']`", _keys.gradients(key))
+    for name in (_keys.gradients(key), _keys.gradients_se(key)):
+        if name in target.obsm:  # never leave a previous call's tensor beside this one's
+            del target.obsm[name]
+    if grads is not None:
+        target.obsm[_keys.gradients(key)] = grads
+        logger.info("added `adata.obsm['%s']`", _keys.gradients(key))
     if se is not None:
         target.obsm[_keys.gradients_se(key)] = se
         logger.info("added `adata.obsm['%s']`", _keys.gradients_se(key))
-    elif _keys.gradients_se(key) in target.obsm:
-        del target.obsm[_keys.gradients_se(key)]
     target.uns[key]["gradients"] = {
         "genes": np.array(genes, dtype=object), "layer": layer or "X",
-        "scales": np.array(model.scales_, dtype=int), "with_se": bool(with_se),
+        "scales": np.array(model.scales_, dtype=int), "with_se": bool(with_se), "store": store,
+        **({"path": str(path)} if store == "zarr" else {}),
     }
     logger.info("added `adata.uns['%s']['gradients']`", key)
     return target if copy else None
