@@ -186,3 +186,53 @@ def test_all_zero_cell_is_accepted(prepped):
     gg.pp.manifold(prepped, n_neighbors=10)
     gg.tl.gradients(prepped, list(prepped.var_names[:4]))
     assert np.isfinite(prepped.obsm["genegrad_gradients"]).all()
+
+
+def test_disconnected_graph_warns_and_stays_finite():
+    # two far-apart clouds: the graph has two components; gradients are computed within each, and fate
+    # probabilities are NaN (with a warning) where no terminal state can be reached
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    Y = np.vstack([rng.normal(0, 1, (150, 5)), rng.normal(100, 1, (150, 5))])
+    a = ad.AnnData(X=np.abs(rng.normal(1, 0.3, (300, 20))).astype(np.float32))
+    a.obsm["X_pca"] = Y
+    with pytest.warns(gg.GenegradWarning, match="2 connected components"):
+        gg.pp.manifold(a, n_neighbors=10, n_dims=2)
+    gg.tl.gradients(a)
+    assert np.isfinite(a.obsm["genegrad_gradients"]).all()
+    term = np.full(300, None, dtype=object)
+    term[:5], term[5:10] = "A", "B"
+    a.obs["terminal"] = term
+    with pytest.warns(gg.GenegradWarning, match="150 cells cannot reach any terminal state"):
+        gg.tl.fate_bias(a, "terminal", genes=list(a.var_names))
+    P = a.obsm["genegrad_fate_probs"].to_numpy()
+    assert np.isnan(P[150:]).all()
+    np.testing.assert_allclose(P[:150].sum(axis=1), 1.0, atol=1e-8)
+
+
+def test_h5ad_has_no_pickled_objects(fitted, tmp_path):
+    # everything genegrad writes must be plain HDF5 types: no opaque (pickled) datasets or attributes
+    import h5py
+
+    fitted.obs["terminal"] = None
+    fitted.obs.iloc[:10, fitted.obs.columns.get_loc("terminal")] = "A"
+    fitted.obs.iloc[60:70, fitted.obs.columns.get_loc("terminal")] = "B"
+    gg.tl.gradients(fitted)
+    gg.tl.patterns(fitted, n_null=40)
+    gg.tl.fate_bias(fitted, "terminal")
+    gg.tl.fate_features(fitted)
+    path = tmp_path / "all.h5ad"
+    fitted.write_h5ad(path)
+    bad = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.dtype.kind == "V":
+            bad.append(name)
+        for k, v in obj.attrs.items():
+            if isinstance(v, np.void):
+                bad.append(f"{name}@{k}")
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    assert bad == []

@@ -67,7 +67,7 @@ def absorption_probabilities(T: sparse.spmatrix, terminal: NDArray, n_fates: int
     stuck = trans[~reachable[trans]]
     trans = trans[reachable[trans]]
     if stuck.size:
-        logger.warning("%d cells cannot reach any terminal state; their fate probabilities are NaN", stuck.size)
+        logger.info("%d cells cannot reach any terminal state; their fate probabilities are NaN", stuck.size)
         out[stuck] = np.nan
     if trans.size == 0:
         return out

@@ -11,7 +11,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._core import _fate
-from .._validation import check_range, check_unique_names, require_key, resolve_genes
+from .._validation import check_range, check_unique_names, require_key, resolve_genes, warn
 from ..pp._manifold import load_model
 from ._signal import read_signal
 
@@ -137,6 +137,10 @@ def fate_bias(
     K = adata.obsp[_keys.connectivities(key)]
     T = _fate.tilted_transitions(K, Y, v, beta=beta)
     chain = _fate.absorption_probabilities(T, labels, len(fates))
+    stuck = int(np.isnan(chain[:, 0]).sum())
+    if stuck:
+        warn(f"{stuck} cells cannot reach any terminal state (a graph component without one); their fate "
+             "probabilities are NaN. Add a terminal state there or analyse that component on its own.")
     coarse = model.scales_[-1] if coarse_scale is None else coarse_scale
     check_range("coarse_scale", coarse, 1, None, integer=True)
     z = fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse)
