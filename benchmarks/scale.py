@@ -1,0 +1,127 @@
+"""Scaling: genegrad end to end against CellRank 2 and Palantir on the same preprocessed synthetic trees.
+
+genegrad = manifold + patterns of all 2,000 genes (their gradients at 5 scales, streamed, plus the permutation
+null) + fate probabilities. CellRank 2 = scanpy neighbours + diffusion pseudotime + PseudotimeKernel + GPCCA
+fate probabilities (direct solver). Palantir = diffusion maps + multiscale space + run_palantir (500
+waypoints). Each method runs in its own process (peak RSS = VmHWM of that process); same terminal cells and
+root for all. Needs the peers: ``pip install -e ".[bench]"``.
+
+    python benchmarks/scale.py --sizes 10000,30000,100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import record
+from fate import run_cellrank, run_palantir
+from speed import peak_gb
+
+N_GENES = 2000
+
+
+def worker(method: str, path: str) -> dict:
+    import warnings
+
+    import anndata as ad
+
+    warnings.filterwarnings("ignore")
+    adata = ad.read_h5ad(path)
+    root = int(np.argmin(adata.obs["pseudotime"].to_numpy()))
+    base = peak_gb()
+    t0 = time.perf_counter()
+    if method == "genegrad":
+        import genegrad as gg
+
+        gg.pp.manifold(adata)
+        t_manifold = time.perf_counter() - t0
+        gg.tl.patterns(adata, genes=list(adata.var_names))
+        t_patterns = time.perf_counter() - t0 - t_manifold
+        gg.tl.fate_bias(adata, "terminal")
+        extra = {"manifold s": t_manifold, "patterns s": t_patterns}
+    elif method == "CellRank 2":
+        run_cellrank(adata, "terminal", root=root)
+        extra = {}
+    elif method == "Palantir":
+        run_palantir(adata, "terminal", root=root)
+        extra = {}
+    else:
+        raise ValueError(method)
+    return {"method": method, "wall s": time.perf_counter() - t0, "peak GB": peak_gb(), "data GB": base, **extra}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10000,30000,100000")
+    ap.add_argument("--methods", default="genegrad,CellRank 2,Palantir")
+    ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument("--worker", nargs=2, metavar=("METHOD", "PATH"))
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker)))
+        return
+    import genegrad as gg
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (int(s) for s in args.sizes.split(",")):
+            adata = gg.datasets.synthetic("tree", n_cells=n, n_genes=N_GENES, depth=2000, rng=0)
+            gg.pp.preprocess(adata, n_top_genes=N_GENES, n_comps=30)
+            del adata.layers["counts"]
+            seg, tau = adata.obs["segment"].astype(int), adata.obs["pseudotime"]
+            late = ((seg == 1) & (tau > 1.75)) | (seg.isin([3, 4]) & (tau > 2.25))
+            adata.obs["terminal"] = adata.obs["fate"].where(late)
+            path = str(Path(tmp) / f"tree_{n}.h5ad")
+            adata.write_h5ad(path)
+            del adata
+            for method in args.methods.split(","):
+                try:
+                    out = subprocess.run([sys.executable, __file__, "--worker", method, path], capture_output=True,
+                                         text=True, check=False, timeout=args.timeout)
+                    if out.returncode != 0:
+                        row = {"method": method, "error": out.stderr.strip().splitlines()[-1][:120]}
+                    else:
+                        row = json.loads(out.stdout.strip().splitlines()[-1])
+                except subprocess.TimeoutExpired:
+                    row = {"method": method, "error": f"over {args.timeout} s"}
+                row["cells"] = n
+                rows.append(row)
+                print(row, flush=True)
+    table = pd.DataFrame(rows)
+    gg_time = table[table.method == "genegrad"].set_index("cells")["wall s"]
+    table["genegrad / this"] = [gg_time.get(c, np.nan) / w if np.isfinite(w) else np.nan
+                                for c, w in zip(table["cells"], table.get("wall s", np.nan).astype(float),
+                                                strict=True)]
+    cols = [c for c in ["cells", "method", "wall s", "peak GB", "data GB", "manifold s", "patterns s",
+                        "genegrad / this", "error"] if c in table]
+    table = table[cols].round(3)
+    notes = []
+    for method, sub in table.groupby("method"):
+        ok = sub.dropna(subset=["wall s"])
+        if len(ok) > 1:
+            slope = np.polyfit(np.log(ok["cells"]), np.log(ok["wall s"].astype(float)), 1)[0]
+            notes.append(f"{method}: fitted exponent of wall time in N = {slope:.2f}")
+    print(table.to_string(index=False))
+    print("\n".join(notes))
+    if not args.no_record:
+        record("Scale", f"python benchmarks/scale.py --sizes {args.sizes}", table.to_markdown(index=False),
+               notes="; ".join(notes) + ". Synthetic trees, 2,000 genes, 2,000 UMIs/cell, 30 PCs, CPU only (no GPU "
+                     "was available to this session). genegrad computes every gene's gradients at 5 scales (inside "
+                     "`tl.patterns`, streamed) besides the fate probabilities; the peers compute fate "
+                     "probabilities only. 'data GB' is the process's peak RSS after loading the AnnData.",
+               pkgs=("cellrank", "palantir"))
+
+
+if __name__ == "__main__":
+    main()
