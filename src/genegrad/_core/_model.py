@@ -70,7 +70,7 @@ class GradientModel:
     ridge
         Relative ridge of each local fit.
     knn_method
-        ``'auto'`` (exact up to 50,000 cells, pynndescent above), ``'exact'`` or ``'pynndescent'``.
+        ``'auto'`` (exact up to 150,000 cells, pynndescent above), ``'exact'`` or ``'pynndescent'``.
     n_probes
         Random probes for the noise propagation factors at scales ``t > 0``.
     random_state

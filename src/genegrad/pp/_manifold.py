@@ -39,7 +39,7 @@ def manifold(
 ) -> ad.AnnData | None:
     """Fit the cell-state manifold and the gradient operator.
 
-    A kNN graph on ``adata.obsm[use_rep]`` (exact up to 50,000 cells, pynndescent above, or the one
+    A kNN graph on ``adata.obsm[use_rep]`` (exact up to 150,000 cells, pynndescent above, or the one
     ``scanpy.pp.neighbors`` stored), adaptive Gaussian affinities, the diffusion operator ``P``, tangent frames
     by weighted local PCA of coordinates smoothed by ``n_smooth`` diffusion steps, and, per cell, the weighted
     least-squares fit that makes the gradient a sparse linear operator, built once.
