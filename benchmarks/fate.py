@@ -135,9 +135,7 @@ def synthetic_tree(seed, *, n_cells, bias, n_bias):
     adata = gg.datasets.synthetic("tree", n_cells=n_cells, n_genes=1000, depth=2000, fate_bias=bias,
                                   n_bias_genes=n_bias, rng=seed)
     gg.pp.preprocess(adata, n_top_genes=1000, n_comps=30)
-    seg, tau = adata.obs["segment"].astype(int), adata.obs["pseudotime"]
-    late = ((seg == 1) & (tau > 1.75)) | (seg.isin([3, 4]) & (tau > 2.25))
-    adata.obs["terminal"] = adata.obs["fate"].where(late)
+    adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
     return adata
 
 

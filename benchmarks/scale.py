@@ -79,9 +79,7 @@ def main():
             adata = gg.datasets.synthetic("tree", n_cells=n, n_genes=N_GENES, depth=2000, rng=0)
             gg.pp.preprocess(adata, n_top_genes=N_GENES, n_comps=30)
             del adata.layers["counts"]
-            seg, tau = adata.obs["segment"].astype(int), adata.obs["pseudotime"]
-            late = ((seg == 1) & (tau > 1.75)) | (seg.isin([3, 4]) & (tau > 2.25))
-            adata.obs["terminal"] = adata.obs["fate"].where(late)
+            adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
             path = str(Path(tmp) / f"tree_{n}.h5ad")
             adata.write_h5ad(path)
             del adata

@@ -93,11 +93,10 @@ def _patterns_and_fates(adata, out: Path) -> dict:
     fig.savefig(out / "patterns.png", dpi=90)
     plt.close(fig)
 
-    seg, tau = adata.obs["segment"].astype(int), adata.obs["pseudotime"]
-    late = ((seg == 1) & (tau > 1.75)) | (seg.isin([3, 4]) & (tau > 2.25))
-    adata.obs["terminal"] = adata.obs["fate"].where(late)
+    adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
     gg.tl.fate_bias(adata, "terminal")
-    branch = (seg.isin([1, 2]) & ~late).to_numpy()  # after the first split, not terminal
+    seg = adata.obs["segment"].astype(int)
+    branch = (seg.isin([1, 2]) & adata.obs["terminal"].isna()).to_numpy()  # after the first split, not terminal
     p_a = adata.obsm["genegrad_fate_probs"]["A"].to_numpy()
     auroc = roc_auc_score((adata.obs["fate"] == "A").to_numpy()[branch], p_a[branch])
     fig = gg.pl.fate_probs(adata)

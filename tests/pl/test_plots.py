@@ -49,9 +49,7 @@ def fated():
     adata = gg.datasets.synthetic("tree", n_cells=800, n_genes=120, depth=2000, rng=6)
     gg.pp.preprocess(adata, n_comps=15)
     gg.pp.manifold(adata, n_neighbors=20)
-    seg, tau = adata.obs["segment"].astype(int), adata.obs["pseudotime"]
-    late = ((seg == 1) & (tau > 1.75)) | (seg.isin([3, 4]) & (tau > 2.25))
-    adata.obs["terminal"] = adata.obs["fate"].where(late)
+    adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
     gg.tl.fate_bias(adata, "terminal")
     return adata
 

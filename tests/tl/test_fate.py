@@ -70,9 +70,7 @@ def tree():
     adata = gg.datasets.synthetic("tree", n_cells=1500, n_genes=300, depth=2000, rng=2)
     gg.pp.preprocess(adata, n_comps=20)
     gg.pp.manifold(adata, n_neighbors=20)
-    seg, tau = adata.obs["segment"].astype(int), adata.obs["pseudotime"]
-    late = ((seg == 1) & (tau > 1.75)) | (seg.isin([3, 4]) & (tau > 2.25))
-    adata.obs["terminal"] = adata.obs["fate"].where(late)
+    adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
     return adata
 
 

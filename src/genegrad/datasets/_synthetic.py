@@ -136,3 +136,28 @@ def synthetic(
         "genes": {k: (v.astype(str) if v.dtype == object else v) for k, v in params.items()},
     }
     return adata
+
+
+def tree_terminal_states(adata: ad.AnnData, *, tail: float = 0.25) -> pd.Series:
+    """Terminal states of a synthetic tree: each fate's cells within ``tail`` of their branch's end.
+
+    Returns a categorical Series (fates ``A``, ``B``, ``C``; missing elsewhere) for
+    :func:`genegrad.tl.fate_bias`, e.g. ``adata.obs['terminal'] = gg.datasets.tree_terminal_states(adata)``.
+
+    Examples
+    --------
+    >>> import genegrad as gg
+    >>> adata = gg.datasets.synthetic("tree", n_cells=500, n_genes=20)
+    >>> sorted(gg.datasets.tree_terminal_states(adata).dropna().unique())
+    ['A', 'B', 'C']
+    """
+    check_range("tail", tail, 0.0, None)
+    if "segment" not in adata.obs or "pseudotime" not in adata.obs:
+        msg = "Expected a synthetic tree (`obs['segment']`, `obs['pseudotime']`): `synthetic('tree', ...)`."
+        raise KeyError(msg)
+    seg = adata.obs["segment"].astype(int).to_numpy()
+    tau = adata.obs["pseudotime"].to_numpy()
+    end = np.array([_manifolds.TREE_SEGMENTS[s][2] for s in seg])
+    terminal = np.array([_manifolds.TREE_SEGMENTS[s][3] is not None for s in seg])
+    late = terminal & (end - tau < tail)
+    return adata.obs["fate"].where(late)

@@ -108,9 +108,7 @@ def fate_bias(
     >>> adata = gg.datasets.synthetic("tree", n_cells=800, n_genes=150, rng=0)
     >>> gg.pp.preprocess(adata, n_comps=15)
     >>> gg.pp.manifold(adata, n_neighbors=20)
-    >>> seg, tau = adata.obs["segment"].astype(int), adata.obs["pseudotime"]
-    >>> late = ((seg == 1) & (tau > 1.75)) | (seg.isin([3, 4]) & (tau > 2.25))
-    >>> adata.obs["terminal"] = adata.obs["fate"].where(late)
+    >>> adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)  # late cells of each fate
     >>> gg.tl.fate_bias(adata, "terminal")
     >>> adata.obsm["genegrad_fate_probs"].columns.tolist()
     ['A', 'B', 'C']
