@@ -21,30 +21,39 @@ def smooth_coordinates(Y: NDArray, P: sparse.csr_matrix, n_steps: int) -> NDArra
 
 
 def local_spectra(
-    Ys: NDArray, idx: NDArray, weights: NDArray, *, chunk_size: int = 4096
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Weighted local PCA of neighbour displacements at every cell.
+    Ys: NDArray, idx: NDArray, weights: NDArray, *, chunk_size: int = 4096, values_only: bool = False,
+    cells: NDArray | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """Weighted local PCA of neighbour displacements at every cell (of ``idx``'s rows).
 
     Returns ``(eigvals, eigvecs)`` with shapes ``(N, r)`` and ``(N, p, r)``, ``r = min(k, p)``, in
-    decreasing order of variance.
+    decreasing order of variance; ``eigvecs`` is ``None`` with ``values_only``. With ``cells``, ``idx`` and
+    ``weights`` are the neighbours of those cells only (a subsample).
     """
-    n, p = Ys.shape
+    n = idx.shape[0]
+    p = Ys.shape[1]
     k = idx.shape[1]
     r = min(k, p)
     vals = np.empty((n, r))
-    vecs = np.empty((n, p, r))
+    vecs = None if values_only else np.empty((n, p, r))
+    rows = np.arange(n) if cells is None else np.asarray(cells)
     for s in range(0, n, chunk_size):
         e = min(s + chunk_size, n)
         w = weights[s:e] / np.maximum(weights[s:e].sum(axis=1, keepdims=True), 1e-300)
-        X = (Ys[idx[s:e]] - Ys[s:e, None, :]) * np.sqrt(w)[:, :, None]  # (c, k, p)
+        X = (Ys[idx[s:e]] - Ys[rows[s:e], None, :]) * np.sqrt(w)[:, :, None]  # (c, k, p)
         if p <= k:  # eigen-decomposition of the p x p weighted covariance: cheaper than the SVD of X
-            ev, V = np.linalg.eigh(np.matmul(np.swapaxes(X, 1, 2), X))
+            C = np.matmul(np.swapaxes(X, 1, 2), X)
+            if values_only:
+                vals[s:e] = np.maximum(np.linalg.eigvalsh(C)[:, ::-1][:, :r], 0.0)
+                continue
+            ev, V = np.linalg.eigh(C)
             vals[s:e] = np.maximum(ev[:, ::-1][:, :r], 0.0)
             vecs[s:e] = V[:, :, ::-1][:, :, :r]
         else:
             _, sv, vt = np.linalg.svd(X, full_matrices=False)
             vals[s:e] = sv[:, :r] ** 2
-            vecs[s:e] = np.swapaxes(vt[:, :r, :], 1, 2)
+            if not values_only:
+                vecs[s:e] = np.swapaxes(vt[:, :r, :], 1, 2)
     return vals, vecs
 
 

@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 
 #: Diffusion steps applied to the coordinates before estimating the intrinsic dimension.
 DIMENSION_SMOOTHING = 16
+#: Cells (a seeded random sample) whose local spectra estimate the dimension on large data.
+DIMENSION_SAMPLE = 20_000
 
 
 @dataclass
@@ -117,8 +119,12 @@ class GradientModel:
         vals, vecs = _frames.local_spectra(Ys, idx, w)
         if self.n_dims is None:
             Yd = _frames.smooth_coordinates(Ys, P, max(DIMENSION_SMOOTHING - self.n_smooth, 0))
-            d_hat, spectrum = _frames.estimate_dimension(_frames.local_spectra(Yd, idx, w)[0],
-                                                          max_dim=min(10, Y.shape[1] - 1))
+            # the median spectrum needs no more than a large random sample of cells
+            n = Y.shape[0]
+            sub = (np.sort(np.random.default_rng(self.random_state).choice(n, DIMENSION_SAMPLE, replace=False))
+                   if n > DIMENSION_SAMPLE else np.arange(n))
+            spectra, _ = _frames.local_spectra(Yd, idx[sub], w[sub], values_only=True, cells=sub)
+            d_hat, spectrum = _frames.estimate_dimension(spectra, max_dim=min(10, Y.shape[1] - 1))
         else:
             d_hat, spectrum = int(self.n_dims), np.median(vals / vals.sum(axis=1, keepdims=True), axis=0)
         d = d_hat
