@@ -97,7 +97,10 @@ def run_palantir(adata, terminal_key, *, root):
     for f in term.dropna().unique():  # one terminal cell per fate: its furthest in diffusion pseudotime
         sel = a.obs_names[(term == f).to_numpy()]
         cells[a.obs.loc[sel, "dpt_pseudotime"].idxmax()] = str(f)
-    palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca")
+    try:
+        palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca")
+    except AttributeError:  # its scanpy kernel hits the same pynndescent 0.7 csr_array problem above 4,096 cells
+        palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca", kernel_backend="sklearn")
     palantir.utils.determine_multiscale_space(a)
     palantir.core.run_palantir(a, a.obs_names[int(root)], terminal_states=pd.Series(cells), num_waypoints=500,
                                n_jobs=1)
