@@ -63,7 +63,7 @@ def _scanpy_graph(a):
         sc.pp.neighbors(a, n_neighbors=30, use_rep="X_pca", random_state=0, transformer="sklearn")
 
 
-def run_cellrank(adata, terminal_key, *, root):
+def run_cellrank(adata, terminal_key, *, root, solver="direct"):
     import cellrank as cr
     import scanpy as sc
 
@@ -78,7 +78,7 @@ def run_cellrank(adata, terminal_key, *, root):
     g.set_terminal_states(a.obs[terminal_key].astype("category"))
     # without petsc4py CellRank uses scipy's solvers: its default (GMRES, tol 1e-6) left negative probabilities
     # on paul15 and at tol 1e-10 had not finished after 7 minutes, so the direct sparse solver
-    g.compute_fate_probabilities(show_progress_bar=False, solver="direct", use_petsc=False)
+    g.compute_fate_probabilities(show_progress_bar=False, solver=solver, use_petsc=False)
     fp = g.fate_probabilities
     return pd.DataFrame(np.asarray(fp), index=a.obs_names, columns=list(fp.names))
 

@@ -50,7 +50,8 @@ def worker(method: str, path: str) -> dict:
         gg.tl.fate_bias(adata, "terminal")
         extra = {"manifold s": t_manifold, "patterns s": t_patterns}
     elif method == "CellRank 2":
-        run_cellrank(adata, "terminal", root=root)
+        # its default solver: the direct one (used in fate.py for paul15) ran out of memory at 30,000 cells
+        run_cellrank(adata, "terminal", root=root, solver="gmres")
         extra = {}
     elif method == "Palantir":
         run_palantir(adata, "terminal", root=root)
@@ -88,7 +89,8 @@ def main():
                     out = subprocess.run([sys.executable, __file__, "--worker", method, path], capture_output=True,
                                          text=True, check=False, timeout=args.timeout)
                     if out.returncode != 0:
-                        row = {"method": method, "error": out.stderr.strip().splitlines()[-1][:120]}
+                        last = out.stderr.strip().splitlines()[-1:] or [f"exit {out.returncode} (killed: memory?)"]
+                        row = {"method": method, "error": last[0][:120]}
                     else:
                         row = json.loads(out.stdout.strip().splitlines()[-1])
                 except subprocess.TimeoutExpired:

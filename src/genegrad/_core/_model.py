@@ -400,6 +400,14 @@ class GradientModel:
             raise ValueError(msg)
         return self.gradients_chunk(F, with_se=with_se, ops=self._ops(backend, device))
 
+    def smooth(self, X: NDArray, t: int) -> NDArray[np.float32]:
+        """``P^t X`` for dense ``X`` (cells x signals), in the graph's memory order (see :meth:`_set_order`)."""
+        ops = self._ops("numpy")
+        Xb = np.ascontiguousarray(np.asarray(X, dtype=np.float32)[self._order])
+        for _ in range(int(t)):
+            Xb = ops.mm("P", Xb)
+        return np.asarray(Xb)[self._inverse]
+
     def to_ambient(self, tangent: NDArray) -> NDArray:
         """Map tangent-coordinate vectors ``(N, ..., d)`` to the representation's coordinates ``(N, ..., p)``."""
         n = tangent.shape[0]

@@ -209,21 +209,41 @@ def terminal_labels(
     return labels, fates
 
 
+def fate_effects(F, labels: NDArray, *, n_fates: int) -> NDArray[np.float64]:
+    """``(fates, genes)``: each fate's terminal cells' mean minus the other terminal cells', in SDs.
+
+    The SD is over all terminal cells; a sparse ``F`` stays sparse.
+    """
+    term = labels >= 0
+    Ft = F[np.flatnonzero(term)]
+    lt = labels[term]
+
+    def col_mean(M) -> NDArray:
+        return np.asarray(M.mean(axis=0), dtype=np.float64).ravel()
+
+    mean_all = col_mean(Ft)
+    sq = Ft.multiply(Ft) if sparse.issparse(Ft) else np.asarray(Ft, dtype=np.float64) ** 2
+    sd = np.sqrt(np.maximum(col_mean(sq) - mean_all**2, 0.0)) + 1e-9
+    effect = np.zeros((n_fates, F.shape[1]))
+    for f in range(n_fates):
+        inside = lt == f
+        m_in = col_mean(Ft[np.flatnonzero(inside)])
+        m_out = (mean_all * lt.size - m_in * inside.sum()) / max((~inside).sum(), 1)
+        effect[f] = (m_in - m_out) / sd
+    return effect
+
+
 def fate_programs(model, F, labels: NDArray, *, n_fates: int, scale: int, n_genes: int) -> NDArray[np.float64]:
     """``(fates, genes)`` program weights: up in the fate's terminal cells, weighted by gradient significance."""
-    X = F.toarray() if sparse.issparse(F) else np.asarray(F)
-    X = X.astype(np.float64)
-    sd = X[labels >= 0].std(axis=0) + 1e-9
-    effect = np.zeros((n_fates, X.shape[1]))
-    for f in range(n_fates):
-        inside, other = X[labels == f], X[(labels >= 0) & (labels != f)]
-        effect[f] = (inside.mean(axis=0) - other.mean(axis=0)) / sd
+    effect = fate_effects(F, labels, n_fates=n_fates)
     cand = np.unique(np.argsort(-effect, axis=1)[:, : 2 * n_genes])
-    chunk = model.gradients(X[:, cand].astype(np.float32), with_se=True)
+    Fc = F[:, cand]
+    chunk = model.gradients(np.asarray(Fc.toarray() if sparse.issparse(Fc) else Fc, dtype=np.float32),
+                            with_se=True)
     j = model.scales_.index(scale)
     beta2 = (chunk.gradients[:, :, :, j].astype(np.float64) ** 2).sum(axis=2)
     snr = (beta2 / np.maximum(chunk.se[:, :, j].astype(np.float64) ** 2, 1e-24)).mean(axis=0)
-    signif = np.zeros(X.shape[1])
+    signif = np.zeros(F.shape[1])
     signif[cand] = np.clip(1.0 - 1.0 / np.maximum(snr, 1e-12), 0.0, 1.0)
     weights = np.clip(effect, 0.0, None) * signif[None, :]
     out = np.zeros_like(weights)
@@ -246,22 +266,19 @@ def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int
     eigenvector of their correlation matrix (signed so that its weights sum positive, negative weights dropped)
     is the fine program: genes whose deviations from the neighbourhood trend move together.
     """
-    X = F.toarray() if sparse.issparse(F) else np.asarray(F)
-    X = X.astype(np.float64)
+    effect = fate_effects(F, labels, n_fates=n_fates)
+    cands = [c[effect[f, c] > 0] for f, c in enumerate(np.argsort(-effect, axis=1)[:, :n_candidates])]
+    union = np.unique(np.concatenate(cands))
+    Fu = F[:, union]
+    X = np.asarray(Fu.toarray() if sparse.issparse(Fu) else Fu, dtype=np.float32)
+    resid = X - model.smooth(X, coarse_scale)  # only the candidates are smoothed
+    pos = {g: i for i, g in enumerate(union)}
     prog = labels < 0
-    term = ~prog
-    sd = X[term].std(axis=0) + 1e-9
-    smooth = X.copy()
-    for _ in range(coarse_scale):
-        smooth = model.diffusion_ @ smooth
     out = np.zeros((X.shape[0], n_fates))
     for f in range(n_fates):
-        effect = (X[labels == f].mean(axis=0) - X[term & (labels != f)].mean(axis=0)) / sd
-        cand = np.argsort(-effect)[:n_candidates]
-        cand = cand[effect[cand] > 0]
-        if cand.size < 2:
+        if cands[f].size < 2:
             continue
-        R = X[prog][:, cand] - smooth[prog][:, cand]
+        R = resid[prog][:, [pos[g] for g in cands[f]]].astype(np.float64)
         R = (R - R.mean(axis=0)) / (R.std(axis=0) + 1e-9)
         C = (R.T @ R) / max(R.shape[0], 1)
         _, vecs = np.linalg.eigh(C)
