@@ -77,6 +77,14 @@ def check_scales(scales: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted(vals))
 
 
+def check_scale(scale: int, scales: Sequence[int]) -> int:
+    """One of the computed ``scales``, or a ValueError that lists them."""
+    if scale not in list(scales):
+        msg = f"Expected `scale` in {list(scales)}, got {scale!r}."
+        raise ValueError(msg)
+    return int(scale)
+
+
 def check_finite(name: str, X: Any) -> None:
     """Raise if a dense or sparse matrix holds NaN or infinite values."""
     data = X.data if sparse.issparse(X) else np.asarray(X)

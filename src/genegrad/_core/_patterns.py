@@ -132,3 +132,26 @@ def gradient_similarity(grads: NDArray) -> NDArray[np.float64]:
     den = mag.T @ mag
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, 0.0)
+
+
+def co_directional_modules(S: NDArray, *, threshold: float) -> NDArray[np.int64]:
+    """Average-linkage clusters on ``1 - S`` cut where the similarity falls below ``threshold``.
+
+    ``S`` is a gradient-similarity matrix (:func:`gradient_similarity`). Returns a module per gene, numbered by
+    decreasing size, and -1 for genes left alone (a singleton is no module).
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    n = S.shape[0]
+    if n < 2:
+        return np.full(n, -1, dtype=np.int64)
+    dist = np.clip(1.0 - np.nan_to_num(S), 0.0, 2.0)
+    np.fill_diagonal(dist, 0.0)
+    lab = fcluster(linkage(squareform(dist, checks=False), method="average"), t=1.0 - threshold,
+                   criterion="distance") - 1
+    sizes = np.bincount(lab)
+    order = np.argsort(-sizes, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return np.where(sizes[lab] >= 2, rank[lab], -1).astype(np.int64)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import require_key, resolve_genes
+from .._validation import check_scale, require_key, resolve_genes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,9 +59,7 @@ def descriptors(
         raise KeyError(msg)
     scales = [int(t) for t in info["scales"]]
     scale = int(info["scale"]) if scale is None else scale
-    if scale not in scales:
-        msg = f"Expected `scale` in {scales}, got {scale!r}."
-        raise ValueError(msg)
+    check_scale(scale, scales)
     described = list(np.asarray(info["genes"]).astype(str))
     genes = described if genes is None else resolve_genes(adata, genes)
     missing = sorted(set(genes) - set(described))

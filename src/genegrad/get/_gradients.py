@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _keys
 from .._core._operator import gradient_matrix
-from .._validation import require_key, resolve_genes
+from .._validation import check_scale, require_key, resolve_genes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -66,9 +66,7 @@ def gradients(
         msg = (f"No gradients for {missing[:10]}; run `genegrad.tl.gradients(adata, genes=...)` including them.")
         raise KeyError(msg)
     scales = [int(t) for t in info["gradients"]["scales"]]
-    if scale not in scales:
-        msg = f"Expected `scale` in {scales}, got {scale!r}."
-        raise ValueError(msg)
+    check_scale(scale, scales)
     if zarr_store:
         from ..io import GradientStore
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import _keys
 from .._core._patterns import gradient_similarity as _similarity
-from .._validation import resolve_genes
+from .._validation import check_scale, resolve_genes
 from ..pp._manifold import load_model
 from ..tl._signal import read_signal
 
@@ -61,9 +61,7 @@ def gradient_similarity(
     if scale is None:
         info = adata.uns[key].get("patterns")
         scale = int(info["scale"]) if info is not None else model.scales_[-1]
-    if scale not in model.scales_:
-        msg = f"Expected `scale` in the manifold's scales {model.scales_}, got {scale!r}."
-        raise ValueError(msg)
+    check_scale(scale, model.scales_)
     F = read_signal(adata, layer)[:, adata.var_names.get_indexer(genes)]
     grads = model.gradients(F, with_se=False).gradients[:, :, :, model.scales_.index(scale)]
     S = _similarity(grads)

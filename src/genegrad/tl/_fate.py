@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from .. import _keys
 from .._core import _fate
-from .._validation import check_range, check_unique_names, require_key, resolve_genes, warn
+from .._validation import check_range, check_scale, check_unique_names, require_key, resolve_genes, warn
 from ..pp._manifold import load_model
 from ._signal import read_signal
 
@@ -119,15 +118,13 @@ def fate_bias(
     model = load_model(adata, key)
     labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
     scale = _default_scale(model.scales_) if scale is None else scale
-    if scale not in model.scales_:
-        msg = f"Expected `scale` in the manifold's scales {model.scales_}, got {scale!r}."
-        raise ValueError(msg)
+    check_scale(scale, model.scales_)
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
     F = read_signal(adata, layer)[:, adata.var_names.get_indexer(genes)]
-    programs = fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes)
-    flows = fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
+    programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes)
+    flows = _fate.fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
     rep = adata.uns[key]["params"]["use_rep"]
     require_key(adata, "obsm", rep, fix="run `genegrad.pp.manifold` again")
     Y = np.asarray(adata.obsm[rep], dtype=np.float64)
@@ -141,7 +138,7 @@ def fate_bias(
              "probabilities are NaN. Add a terminal state there or analyse that component on its own.")
     coarse = model.scales_[-1] if coarse_scale is None else coarse_scale
     check_range("coarse_scale", coarse, 1, None, integer=True)
-    z = fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse)
+    z = _fate.fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse)
     probs = chain.copy()
     if fine_weight > 0:
         prog = labels < 0
@@ -207,95 +204,6 @@ def terminal_labels(
         msg = "Every cell is terminal: leave the progenitors' terminal state missing."
         raise ValueError(msg)
     return labels, fates
-
-
-def fate_effects(F, labels: NDArray, *, n_fates: int) -> NDArray[np.float64]:
-    """``(fates, genes)``: each fate's terminal cells' mean minus the other terminal cells', in SDs.
-
-    The SD is over all terminal cells; a sparse ``F`` stays sparse.
-    """
-    term = labels >= 0
-    Ft = F[np.flatnonzero(term)]
-    lt = labels[term]
-
-    def col_mean(M) -> NDArray:
-        return np.asarray(M.mean(axis=0), dtype=np.float64).ravel()
-
-    mean_all = col_mean(Ft)
-    sq = Ft.multiply(Ft) if sparse.issparse(Ft) else np.asarray(Ft, dtype=np.float64) ** 2
-    sd = np.sqrt(np.maximum(col_mean(sq) - mean_all**2, 0.0)) + 1e-9
-    effect = np.zeros((n_fates, F.shape[1]))
-    for f in range(n_fates):
-        inside = lt == f
-        m_in = col_mean(Ft[np.flatnonzero(inside)])
-        m_out = (mean_all * lt.size - m_in * inside.sum()) / max((~inside).sum(), 1)
-        effect[f] = (m_in - m_out) / sd
-    return effect
-
-
-def fate_programs(model, F, labels: NDArray, *, n_fates: int, scale: int, n_genes: int) -> NDArray[np.float64]:
-    """``(fates, genes)`` program weights: up in the fate's terminal cells, weighted by gradient significance."""
-    effect = fate_effects(F, labels, n_fates=n_fates)
-    cand = np.unique(np.argsort(-effect, axis=1)[:, : 2 * n_genes])
-    Fc = F[:, cand]
-    chunk = model.gradients(np.asarray(Fc.toarray() if sparse.issparse(Fc) else Fc, dtype=np.float32),
-                            with_se=True)
-    j = model.scales_.index(scale)
-    beta2 = (chunk.gradients[:, :, :, j].astype(np.float64) ** 2).sum(axis=2)
-    snr = (beta2 / np.maximum(chunk.se[:, :, j].astype(np.float64) ** 2, 1e-24)).mean(axis=0)
-    signif = np.zeros(F.shape[1])
-    signif[cand] = np.clip(1.0 - 1.0 / np.maximum(snr, 1e-12), 0.0, 1.0)
-    weights = np.clip(effect, 0.0, None) * signif[None, :]
-    out = np.zeros_like(weights)
-    for f in range(n_fates):
-        top = np.argsort(-weights[f])[:n_genes]
-        top = top[weights[f, top] > 0]
-        if top.size == 0:
-            msg = f"No gene is up in terminal state {f} against the others; check the terminal states."
-            raise ValueError(msg)
-        out[f, top] = weights[f, top] / weights[f, top].sum()
-    return out
-
-
-def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int,
-                   n_candidates: int = 200) -> NDArray[np.float64]:
-    """``(N, fates)``: each cell's standardised score on each fate's fine-scale program (0 for terminal cells).
-
-    Candidates: the ``n_candidates`` genes most up in the fate's terminal cells. Their residuals
-    ``f - P^t f`` over the progenitors (non-terminal cells), standardised per gene, are decomposed; the leading
-    eigenvector of their correlation matrix (signed so that its weights sum positive, negative weights dropped)
-    is the fine program: genes whose deviations from the neighbourhood trend move together.
-    """
-    effect = fate_effects(F, labels, n_fates=n_fates)
-    cands = [c[effect[f, c] > 0] for f, c in enumerate(np.argsort(-effect, axis=1)[:, :n_candidates])]
-    union = np.unique(np.concatenate(cands))
-    Fu = F[:, union]
-    X = np.asarray(Fu.toarray() if sparse.issparse(Fu) else Fu, dtype=np.float32)
-    resid = X - model.smooth(X, coarse_scale)  # only the candidates are smoothed
-    pos = {g: i for i, g in enumerate(union)}
-    prog = labels < 0
-    out = np.zeros((X.shape[0], n_fates))
-    for f in range(n_fates):
-        if cands[f].size < 2:
-            continue
-        R = resid[prog][:, [pos[g] for g in cands[f]]].astype(np.float64)
-        R = (R - R.mean(axis=0)) / (R.std(axis=0) + 1e-9)
-        C = (R.T @ R) / max(R.shape[0], 1)
-        _, vecs = np.linalg.eigh(C)
-        u = vecs[:, -1] * (1.0 if vecs[:, -1].sum() >= 0 else -1.0)
-        u = np.clip(u, 0.0, None)
-        if not u.any():
-            continue
-        s = R @ u
-        out[prog, f] = (s - s.mean()) / (s.std() + 1e-12)
-    return out
-
-
-def fate_flows(model, F, programs: NDArray, *, scale: int) -> NDArray[np.float64]:
-    """``(N, fates, d)``: tangent gradients of the program scores ``F w_f`` at ``scale``."""
-    S = np.asarray(F @ programs.T, dtype=np.float32)  # (N, fates)
-    grads = model.gradients(S, with_se=False).gradients  # (N, fates, d, T)
-    return grads[:, :, :, model.scales_.index(scale)].astype(np.float64)
 
 
 def _default_scale(scales: list[int]) -> int:

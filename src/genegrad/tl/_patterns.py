@@ -11,7 +11,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._core import _descriptors, _patterns
-from .._validation import as_rng, check_range, check_unique_names, resolve_genes
+from .._validation import as_rng, check_range, check_scale, check_unique_names, resolve_genes
 from ..pp._manifold import load_model
 from ._compute import compute_options
 from ._signal import progress_bar, read_signal
@@ -161,9 +161,7 @@ def patterns(
     scales = model.scales_
     if scale is None:
         scale = scales[-1]
-    if scale not in scales:
-        msg = f"Expected `scale` in the manifold's scales {scales}, got {scale!r}."
-        raise ValueError(msg)
+    check_scale(scale, scales)
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
@@ -255,10 +253,7 @@ def _log(x: NDArray) -> NDArray:
 
 
 def _modules(model, F, *, genes, score, structured, scale: int, n_genes: int, threshold: float) -> NDArray:
-    """Average-linkage clusters of the most structured genes on ``1 - gradient similarity``."""
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
-
+    """Modules among the ``n_genes`` most structured genes (see :func:`_patterns.co_directional_modules`)."""
     out = np.full(len(genes), -1)
     cand = np.flatnonzero(structured)
     cand = cand[np.argsort(-score[cand], kind="stable")][:n_genes]
@@ -267,17 +262,9 @@ def _modules(model, F, *, genes, score, structured, scale: int, n_genes: int, th
     grads = np.concatenate([c.gradients[:, :, :, model.scales_.index(scale)]
                             for c in model.iter_gradients(F[:, cand], chunk_size=CHUNK_SIZE, with_se=False)],
                            axis=1)
-    S = _patterns.gradient_similarity(grads)
-    dist = np.clip(1.0 - S, 0.0, 2.0)
-    np.fill_diagonal(dist, 0.0)
-    Z = linkage(squareform(dist, checks=False), method="average")
-    lab = fcluster(Z, t=1.0 - threshold, criterion="distance") - 1
-    sizes = np.bincount(lab)
-    order = np.argsort(-sizes, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    keep = sizes[lab] >= 2  # singletons are no module; ranked by size, modules come first
-    out[cand[keep]] = rank[lab][keep]
+    lab = _patterns.co_directional_modules(_patterns.gradient_similarity(grads), threshold=threshold)
+    keep = lab >= 0
+    out[cand[keep]] = lab[keep]
     return out
 
 
