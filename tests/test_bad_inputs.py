@@ -236,3 +236,15 @@ def test_h5ad_has_no_pickled_objects(fitted, tmp_path):
     with h5py.File(path, "r") as f:
         f.visititems(visit)
     assert bad == []
+
+
+def test_cell_masks_are_checked(fitted):
+    fitted.obs["terminal"] = None
+    fitted.obs.iloc[:10, fitted.obs.columns.get_loc("terminal")] = "A"
+    fitted.obs.iloc[60:70, fitted.obs.columns.get_loc("terminal")] = "B"
+    gg.tl.fate_bias(fitted, "terminal")
+    gg.tl.fate_features(fitted)
+    with pytest.raises(ValueError, match="boolean mask of length 120"):
+        gg.tl.drivers(fitted, "A", cells=[True, False])
+    with pytest.raises(ValueError, match="boolean mask of length 120"):
+        gg.tl.evaluate_fate_features(fitted, "terminal", cells=np.arange(120))

@@ -85,6 +85,18 @@ def check_scale(scale: int, scales: Sequence[int]) -> int:
     return int(scale)
 
 
+def check_cell_mask(cells, n_obs: int, name: str = "cells"):
+    """A boolean mask over the cells, of the right length."""
+    import numpy as np
+
+    mask = np.asarray(cells)
+    if mask.dtype != bool or mask.shape != (n_obs,):
+        msg = (f"Expected `{name}` to be a boolean mask of length {n_obs} (one entry per cell), got "
+               f"{mask.dtype} of shape {mask.shape}; e.g. `adata.obs['segment'] == 0`.")
+        raise ValueError(msg)
+    return mask
+
+
 def check_finite(name: str, X: Any) -> None:
     """Raise if a dense or sparse matrix holds NaN or infinite values."""
     data = X.data if sparse.issparse(X) else np.asarray(X)

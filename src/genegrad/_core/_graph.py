@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Above this many cells the approximate pynndescent search replaces the exact one. Measured at 100,000 cells x
+#: Above this many cells the approximate pynndescent search replaces the exact one. Profiled at 100,000 cells x
 #: 30 dims on 2 cores: exact brute force 17 s; pynndescent 55 s, of which 50 s is numba compiling its functions
 #: in every new process (5 s of search). Brute force grows as N^2, so pynndescent wins from ~200,000 cells.
 EXACT_KNN_MAX_CELLS = 150_000

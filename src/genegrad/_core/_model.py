@@ -187,7 +187,7 @@ class GradientModel:
         The sparse x dense products gather rows of the dense block at each cell's neighbours; in the
         original order these are scattered over the whole block, which stops fitting in cache beyond a few
         tens of thousands of cells. Products run in this order and results are put back (measured on 100,000
-        cells: P @ X 5.0x and D @ X 3.9x faster).
+        cells, a profile: P @ X 5.0x and D @ X 3.9x faster).
         """
         from scipy.sparse.csgraph import reverse_cuthill_mckee
 
@@ -250,7 +250,8 @@ class GradientModel:
         sparse products release the GIL. At most ``2 n_jobs`` chunks (dask: ``2 x`` the workers' threads) are
         in flight, so memory stays bounded whatever the consumer does, and the results do not depend on
         ``n_jobs``. Chunks of 32-64 signals are fastest on the CPU: the dense block stays in cache during the
-        sparse products (measured on 20,000 cells: 1.0 s per 256 signals at 32-64, 1.4 s at 128, 2.6 s at 256).
+        sparse products (profiled, not benchmarked, on 20,000 cells: 1.0 s per 256 signals at 32-64, 1.4 s at 128,
+        2.6 s at 256).
         """
         if sparse.issparse(F):
             F = sparse.csc_matrix(F)  # any sparse format: columns are sliced

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import check_range, require_key, resolve_genes
+from .._validation import check_cell_mask, check_range, require_key, resolve_genes
 from ..pp._manifold import load_model
 from ._signal import read_signal
 
@@ -68,7 +68,8 @@ def drivers(
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
-    early = np.asarray(info["terminal"]).astype(str) == "" if cells is None else np.asarray(cells, dtype=bool)
+    early = (np.asarray(info["terminal"]).astype(str) == "" if cells is None
+             else check_cell_mask(cells, adata.n_obs))
     if early.sum() < 3:
         msg = f"Need at least 3 early cells, got {int(early.sum())}; pass `cells`."
         raise ValueError(msg)

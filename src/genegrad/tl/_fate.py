@@ -56,7 +56,8 @@ def fate_bias(
        renormalised (``fine_weight=0``: the chain alone).
 
     The tilt makes the chain confident. Where two branches overlap in expression before their genes diverge,
-    it follows whichever programs rise fastest there, and can be confidently wrong. On the synthetic tree, the
+    it follows whichever programs rise fastest there, and can be confidently wrong. In an exploratory check on
+    the synthetic tree (not a benchmark), the
     first 0.4 of branch A (its switch genes still near zero) gave a median ``p(A)`` of 0.01-0.02 with
     ``beta=3``, 0.56 with ``beta=0``. In the fate benchmark (``benchmarks/RESULTS.md``) the tilt helped on
     paul15 and hurt on the Treutlein lung data. Compare with ``beta=0`` before trusting it.

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import check_range, require_key
+from .._validation import check_cell_mask, check_range, require_key
 from ..pp._manifold import load_model
 from ._signal import read_signal
 
@@ -149,7 +149,7 @@ def evaluate_fate_features(
         raise ValueError(msg)
     keep = pd.notna(y)
     if cells is not None:
-        keep &= np.asarray(cells, dtype=bool)
+        keep &= check_cell_mask(cells, adata.n_obs)
     y = y[keep].astype(str)
     classes, counts = np.unique(y, return_counts=True)
     if classes.size < 2 or counts.min() < n_splits:
