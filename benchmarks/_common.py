@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -29,7 +32,7 @@ def versions(*pkgs: str) -> str:
     for p in pkgs:
         try:
             out.append(f"{p} {version(p)}")
-        except Exception:  # noqa: BLE001 - absent peers are reported as such
+        except Exception:
             out.append(f"{p} (absent)")
     return ", ".join(out)
 
@@ -45,3 +48,20 @@ def record(title: str, command: str, table: str, notes: str = "", pkgs: tuple[st
         RESULTS.write_text("# Benchmark results\n\nEach section is appended by the script named in it.\n")
     with RESULTS.open("a") as fh:
         fh.write(text)
+
+
+def run_worker(script: str, method: str, path: str, *, timeout: float | None = None) -> dict:
+    """Run ``script --worker METHOD PATH`` in its own process (its own peak RSS) and return its JSON row.
+
+    A failure becomes ``{"method", "error"}``: the last line of stderr, the exit code of a killed process, or
+    the timeout.
+    """
+    try:
+        out = subprocess.run([sys.executable, script, "--worker", method, path], capture_output=True, text=True,
+                             check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"method": method, "error": f"over {timeout:g} s"}
+    if out.returncode != 0:
+        last = out.stderr.strip().splitlines()[-1:] or [f"exit {out.returncode} (killed: memory?)"]
+        return {"method": method, "error": last[0][:120]}
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -23,7 +23,7 @@ import genegrad as gg
 from genegrad.pp._manifold import load_model
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from _common import record  # noqa: E402
+from _common import record
 
 
 def cosines(est, true, mask):
@@ -40,7 +40,7 @@ def finite_differences(Y, idx, F):
 
 
 def run_one(kind, n, depth, seed, n_genes=1000, n_eval=200):
-    k = max(30, int(round(0.5 * np.sqrt(n))))  # neighbourhoods grow with N
+    k = max(30, round(0.5 * np.sqrt(n)))  # neighbourhoods grow with N
     adata = gg.datasets.synthetic(kind, n_cells=n, n_genes=n_genes, depth=depth, rng=seed)
     gg.pp.preprocess(adata, n_comps=30)
     t0 = time.perf_counter()
@@ -115,7 +115,8 @@ def main():
     table = pd.DataFrame(rows).round(3)
     ptable = pd.DataFrame(patterns).round(3)
     print("\n" + table.to_string(index=False))
-    print("\nmedian cosine per pattern class (3,000 cells, 1,000 UMIs/cell, best scale)\n" + ptable.to_string(index=False))
+    print("\nmedian cosine per pattern class (3,000 cells, 1,000 UMIs/cell, best scale)\n"
+          + ptable.to_string(index=False))
     if not args.no_record:
         record("Gradient recovery", "python benchmarks/gradient_recovery.py" + (" --quick" if args.quick else ""),
                table.to_markdown(index=False) + "\n\nMedian cosine per pattern class (3,000 cells, 1,000 "

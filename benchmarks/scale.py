@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record
+from _common import record, run_worker
 from fate import run_cellrank, run_palantir
 from speed import peak_gb
 
@@ -85,16 +84,7 @@ def main():
             adata.write_h5ad(path)
             del adata
             for method in args.methods.split(","):
-                try:
-                    out = subprocess.run([sys.executable, __file__, "--worker", method, path], capture_output=True,
-                                         text=True, check=False, timeout=args.timeout)
-                    if out.returncode != 0:
-                        last = out.stderr.strip().splitlines()[-1:] or [f"exit {out.returncode} (killed: memory?)"]
-                        row = {"method": method, "error": last[0][:120]}
-                    else:
-                        row = json.loads(out.stdout.strip().splitlines()[-1])
-                except subprocess.TimeoutExpired:
-                    row = {"method": method, "error": f"over {args.timeout} s"}
+                row = run_worker(__file__, method, path, timeout=args.timeout)
                 row["cells"] = n
                 rows.append(row)
                 print(row, flush=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record  # noqa: E402
+from _common import record, run_worker
 
 N_GENES = 2000
 SCALES = (0, 1, 2, 4, 8)
@@ -118,12 +117,7 @@ def main():
             adata.write_h5ad(path)
             del adata
             for method in ("genegrad", "scanpy", "per-cell loop"):
-                out = subprocess.run([sys.executable, __file__, "--worker", method, path],
-                                     capture_output=True, text=True, check=False)
-                if out.returncode != 0:
-                    row = {"method": method, "error": out.stderr.strip().splitlines()[-1][:120]}
-                else:
-                    row = json.loads(out.stdout.strip().splitlines()[-1])
+                row = run_worker(__file__, method, path)
                 row["cells"] = n
                 rows.append(row)
                 print(row, flush=True)
@@ -146,8 +140,8 @@ def main():
         record("Speed", "python benchmarks/speed.py --sizes " + args.sizes, table.to_markdown(index=False),
                notes=note + " genegrad = manifold (kNN, frames, one operator per scale) + gradients of all "
                      f"{N_GENES} genes x {len(SCALES)} scales with standard errors, streamed in chunks of 64 "
-                     "genes on 2 threads (reduced to per-gene mean magnitudes, never all held). 'data GB' is the process's "
-                     "peak RSS after loading the AnnData, before the method ran.")
+                     "genes on 2 threads (reduced to per-gene mean magnitudes, never all held). 'data GB' is the "
+                     "process's peak RSS after loading the AnnData, before the method ran.")
 
 
 if __name__ == "__main__":
