@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import numpy as np
 import pytest
 from conftest import flat_plane
 
 from genegrad import GradientModel
+from genegrad._core import _descriptors
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +51,28 @@ def test_dask_local_cluster_matches_numpy(model_and_signal):
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         out = list(model.iter_gradients(F, chunk_size=16, with_signals=True, backend="dask", client=client))
         assert len(client.nthreads()) == 2
+        # descriptors reduced on the workers: only (g, descriptors, T) arrays come back
+        reduce = _describer(model, F)
+        remote = list(model.iter_gradients(F, chunk_size=16, with_signals=True, backend="dask", client=client,
+                                           reduce=reduce))
     _same(ref, out)
+    local = [reduce(model, c) for c in ref]
+    assert [r.shape for r in remote] == [(16, len(_descriptors.DESCRIPTORS), len(model.scales_))] * 2 + [
+        (8, len(_descriptors.DESCRIPTORS), len(model.scales_))]
+    np.testing.assert_allclose(np.concatenate(remote), np.concatenate(local), rtol=1e-4, atol=1e-6)
+
+
+def _describer(model, F):
+    return partial(_descriptors.chunk_descriptors, length_scale=1.0, sd=F.std(axis=0),
+                   to_intrinsic=_descriptors.synchronized_frames(model))
 
 
 def test_threads_match_serial(model_and_signal):
     model, F, ref = model_and_signal
     _same(ref, model.iter_gradients(F, chunk_size=16, with_signals=True, n_jobs=2))
+    reduce = _describer(model, F)
+    threaded = model.iter_gradients(F, chunk_size=16, with_signals=True, n_jobs=2, reduce=reduce)
+    np.testing.assert_array_equal(np.concatenate(list(threaded)), np.concatenate([reduce(model, c) for c in ref]))
 
 
 def test_unknown_backend():

@@ -30,6 +30,17 @@ def test_absorption_on_a_path_is_gamblers_ruin():
     np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-12)
 
 
+def test_multigrid_path_is_exact_on_a_long_path(monkeypatch):
+    # the 1-D walk is the hardest case for an iterative solver (mixing time ~ n^2); the answer is linear
+    n = 3000
+    T = sparse.diags(1 / np.asarray(path_graph(n).sum(1)).ravel()) @ path_graph(n)
+    terminal = np.full(n, -1)
+    terminal[0], terminal[-1] = 0, 1
+    monkeypatch.setattr(_fate, "DIRECT_MAX", 0)
+    P = _fate.absorption_probabilities(T, terminal, 2)
+    np.testing.assert_allclose(P[:, 1], np.arange(n) / (n - 1), atol=1e-7)  # GMRES rtol 1e-10 x cond ~ n^2
+
+
 def test_gmres_path_agrees_with_direct(monkeypatch):
     rng = np.random.default_rng(0)
     K = sparse.random(400, 400, density=0.03, random_state=1, format="csr")

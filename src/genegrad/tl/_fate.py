@@ -35,6 +35,7 @@ def fate_bias(
     fine_weight: float = 1.0,
     coarse_scale: int | None = None,
     layer: str | None = None,
+    n_jobs: int | None = -1,
     key: str = _keys.UNS,
     copy: bool = False,
 ) -> ad.AnnData | None:
@@ -85,6 +86,8 @@ def fate_bias(
         Diffusion time separating fine from coarse; the largest scale by default.
     layer
         Layer holding the signal; ``X`` by default.
+    n_jobs
+        Threads over gene chunks (``-1``: every core); results do not depend on it.
     key
         Prefix under which :func:`genegrad.pp.manifold` stored the manifold.
     copy
@@ -124,7 +127,8 @@ def fate_bias(
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
     F = read_signal(adata, layer)[:, adata.var_names.get_indexer(genes)]
-    programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes)
+    programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes,
+                                   n_jobs=n_jobs)
     flows = _fate.fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
     rep = adata.uns[key]["params"]["use_rep"]
     require_key(adata, "obsm", rep, fix="run `genegrad.pp.manifold` again")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -175,15 +176,13 @@ def patterns(
     rng = as_rng(random_state)
     to_intrinsic = _descriptors.synchronized_frames(model)
 
-    desc = _describe(model, F, length=length, to_intrinsic=to_intrinsic, options=options, progress=progress,
-                     what="descriptors")
+    desc = _describe(model, F, length=length, to_intrinsic=to_intrinsic, options=options, progress=progress)
     null_cols = rng.choice(F.shape[1], size=min(n_null, F.shape[1]), replace=True)
     Fnull = _dense(F[:, null_cols])
     Fnull = _patterns.permute_within(Fnull, _depth_strata(adata, depth_key), rng)
-    null = _describe(model, Fnull, length=length, to_intrinsic=to_intrinsic, options=options, progress=progress,
-                     what="null")
+    null = _descriptors.smoothness(model, Fnull)  # the test needs no gradient of the null
     j = _descriptors.DESCRIPTORS.index("smoothness")
-    score, pval = _patterns.structured_test(_log(desc[:, j]), _log(null[:, j]))
+    score, pval = _patterns.structured_test(_log(desc[:, j]), _log(null))
     constant = ~np.isfinite(score)
     score[constant], pval[constant] = -np.inf, 1.0
     qval = _patterns.bh_qvalues(pval)
@@ -197,7 +196,7 @@ def patterns(
         lab, typ = _patterns.cluster_patterns(feats, n_patterns=n_patterns, random_state=random_state)
         labels[structured], typicality[structured] = lab, typ
     modules = _modules(model, F, genes=genes, score=score, structured=structured, scale=scale, n_genes=n_module_genes,
-                       threshold=module_threshold)
+                       threshold=module_threshold, options=options)
 
     target = adata.copy() if copy else adata
     _write(target, key, genes=genes, desc=desc, score=score, pval=pval, qval=qval, structured=structured, labels=labels,
@@ -208,14 +207,15 @@ def patterns(
     return target if copy else None
 
 
-def _describe(model, F, *, length: float, to_intrinsic, options, progress, what: str) -> NDArray[np.float64]:
-    sd = _column_sd(F)
-    bar = progress_bar(progress, total=F.shape[1], desc=what)
+def _describe(model, F, *, length: float, to_intrinsic, options, progress) -> NDArray[np.float64]:
+    """Descriptors of every column of ``F``, each chunk reduced where it was computed (thread or dask worker)."""
+    reduce = partial(_descriptors.chunk_descriptors, length_scale=length, sd=_column_sd(F), to_intrinsic=to_intrinsic)
+    bar = progress_bar(progress, total=F.shape[1], desc="descriptors")
     parts = []
-    for chunk in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=True, with_signals=True, **options):
-        parts.append(_descriptors.chunk_descriptors(model, chunk, length_scale=length, to_intrinsic=to_intrinsic,
-                                                    sd=sd[chunk.start:chunk.stop]))
-        bar.update(chunk.stop - chunk.start)
+    for part in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=True, with_signals=True, reduce=reduce,
+                                     **options):
+        parts.append(part)
+        bar.update(part.shape[0])
     bar.close()
     logger.info("described %d signals (backend %s)", F.shape[1], options["backend"])
     return np.concatenate(parts, axis=0)
@@ -252,20 +252,26 @@ def _log(x: NDArray) -> NDArray:
         return np.log(np.where(x > 0, x, np.nan))
 
 
-def _modules(model, F, *, genes, score, structured, scale: int, n_genes: int, threshold: float) -> NDArray:
+def _modules(model, F, *, genes, score, structured, scale: int, n_genes: int, threshold: float,
+             options) -> NDArray:
     """Modules among the ``n_genes`` most structured genes (see :func:`_patterns.co_directional_modules`)."""
     out = np.full(len(genes), -1)
     cand = np.flatnonzero(structured)
     cand = cand[np.argsort(-score[cand], kind="stable")][:n_genes]
     if cand.size < 2:
         return out
-    grads = np.concatenate([c.gradients[:, :, :, model.scales_.index(scale)]
-                            for c in model.iter_gradients(F[:, cand], chunk_size=CHUNK_SIZE, with_se=False)],
-                           axis=1)
+    reduce = partial(_gradients_at, scale_index=model.scales_.index(scale))
+    grads = np.concatenate(list(model.iter_gradients(F[:, cand], chunk_size=CHUNK_SIZE, with_se=False, reduce=reduce,
+                                                     **options)), axis=1)
     lab = _patterns.co_directional_modules(_patterns.gradient_similarity(grads), threshold=threshold)
     keep = lab >= 0
     out[cand[keep]] = lab[keep]
     return out
+
+
+def _gradients_at(model, chunk, *, scale_index: int) -> NDArray[np.float32]:
+    """``(N, g, d)``: a chunk's gradients at one scale (the rest is dropped where the chunk was computed)."""
+    return np.ascontiguousarray(chunk.gradients[:, :, :, scale_index])
 
 
 def _write(adata, key, *, genes, desc, score, pval, qval, structured, labels, typicality, modules, scale, scales,
