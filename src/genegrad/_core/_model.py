@@ -108,6 +108,7 @@ class GradientModel:
     def fit(self, Y: NDArray, *, neighbors: tuple[NDArray, NDArray] | None = None) -> GradientModel:
         """Build graph, frames and operator from ``Y``; ``neighbors`` = ``(indices, distances)`` reuses a graph."""
         Y = np.asarray(Y, dtype=np.float64)
+        self.__dict__.pop("_ops_cache", None)  # products of an earlier fit
         if neighbors is None:
             idx, dist = _graph.knn(Y, self.n_neighbors, method=self.knn_method, random_state=self.random_state)
         else:
@@ -115,10 +116,13 @@ class GradientModel:
         w = _graph.gaussian_weights(dist, idx)
         K = _graph.affinity_matrix(idx, w)
         P = _graph.diffusion_operator(K, alpha=self.alpha)
-        Ys = _frames.smooth_coordinates(Y, P, self.n_smooth)  # for the frames only
+        self.diffusion_ = P
+        self._set_order()
+        smooth = self._smoother(P)
+        Ys = smooth(Y, self.n_smooth)  # for the frames only
         vals, vecs = _frames.local_spectra(Ys, idx, w)
         if self.n_dims is None:
-            Yd = _frames.smooth_coordinates(Ys, P, max(DIMENSION_SMOOTHING - self.n_smooth, 0))
+            Yd = smooth(Ys, max(DIMENSION_SMOOTHING - self.n_smooth, 0))
             # the median spectrum needs no more than a large random sample of cells
             n = Y.shape[0]
             sub = (np.sort(np.random.default_rng(self.random_state).choice(n, DIMENSION_SAMPLE, replace=False))
@@ -132,7 +136,7 @@ class GradientModel:
         fits = {}
         Yt, t_cur = Y, 0
         for t in sorted({0, *self.scales_}):
-            Yt = _frames.smooth_coordinates(Yt, P, t - t_cur)
+            Yt = smooth(Yt, t - t_cur)
             t_cur = t
             fits[t] = _operator.fit_local(Yt, frames, idx, w, quadratic=self.quadratic, ridge=self.ridge)
         self.knn_indices_ = idx
@@ -168,6 +172,7 @@ class GradientModel:
         model.n_dims_ = model.frames_.shape[2]
         model.fits_ = fits
         model.se_factors_ = np.asarray(se_factors, dtype=np.float32)
+        model._set_order()
         model._set_operators()
         return model
 
@@ -179,7 +184,18 @@ class GradientModel:
         q = self.fits_[0].coef.shape[1]
         self.quadratic_operator_ = (_operator.design_matrix(self.fits_[0].coef[:, d:], idx) if q > d else None)
         self.weight_matrix_ = _operator.weight_matrix(self.fits_[0].weights, idx).astype(np.float32)
-        self._set_order()
+
+    def _smoother(self, P: sparse.csr_matrix):
+        """``(X, steps) -> P^steps X``, the products in the graph's order (:meth:`_set_order`)."""
+        o, inv = self._order, self._inverse
+        Po = sparse.csr_matrix(P[o][:, o], dtype=np.float64)
+
+        def smooth(X: NDArray, steps: int) -> NDArray[np.float64]:
+            if steps <= 0:
+                return np.asarray(X, dtype=np.float64)
+            return _frames.smooth_coordinates(np.asarray(X)[o], Po, steps)[inv]
+
+        return smooth
 
     def _set_order(self) -> None:
         """A cell order that keeps graph neighbours close in memory (reverse Cuthill-McKee).
@@ -213,17 +229,18 @@ class GradientModel:
         out = np.empty((n, len(self.scales_)), dtype=np.float64)
         row2 = np.asarray(D.multiply(D).sum(axis=1)).ravel().reshape(n, d).sum(axis=1)
         rng = np.random.default_rng(self.random_state)
-        Z = rng.standard_normal((n, self.n_probes)).astype(np.float32)
+        Z = rng.standard_normal((n, self.n_probes)).astype(np.float32)[self._order]  # the graph's order
+        ops = self._ops("numpy")
         t_cur = 0
         for j, t in enumerate(self.scales_):
             if t == 0:
                 out[:, j] = row2
                 continue
             while t_cur < t:
-                Z = self.diffusion_ @ Z
+                Z = ops.mm("P", Z)
                 t_cur += 1
-            G = (self.operators_[t] @ Z).reshape(n, d, -1)
-            out[:, j] = (G.astype(np.float64) ** 2).sum(axis=1).mean(axis=1)
+            G = ops.mm(f"D{t}", Z).reshape(n, d, -1)
+            out[self._order, j] = (G.astype(np.float64) ** 2).sum(axis=1).mean(axis=1)
         return np.sqrt(out).astype(np.float32)
 
     # --------------------------------------------------------------- applying
