@@ -47,7 +47,8 @@ def worker(method: str, path: str) -> dict:
         gg.tl.patterns(adata, genes=list(adata.var_names))
         t_patterns = time.perf_counter() - t0 - t_manifold
         gg.tl.fate_bias(adata, "terminal")
-        extra = {"manifold s": t_manifold, "patterns s": t_patterns}
+        t_fate = time.perf_counter() - t0 - t_manifold - t_patterns
+        extra = {"manifold s": t_manifold, "patterns s": t_patterns, "fate s": t_fate}
     elif method == "CellRank 2":
         # its default solver: the direct one (used in fate.py for paul15) ran out of memory at 30,000 cells
         run_cellrank(adata, "terminal", root=root, solver="gmres")
@@ -93,7 +94,7 @@ def main():
     table["genegrad / this"] = [gg_time.get(c, np.nan) / w if np.isfinite(w) else np.nan
                                 for c, w in zip(table["cells"], table.get("wall s", np.nan).astype(float),
                                                 strict=True)]
-    cols = [c for c in ["cells", "method", "wall s", "peak GB", "data GB", "manifold s", "patterns s",
+    cols = [c for c in ["cells", "method", "wall s", "peak GB", "data GB", "manifold s", "patterns s", "fate s",
                         "genegrad / this", "error"] if c in table]
     table = table[cols].round(3)
     notes = []
