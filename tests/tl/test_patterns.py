@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import anndata as ad
 import numpy as np
 import pytest
@@ -55,6 +57,23 @@ def test_deterministic_and_copy_leaves_input(patterned):
     assert before.var.equals(base.var)
     np.testing.assert_array_equal(out.varm["genegrad_descriptors"], adata.varm["genegrad_descriptors"])
     assert (out.var["genegrad_pattern"].astype(str) == adata.var["genegrad_pattern"].astype(str)).all()
+
+
+def test_dask_backend_describes_on_the_workers(patterned):
+    # the descriptors of each chunk are computed on the dask workers (only per-gene numbers come back) and
+    # must equal the threaded numpy run to float32 round-off; the same genes are structured
+    if not os.environ.get("GENEGRAD_REQUIRE_OPTIONAL"):
+        pytest.importorskip("distributed")
+    from distributed import Client, LocalCluster
+
+    adata = patterned
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        out = gg.tl.patterns(adata, genes=list(adata.var_names), n_null=150, backend="dask", scheduler=client,
+                             copy=True)
+    np.testing.assert_allclose(out.varm["genegrad_descriptors"], adata.varm["genegrad_descriptors"], rtol=1e-3,
+                               atol=1e-5)
+    assert (out.var["genegrad_structured"] == adata.var["genegrad_structured"]).all()
 
 
 def test_h5ad_round_trip(patterned, tmp_path):
