@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 Kind = Literal["plane", "swissroll", "curved_sheet", "cycle", "tree", "cube"]
 
 
+#: Cells simulated at once (the counts of larger data are drawn block after block, bounding memory).
+CELL_BLOCK = 100_000
+
+
 def synthetic(
     kind: Kind = "tree",
     n_cells: int = 3000,
@@ -90,8 +94,12 @@ def synthetic(
     u, segment = lat["u"], lat.get("segment")
     w, _ = _manifolds.embed(kind, u)
     params = _patterns.draw_genes(kind, n_genes, w, gen, segment)
-    h, _ = _patterns.evaluate(kind, params, w, segment)
-    eta = params["base"][None, :] + h
+    # cells in blocks (memory: every block holds a few N x G float64 arrays); one block up to CELL_BLOCK cells
+    blocks = [slice(s, min(s + CELL_BLOCK, n_cells)) for s in range(0, n_cells, CELL_BLOCK)]
+    eta = np.empty((n_cells, n_genes))
+    for b in blocks:
+        eta[b] = params["base"][None, :] + _patterns.evaluate(kind, params, w[b],
+                                                               None if segment is None else segment[b])[0]
     bias_fate = np.full(n_genes, None, dtype=object)
     fate = None
     if n_bias_genes or fate_bias:
@@ -106,13 +114,17 @@ def synthetic(
         ramp = np.clip(u[:, 0] / _manifolds.TREE_SEGMENTS[0][2], 0.0, 1.0)
         eta[:, cols] += fate_bias * ramp[:, None] * (fate[:, None] == bias_fate[cols][None, :])
     eta -= eta.max(axis=1, keepdims=True)
-    pi = np.exp(eta)
-    pi /= pi.sum(axis=1, keepdims=True)
     lib = depth * np.exp(gen.normal(0.0, 0.3, n_cells) - 0.045)
     size = dispersion * np.exp(gen.normal(0.0, 0.3, n_genes))
-    mu = lib[:, None] * pi
-    counts = gen.negative_binomial(size[None, :], size[None, :] / (size[None, :] + mu))
-    X = sparse.csr_matrix(counts.astype(np.float32))
+    parts = []
+    for b in blocks:
+        pi = np.exp(eta[b])
+        pi /= pi.sum(axis=1, keepdims=True)
+        mu = lib[b, None] * pi
+        counts = gen.negative_binomial(size[None, :], size[None, :] / (size[None, :] + mu))
+        parts.append(sparse.csr_matrix(counts.astype(np.float32)))
+    del eta
+    X = parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr")
 
     obs = pd.DataFrame(index=pd.Index([f"cell{i}" for i in range(n_cells)]))
     obs["total_counts"] = np.asarray(X.sum(axis=1)).ravel()
