@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 DIRECT_MAX = 20_000
 
 
-def tilted_transitions(K: sparse.spmatrix, Y: NDArray, v: NDArray, *, beta: float) -> sparse.csr_matrix:
+def tilted_transitions(K: sparse.spmatrix, Y: NDArray, v: NDArray, *, beta: float,
+                       edge_block: int = 1 << 20) -> sparse.csr_matrix:
     """``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))``, rows summing to one.
 
     ``K`` are the symmetric affinities of the kNN graph, ``Y`` ``(N, p)`` the coordinates, ``v`` ``(N, p)`` the
@@ -30,9 +31,12 @@ def tilted_transitions(K: sparse.spmatrix, Y: NDArray, v: NDArray, *, beta: floa
     K.eliminate_zeros()
     rows = np.repeat(np.arange(K.shape[0]), np.diff(K.indptr))
     cols = K.indices
-    disp = Y[cols] - Y[rows]
     vn = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
-    cos = (disp * vn[rows]).sum(axis=1) / np.maximum(np.linalg.norm(disp, axis=1), 1e-300)
+    cos = np.empty(cols.size)
+    for s in range(0, cols.size, edge_block):  # edges in blocks: (edges, p) displacements never all held
+        e = min(s + edge_block, cols.size)
+        disp = Y[cols[s:e]] - Y[rows[s:e]]
+        cos[s:e] = (disp * vn[rows[s:e]]).sum(axis=1) / np.maximum(np.linalg.norm(disp, axis=1), 1e-300)
     data = K.data * np.exp(beta * cos)
     T = sparse.csr_matrix((data, cols, K.indptr), shape=K.shape)
     deg = np.asarray(T.sum(axis=1)).ravel()
