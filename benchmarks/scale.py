@@ -106,7 +106,8 @@ def main():
     print(table.to_string(index=False))
     print("\n".join(notes))
     if not args.no_record:
-        record("Scale", f"python benchmarks/scale.py --sizes {args.sizes}", table.to_markdown(index=False),
+        command = f"python benchmarks/scale.py --sizes {args.sizes} --methods '{args.methods}' --timeout {args.timeout}"
+        record("Scale", command, table.to_markdown(index=False),
                notes="; ".join(notes) + ". Synthetic trees, 2,000 genes, 2,000 UMIs/cell, 30 PCs, CPU only (no GPU "
                      "was available to this session). genegrad computes every gene's gradients at 5 scales (inside "
                      "`tl.patterns`, streamed) besides the fate probabilities; the peers compute fate "
