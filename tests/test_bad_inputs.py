@@ -86,6 +86,8 @@ FITTED_CASES = [
     ("patterns: unknown scale", lambda a: gg.tl.patterns(a, scale=3), ValueError, r"Expected `scale` in"),
     ("descriptors not computed", lambda a: gg.get.descriptors(a), KeyError, r"run `genegrad.tl.patterns` first"),
     ("fate: missing obs key", lambda a: gg.tl.fate_bias(a, "nope"), KeyError, r"adata.obs\['nope'\]"),
+    ("fate: zero threads", lambda a: gg.tl.fate_bias(a, "nope", n_jobs=0), ValueError, r"non-zero integer"),
+    ("patterns: threads as text", lambda a: gg.tl.patterns(a, n_jobs="all"), ValueError, r"Expected `n_jobs`"),
     ("fate: states naming no cells", lambda a: gg.tl.fate_bias(a, ["X", "Y"], groupby="total_counts"), ValueError,
      r"Terminal states \['X', 'Y'\] name no cells"),
     ("fate: unknown groupby", lambda a: gg.tl.fate_bias(a, ["X", "Y"], groupby="nope"), KeyError, r"nope"),

@@ -12,6 +12,7 @@ from .. import _keys
 from .._core import _fate
 from .._validation import check_range, check_scale, check_unique_names, require_key, resolve_genes, warn
 from ..pp._manifold import load_model
+from ._compute import compute_options
 from ._signal import read_signal
 
 if TYPE_CHECKING:
@@ -119,6 +120,7 @@ def fate_bias(
     check_unique_names(adata)
     check_range("n_program_genes", n_program_genes, 1, None, integer=True)
     check_range("beta", beta, 0.0, None)
+    n_jobs = compute_options("numpy", None, n_jobs)["n_jobs"]
     model = load_model(adata, key)
     labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
     scale = _default_scale(model.scales_) if scale is None else scale
