@@ -33,6 +33,22 @@ def test_dimension_estimated_on_plane(plane_model):
     assert GradientModel(n_neighbors=20).fit(Y).n_dims_ == 2
 
 
+def test_dimension_estimate_does_not_drift_with_the_number_of_cells():
+    # A closed curve in 6-D thickened by a small nuisance direction (sd 0.05, like library size in counts) and
+    # isotropic noise. With k fixed, neighbourhoods along the curve shrink as N grows while the nuisance does
+    # not: on all 25,000 cells the median local spectrum calls it 2-D; the estimate on a 10,000-cell sample
+    # (with its own graph) sees what 5,000 cells see, a curve.
+    def thick_curve(n):
+        rng = np.random.default_rng(0)
+        s = rng.uniform(0, 1, n)[:, None]
+        f = np.pi * np.arange(1, 4)
+        return np.c_[np.cos(f * s), np.sin(f * s), 0.05 * rng.normal(size=(n, 1)), 0.01 * rng.normal(size=(n, 4))]
+
+    small = GradientModel(scales=(0,)).fit(thick_curve(5000)).n_dims_
+    large = GradientModel(scales=(0,)).fit(thick_curve(25000)).n_dims_
+    assert small == large == 1
+
+
 def test_rotation_of_representation_rotates_gradients(plane_model):
     Z, Y, Q, model = plane_model
     rng = np.random.default_rng(1)

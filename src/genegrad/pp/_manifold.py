@@ -54,7 +54,8 @@ def manifold(
         Neighbours per cell (30 or more recommended; more cells support more neighbours).
     n_dims
         Tangent dimension; estimated from the data when ``None`` (the largest gap in the median local PCA
-        spectrum of coordinates smoothed by sixteen diffusion steps). Set it when you know the intrinsic
+        spectrum of coordinates smoothed by sixteen diffusion steps, on a seeded sample of at most 10,000 cells
+        with its own graph, so that it does not drift with the number of cells). Set it when you know the intrinsic
         dimension: too large a value costs accuracy.
     scales
         Diffusion times ``t``: gradients are computed for ``P^t F``.
