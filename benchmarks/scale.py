@@ -48,7 +48,8 @@ def worker(method: str, path: str) -> dict:
         t_patterns = time.perf_counter() - t0 - t_manifold
         gg.tl.fate_bias(adata, "terminal")
         t_fate = time.perf_counter() - t0 - t_manifold - t_patterns
-        extra = {"manifold s": t_manifold, "patterns s": t_patterns, "fate s": t_fate}
+        extra = {"d": int(adata.uns["genegrad"]["n_dims"]), "manifold s": t_manifold, "patterns s": t_patterns,
+                 "fate s": t_fate}
     elif method == "CellRank 2":
         # its default solver: the direct one (used in fate.py for paul15) ran out of memory at 30,000 cells
         run_cellrank(adata, "terminal", root=root, solver="gmres")
@@ -66,6 +67,7 @@ def main():
     ap.add_argument("--sizes", default="10000,30000,100000")
     ap.add_argument("--methods", default="genegrad,CellRank 2,Palantir")
     ap.add_argument("--timeout", type=int, default=1800)
+    ap.add_argument("--peer-timeout", type=int, default=None, help="for CellRank 2 and Palantir (default: --timeout)")
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "PATH"))
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
@@ -85,7 +87,8 @@ def main():
             adata.write_h5ad(path)
             del adata
             for method in args.methods.split(","):
-                row = run_worker(__file__, method, path, timeout=args.timeout)
+                limit = args.timeout if method == "genegrad" or args.peer_timeout is None else args.peer_timeout
+                row = run_worker(__file__, method, path, timeout=limit)
                 row["cells"] = n
                 rows.append(row)
                 print(row, flush=True)
@@ -94,7 +97,7 @@ def main():
     table["genegrad / this"] = [gg_time.get(c, np.nan) / w if np.isfinite(w) else np.nan
                                 for c, w in zip(table["cells"], table.get("wall s", np.nan).astype(float),
                                                 strict=True)]
-    cols = [c for c in ["cells", "method", "wall s", "peak GB", "data GB", "manifold s", "patterns s", "fate s",
+    cols = [c for c in ["cells", "method", "wall s", "peak GB", "data GB", "d", "manifold s", "patterns s", "fate s",
                         "genegrad / this", "error"] if c in table]
     table = table[cols].round(3)
     notes = []
@@ -102,11 +105,13 @@ def main():
         ok = sub.dropna(subset=["wall s"])
         if len(ok) > 1:
             slope = np.polyfit(np.log(ok["cells"]), np.log(ok["wall s"].astype(float)), 1)[0]
-            notes.append(f"{method}: fitted exponent of wall time in N = {slope:.2f}")
+            notes.append(f"{method}: fitted exponent of wall time in N = {slope:.3f}")
     print(table.to_string(index=False))
     print("\n".join(notes))
     if not args.no_record:
         command = f"python benchmarks/scale.py --sizes {args.sizes} --methods '{args.methods}' --timeout {args.timeout}"
+        if args.peer_timeout is not None:
+            command += f" --peer-timeout {args.peer_timeout}"
         record("Scale", command, table.to_markdown(index=False),
                notes="; ".join(notes) + ". Synthetic trees, 2,000 genes, 2,000 UMIs/cell, 30 PCs, CPU only (no GPU "
                      "was available to this session). genegrad computes every gene's gradients at 5 scales (inside "
