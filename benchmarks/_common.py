@@ -14,6 +14,21 @@ from pathlib import Path
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
+def commit() -> str:
+    """The checked-out commit (with ``+changes`` when the tree is dirty), or ``unknown`` outside git."""
+    import subprocess
+
+    root = Path(__file__).parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + (" +changes in src" if dirty else "")
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -40,7 +55,7 @@ def versions(*pkgs: str) -> str:
 def record(title: str, command: str, table: str, notes: str = "", pkgs: tuple[str, ...] = ()) -> None:
     """Append a dated section with the machine, the versions and the table to RESULTS.md."""
     today = _dt.date.today().isoformat()
-    text = (f"\n## {title} ({today})\n\n`{command}`  \nMachine: {machine()}  \n"
+    text = (f"\n## {title} ({today})\n\n`{command}`  \nMachine: {machine()}  \nCommit: {commit()}  \n"
             f"Versions: {versions('genegrad', 'numpy', 'scipy', 'scanpy', 'anndata', *pkgs)}\n\n{table}\n")
     if notes:
         text += f"\n{notes}\n"

@@ -69,6 +69,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=1800)
     ap.add_argument("--peer-timeout", type=int, default=None, help="for CellRank 2 and Palantir (default: --timeout)")
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "PATH"))
+    ap.add_argument("--peer-max-cells", type=int, default=None, help="run the peers up to this many cells only")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     if args.worker:
@@ -87,6 +88,8 @@ def main():
             adata.write_h5ad(path)
             del adata
             for method in args.methods.split(","):
+                if method != "genegrad" and args.peer_max_cells is not None and n > args.peer_max_cells:
+                    continue
                 limit = args.timeout if method == "genegrad" or args.peer_timeout is None else args.peer_timeout
                 row = run_worker(__file__, method, path, timeout=limit)
                 row["cells"] = n
@@ -112,6 +115,8 @@ def main():
         command = f"python benchmarks/scale.py --sizes {args.sizes} --methods '{args.methods}' --timeout {args.timeout}"
         if args.peer_timeout is not None:
             command += f" --peer-timeout {args.peer_timeout}"
+        if args.peer_max_cells is not None:
+            command += f" --peer-max-cells {args.peer_max_cells}"
         record("Scale", command, table.to_markdown(index=False),
                notes="; ".join(notes) + ". Synthetic trees, 2,000 genes, 2,000 UMIs/cell, 30 PCs, CPU only (no GPU "
                      "was available to this session). genegrad computes every gene's gradients at 5 scales (inside "

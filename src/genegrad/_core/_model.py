@@ -75,11 +75,12 @@ class GradientModel:
     ridge
         Relative ridge of each local fit.
     knn_method
-        ``'auto'`` (exact up to 150,000 cells, pynndescent above), ``'exact'`` or ``'pynndescent'``.
+        ``'auto'`` (exact up to 50,000 cells, ``'partition'`` above), ``'exact'``, ``'partition'`` (k-means
+        partitions searched exactly, linear in N) or ``'pynndescent'``.
     n_probes
         Random probes for the noise propagation factors at scales ``t > 0``.
     random_state
-        Seed for pynndescent and the probes.
+        Seed for the approximate kNN searches and the probes.
     """
 
     def __init__(
