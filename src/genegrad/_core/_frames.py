@@ -22,20 +22,22 @@ def smooth_coordinates(Y: NDArray, P: sparse.csr_matrix, n_steps: int) -> NDArra
 
 def local_spectra(
     Ys: NDArray, idx: NDArray, weights: NDArray, *, chunk_size: int = 4096, values_only: bool = False,
-    cells: NDArray | None = None,
+    cells: NDArray | None = None, n_vecs: int | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
     """Weighted local PCA of neighbour displacements at every cell (of ``idx``'s rows).
 
-    Returns ``(eigvals, eigvecs)`` with shapes ``(N, r)`` and ``(N, p, r)``, ``r = min(k, p)``, in
-    decreasing order of variance; ``eigvecs`` is ``None`` with ``values_only``. With ``cells``, ``idx`` and
-    ``weights`` are the neighbours of those cells only (a subsample).
+    Returns ``(eigvals, eigvecs)`` with shapes ``(N, r)`` and ``(N, p, n_vecs)``, ``r = min(k, p)``, in
+    decreasing order of variance; ``n_vecs`` (default ``r``) leading eigenvectors are kept, ``eigvecs`` is
+    ``None`` with ``values_only``. With ``cells``, ``idx`` and ``weights`` are the neighbours of those cells only
+    (a subsample).
     """
     n = idx.shape[0]
     p = Ys.shape[1]
     k = idx.shape[1]
     r = min(k, p)
+    m = r if n_vecs is None else min(int(n_vecs), r)
     vals = np.empty((n, r))
-    vecs = None if values_only else np.empty((n, p, r))
+    vecs = None if values_only else np.empty((n, p, m))
     rows = np.arange(n) if cells is None else np.asarray(cells)
     for s in range(0, n, chunk_size):
         e = min(s + chunk_size, n)
@@ -48,12 +50,12 @@ def local_spectra(
                 continue
             ev, V = np.linalg.eigh(C)
             vals[s:e] = np.maximum(ev[:, ::-1][:, :r], 0.0)
-            vecs[s:e] = V[:, :, ::-1][:, :, :r]
+            vecs[s:e] = V[:, :, ::-1][:, :, :m]
         else:
             _, sv, vt = np.linalg.svd(X, full_matrices=False)
             vals[s:e] = sv[:, :r] ** 2
             if not values_only:
-                vecs[s:e] = np.swapaxes(vt[:, :r, :], 1, 2)
+                vecs[s:e] = np.swapaxes(vt[:, :m, :], 1, 2)
     return vals, vecs
 
 

@@ -124,13 +124,13 @@ class GradientModel:
         self._set_order()
         smooth = self._smoother(P)
         Ys = smooth(Y, self.n_smooth)  # for the frames only
-        vals, vecs = _frames.local_spectra(Ys, idx, w)
         if self.n_dims is None:
-            d_hat, spectrum = self._estimate_dimension(Y, Ys, idx, w, smooth)
+            d, spectrum = self._estimate_dimension(Y, Ys, idx, w, smooth)
         else:
-            d_hat, spectrum = int(self.n_dims), np.median(vals / vals.sum(axis=1, keepdims=True), axis=0)
-        d = d_hat
-        frames = np.ascontiguousarray(vecs[:, :, :d])
+            d, spectrum = int(self.n_dims), None
+        vals, frames = _frames.local_spectra(Ys, idx, w, n_vecs=d)  # only the d leading directions are kept
+        if spectrum is None:
+            spectrum = np.median(vals / vals.sum(axis=1, keepdims=True), axis=0)
         fits = {}
         Yt, t_cur = Y, 0
         for t in sorted({0, *self.scales_}):
