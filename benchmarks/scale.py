@@ -118,7 +118,8 @@ def main():
         if args.peer_max_cells is not None:
             command += f" --peer-max-cells {args.peer_max_cells}"
         record("Scale", command, table.to_markdown(index=False),
-               notes="".join(f"{n}; " for n in notes) + "Synthetic trees, 2,000 genes, 2,000 UMIs/cell, 30 PCs, CPU only (no GPU "
+               notes="".join(f"{n}; " for n in notes)
+                     + "Synthetic trees, 2,000 genes, 2,000 UMIs/cell, 30 PCs, CPU only (no GPU "
                      "was available to this session). genegrad computes every gene's gradients at 5 scales (inside "
                      "`tl.patterns`, streamed) besides the fate probabilities; the peers compute fate "
                      "probabilities only. 'data GB' is the process's peak RSS after loading the AnnData.",
