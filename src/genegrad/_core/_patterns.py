@@ -116,20 +116,22 @@ def cluster_patterns(
     return relabel[labels].astype(np.int64), typicality
 
 
-def gradient_similarity(grads: NDArray) -> NDArray[np.float64]:
+def gradient_similarity(grads: NDArray, *, block: int = 16384) -> NDArray[np.float64]:
     """``(g, g)`` magnitude-weighted cosine of gradients, averaged over cells.
 
     ``grads`` ``(N, g, d)`` at one scale, all genes in the same (per-cell) frame:
     ``S_ab = sum_i <a_i, b_i> / sum_i |a_i| |b_i|``, i.e. the cosine at each cell weighted by
     ``|a_i| |b_i|``: 1 for genes rising in the same direction where they both change, -1 for opposite.
     """
-    _n, g, d = grads.shape
-    G = np.asarray(grads, dtype=np.float64)
+    n, g, d = grads.shape
     num = np.zeros((g, g))
-    for j in range(d):
-        num += G[:, :, j].T @ G[:, :, j]
-    mag = np.linalg.norm(G, axis=2)
-    den = mag.T @ mag
+    den = np.zeros((g, g))
+    for s in range(0, n, block):  # in float64, a block of cells at a time (memory: a block, not N x g x d)
+        G = np.asarray(grads[s : s + block], dtype=np.float64)
+        for j in range(d):
+            num += G[:, :, j].T @ G[:, :, j]
+        mag = np.sqrt(np.einsum("ngd,ngd->ng", G, G))
+        den += mag.T @ mag
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, 0.0)
 
