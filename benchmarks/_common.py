@@ -16,8 +16,6 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 
 def commit() -> str:
     """The checked-out commit (with ``+changes`` when the tree is dirty), or ``unknown`` outside git."""
-    import subprocess
-
     root = Path(__file__).parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
