@@ -181,3 +181,22 @@ def test_same_input_same_output(plane_adata):
     for key in ("genegrad_frames", "genegrad_operator", "genegrad_se_factors", "genegrad_gradients",
                 "genegrad_gradients_se"):
         np.testing.assert_array_equal(a.obsm[key], b.obsm[key])
+
+
+def test_memory_budget_counts_the_model_and_the_signal_copy(plane_adata, tmp_path):
+    from genegrad.pp._manifold import load_model
+    from genegrad.tl._signal import read_signal, signal_nbytes
+
+    model = load_model(plane_adata)
+    # the model's arrays, counted once each: at least the graph and the scale-0 operator
+    floor = sum(m.data.nbytes + m.indices.nbytes for m in (model.diffusion_, model.operator_))
+    assert model.nbytes >= floor
+    genes = list(plane_adata.var_names)
+    held = model.nbytes + signal_nbytes(read_signal(plane_adata, None, np.arange(len(genes))))
+    # a budget that holds the model and the signal copy but not one gene's work per chunk in flight is refused,
+    # and the message says what took the memory
+    with pytest.raises(MemoryError, match="model and signal"):
+        gg.tl.gradients(plane_adata, genes, store="zarr", path=str(tmp_path / "a.zarr"), memory_gb=held / 2**30)
+    # with room for the work, the call runs and streams every gene
+    gg.tl.gradients(plane_adata, genes, store="zarr", path=str(tmp_path / "b.zarr"), memory_gb=held / 2**30 + 0.05)
+    assert gg.get.gradients(plane_adata, genes[:3], scale=0).shape[1] == 3

@@ -174,6 +174,29 @@ class GradientModel:
         model._set_operators()
         return model
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the fitted arrays (graph, frames, operators, fits), each array counted once."""
+        seen: set[int] = set()
+
+        def size(obj: Any) -> int:
+            if id(obj) in seen:
+                return 0
+            seen.add(id(obj))
+            if isinstance(obj, np.ndarray):
+                return 0 if obj.base is not None and id(obj.base) in seen else int(obj.nbytes)
+            if sparse.issparse(obj):
+                return sum(size(getattr(obj, a)) for a in ("data", "indices", "indptr") if hasattr(obj, a))
+            if isinstance(obj, dict):
+                return sum(size(v) for v in obj.values())
+            if isinstance(obj, (list, tuple)):
+                return sum(size(v) for v in obj)
+            if hasattr(obj, "__dict__") and not isinstance(obj, type):
+                return sum(size(v) for v in vars(obj).values())
+            return 0
+
+        return sum(size(v) for k, v in vars(self).items() if k != "_ops_cache")
+
     def _set_operators(self) -> None:
         d, idx = self.n_dims_, self.knn_indices_
         self.operators_ = {t: _operator.gradient_matrix(f.coef, idx, d) for t, f in self.fits_.items()}

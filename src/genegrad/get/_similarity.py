@@ -62,7 +62,7 @@ def gradient_similarity(
         info = adata.uns[key].get("patterns")
         scale = int(info["scale"]) if info is not None else model.scales_[-1]
     check_scale(scale, model.scales_)
-    F = read_signal(adata, layer)[:, adata.var_names.get_indexer(genes)]
+    F = read_signal(adata, layer, adata.var_names.get_indexer(genes))
     grads = model.gradients(F, with_se=False).gradients[:, :, :, model.scales_.index(scale)]
     S = _similarity(grads)
     flat = np.linalg.norm(grads, axis=2).max(axis=0) == 0

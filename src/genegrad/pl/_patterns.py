@@ -82,7 +82,7 @@ def patterns(
     genes = list(dict.fromkeys(g for sel in picks.values() for g in sel))
     model = load_model(adata, key)
     layer = adata.uns[key]["patterns"]["params"].get("layer", "X")
-    F = read_signal(adata, None if layer == "X" else layer)[:, adata.var_names.get_indexer(genes)]
+    F = read_signal(adata, None if layer == "X" else layer, adata.var_names.get_indexer(genes))
     tangent = model.gradients(F, with_se=False).gradients[:, :, :, model.scales_.index(scale)]
     V = to_basis(adata, tangent, scale=scale, basis=basis, key=key)
     expr = F.toarray() if hasattr(F, "toarray") else np.asarray(F)

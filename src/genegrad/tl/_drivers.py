@@ -82,7 +82,7 @@ def drivers(
     prob = np.asarray(adata.obsm[f"{key}_fate_probs"][fate], dtype=np.float64)[early]
     prob_c = prob - np.nanmean(prob)
     layer = info["layer"]
-    F = read_signal(adata, None if layer == "X" else layer)[:, adata.var_names.get_indexer(genes)]
+    F = read_signal(adata, None if layer == "X" else layer, adata.var_names.get_indexer(genes))
     align = np.empty(len(genes))
     corr = np.empty(len(genes))
     for part in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=False, with_signals=True):

@@ -128,7 +128,7 @@ def fate_bias(
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
-    F = read_signal(adata, layer)[:, adata.var_names.get_indexer(genes)]
+    F = read_signal(adata, layer, adata.var_names.get_indexer(genes))
     programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes,
                                    n_jobs=n_jobs)
     flows = _fate.fate_flows(model, F, programs, scale=scale)  # (N, fates, d)

@@ -12,7 +12,7 @@ from .._core._model import n_threads
 from .._validation import check_range, check_unique_names, resolve_genes
 from ..pp._manifold import load_model
 from ._compute import compute_options
-from ._signal import progress_bar, read_signal
+from ._signal import progress_bar, read_signal, signal_nbytes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -66,8 +66,10 @@ def gradients(
     path
         Folder of the zarr store (``store='zarr'``).
     memory_gb
-        Budget for the stored result (``store='obsm'``) and the working memory; exceeding it raises (choose
-        fewer ``genes``, or ``store='zarr'``).
+        Budget for everything the call holds beyond the AnnData: the model rebuilt from it, a column-major
+        copy of the selected genes' expression, the result (``store='obsm'``) and the gene chunks in flight
+        (sized to fit). A budget too small for one gene per chunk raises (choose fewer ``genes``,
+        ``store='zarr'``, or a larger budget).
     backend
         ``'numpy'`` (scipy.sparse), ``'torch'`` (CUDA when available, else CPU) or ``'dask'`` (gene chunks as
         tasks on ``scheduler``'s cluster); results agree to float32 round-off.
@@ -116,18 +118,21 @@ def gradients(
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
-    F = read_signal(adata, layer)
-    col = adata.var_names.get_indexer(genes)
+    Fsel = read_signal(adata, layer, adata.var_names.get_indexer(genes))  # a column-major copy of the genes
     n, d, T, G = adata.n_obs, model.n_dims_, len(model.scales_), len(genes)
+    # the budget counts everything this call holds: the model, the copy of the signal, the result (in memory)
+    # and the chunks in flight
+    held = model.nbytes + signal_nbytes(Fsel)
     out_bytes = n * G * 4 * (d * T + (T if with_se else 0)) if store == "obsm" else 0
     per_gene_work = n * 8 * (d * T + T + 8)  # float64 temporaries of one gene (scales, residuals)
-    if out_bytes + per_gene_work > memory_gb * _GB:
-        msg = (f"The gradients of {G} genes over {n} cells, {d} dims and {T} scales need "
-               f"{(out_bytes + per_gene_work) / _GB:.1f} GB, over `memory_gb={memory_gb}`; pass fewer `genes`, "
-               "raise `memory_gb`, or stream them to disk with `store='zarr'`.")
-        raise MemoryError(msg)
     in_flight = 2 * n_threads(n_jobs)  # chunks computed ahead of the consumer
-    chunk = int(max(1, min(G, (memory_gb * _GB - out_bytes) // (per_gene_work * in_flight), CHUNK_SIZE)))
+    if held + out_bytes + per_gene_work * in_flight > memory_gb * _GB:
+        msg = (f"The gradients of {G} genes over {n} cells, {d} dims and {T} scales need "
+               f"{(held + out_bytes + per_gene_work * in_flight) / _GB:.2f} GB (model and signal "
+               f"{held / _GB:.2f} GB, result {out_bytes / _GB:.2f} GB), over `memory_gb={memory_gb}`; pass fewer "
+               "`genes`, raise `memory_gb`, or stream them to disk with `store='zarr'`.")
+        raise MemoryError(msg)
+    chunk = int(max(1, min(G, (memory_gb * _GB - held - out_bytes) // (per_gene_work * in_flight), CHUNK_SIZE)))
     logger.info("computing gradients of %d genes at %d scales (chunks of %d)", G, T, chunk)
     if store == "zarr":
         from ..io import GradientStore
@@ -138,7 +143,6 @@ def gradients(
     else:
         grads = np.empty((n, G, d, T), dtype=np.float32)
         se = np.empty((n, G, T), dtype=np.float32) if with_se else None
-    Fsel = F[:, col]
     bar = progress_bar(progress, total=G, desc="gradients")
     for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se, **options):
         if store == "zarr":

@@ -179,7 +179,7 @@ def patterns(
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
-    F = read_signal(adata, layer)[:, adata.var_names.get_indexer(genes)]
+    F = read_signal(adata, layer, adata.var_names.get_indexer(genes))
     if F.shape[1] < 2:
         msg = f"`genes` must name at least 2 genes to find patterns, got {len(genes)}."
         raise ValueError(msg)

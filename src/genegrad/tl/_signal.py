@@ -15,8 +15,14 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 
-def read_signal(adata: ad.AnnData, layer: str | None) -> NDArray | sparse.csc_matrix:
-    """The log-normalised signal (``X`` or a layer) in memory, checked: CSC when sparse, else dense."""
+def read_signal(
+    adata: ad.AnnData, layer: str | None, columns: NDArray | None = None
+) -> NDArray | sparse.csc_matrix:
+    """The log-normalised signal (``X`` or a layer) in memory, checked: CSC when sparse, else dense.
+
+    ``columns`` (positions in ``var_names``) are selected before the conversion, so that at most the selected
+    genes are copied (nothing is selected when they are all genes in order).
+    """
     if layer is None:
         F = adata.X
         name = "adata.X"
@@ -36,7 +42,16 @@ def read_signal(adata: ad.AnnData, layer: str | None) -> NDArray | sparse.csc_ma
     if data.size and np.all(np.mod(data[: 100_000], 1) == 0) and data.max() > 30:
         warn(f"`{name}` looks like raw counts (integers up to {data.max():.0f}); gradients of a log-normalised "
              "signal are what the method assumes: run `genegrad.pp.preprocess` first.")
+    if columns is not None and not np.array_equal(columns, np.arange(F.shape[1])):
+        F = F[:, np.asarray(columns)]
     return sparse.csc_matrix(F) if sparse.issparse(F) else np.asarray(F)
+
+
+def signal_nbytes(F: NDArray | sparse.spmatrix) -> int:
+    """Bytes held by a dense or compressed sparse matrix."""
+    if sparse.issparse(F):
+        return int(F.data.nbytes + F.indices.nbytes + F.indptr.nbytes)
+    return int(np.asarray(F).nbytes)
 
 
 def progress_bar(progress: bool | None, *, total: int, desc: str):  # ruff: ignore[boolean-type-hint-positional-argument]
