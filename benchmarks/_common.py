@@ -63,6 +63,17 @@ def record(title: str, command: str, table: str, notes: str = "", pkgs: tuple[st
         fh.write(text)
 
 
+def tree_data(n_cells: int, *, depth: int, n_genes: int = 2000):
+    """The benchmarks' synthetic tree (seed 0), preprocessed (``n_genes`` highly variable genes, 30 PCs), counts
+    dropped: what every method of a benchmark reads."""
+    import genegrad as gg
+
+    adata = gg.datasets.synthetic("tree", n_cells=n_cells, n_genes=n_genes, depth=depth, rng=0)
+    gg.pp.preprocess(adata, n_top_genes=n_genes, n_comps=30)
+    del adata.layers["counts"]
+    return adata
+
+
 def run_worker(script: str, method: str, path: str, *, timeout: float | None = None) -> dict:
     """Run ``script --worker METHOD PATH`` in its own process (its own peak RSS) and return its JSON row.
 

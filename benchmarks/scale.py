@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record, run_worker
+from _common import record, run_worker, tree_data
 from fate import run_cellrank, run_palantir
 from speed import peak_gb
 
@@ -80,9 +80,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
-            adata = gg.datasets.synthetic("tree", n_cells=n, n_genes=N_GENES, depth=2000, rng=0)
-            gg.pp.preprocess(adata, n_top_genes=N_GENES, n_comps=30)
-            del adata.layers["counts"]
+            adata = tree_data(n, depth=2000, n_genes=N_GENES)
             adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
             path = str(Path(tmp) / f"tree_{n}.h5ad")
             adata.write_h5ad(path)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record, run_worker
+from _common import record, run_worker, tree_data
 
 N_GENES = 2000
 SCALES = (0, 1, 2, 4, 8)
@@ -105,14 +105,11 @@ def main():
     if args.worker:
         print(json.dumps(worker(*args.worker)))
         return
-    import genegrad as gg
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
-            adata = gg.datasets.synthetic("tree", n_cells=n, n_genes=N_GENES, depth=1000, rng=0)
-            gg.pp.preprocess(adata, n_top_genes=N_GENES, n_comps=30)
-            del adata.layers["counts"]
+            adata = tree_data(n, depth=1000, n_genes=N_GENES)
             path = str(Path(tmp) / f"tree_{n}.h5ad")
             adata.write_h5ad(path)
             del adata

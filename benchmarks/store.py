@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record, run_worker
+from _common import record, run_worker, tree_data
 from speed import peak_gb
 
 
@@ -61,9 +61,7 @@ def main():
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        adata = gg.datasets.synthetic("tree", n_cells=args.cells, n_genes=2000, depth=1000, rng=0)
-        gg.pp.preprocess(adata, n_top_genes=2000, n_comps=30)
-        del adata.layers["counts"]
+        adata = tree_data(args.cells, depth=1000)
         gg.pp.manifold(adata)
         path = str(Path(tmp) / "tree.h5ad")
         adata.write_h5ad(path)

@@ -141,6 +141,15 @@ def knn_from_distances(distances: sparse.spmatrix) -> tuple[NDArray[np.int64], N
     return idx, dist
 
 
+def diffusion_graph(
+    idx: NDArray, dist: NDArray, *, alpha: float = 1.0
+) -> tuple[NDArray, sparse.csr_matrix, sparse.csr_matrix]:
+    """From neighbour lists to ``(weights, K, P)``: Gaussian weights, the affinity matrix, the diffusion operator."""
+    w = gaussian_weights(dist, idx)
+    K = affinity_matrix(idx, w)
+    return w, K, diffusion_operator(K, alpha=alpha)
+
+
 def gaussian_weights(dist: NDArray, idx: NDArray, *, bandwidth_neighbor: int | None = None) -> NDArray:
     """Adaptive Gaussian weights ``exp(-d_ij^2 / (sigma_i sigma_j))`` on the directed kNN edges.
 

@@ -117,9 +117,7 @@ class GradientModel:
             idx, dist = _graph.knn(Y, self.n_neighbors, method=self.knn_method, random_state=self.random_state)
         else:
             idx, dist = neighbors
-        w = _graph.gaussian_weights(dist, idx)
-        K = _graph.affinity_matrix(idx, w)
-        P = _graph.diffusion_operator(K, alpha=self.alpha)
+        w, K, P = _graph.diffusion_graph(idx, dist, alpha=self.alpha)
         self.diffusion_ = P
         self._set_order()
         smooth = self._smoother(P)
@@ -235,8 +233,7 @@ class GradientModel:
         sub = np.sort(np.random.default_rng(self.random_state).choice(n, DIMENSION_CELLS, replace=False))
         Y_sub = Y[sub]
         idx_s, dist_s = _graph.knn(Y_sub, self.n_neighbors, method="exact")
-        w_s = _graph.gaussian_weights(dist_s, idx_s)
-        P_s = _graph.diffusion_operator(_graph.affinity_matrix(idx_s, w_s), alpha=self.alpha)
+        w_s, _, P_s = _graph.diffusion_graph(idx_s, dist_s, alpha=self.alpha)
         Yd = _frames.smooth_coordinates(Y_sub, P_s, DIMENSION_SMOOTHING)
         spectra, _ = _frames.local_spectra(Yd, idx_s, w_s, values_only=True)
         return _frames.estimate_dimension(spectra, max_dim=max_dim)
