@@ -13,10 +13,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Above this many cells ``'auto'`` uses the partitioned search instead of the exact one. Profiled at 100,000
-#: cells x 30 dims (synthetic tree) on 2 cores: exact brute force 17 s (it grows as N^2); partitioned 3.0 s with
-#: 99.9% of the exact neighbours; pynndescent 55 s, of which 50 s is numba compiling its functions in every new
-#: process (5 s of search).
+#: Above this many cells ``'auto'`` uses the partitioned search instead of the exact one. benchmarks/knn.py at
+#: 100,000 cells x 30 PCs on 2 cores: exact brute force 17.6 s (it grows as N^2); partitioned 4.7 s with 99.9%
+#: of the exact neighbours; pynndescent 29.4 s (99.5%), most of it numba compiling in every new process.
 EXACT_KNN_MAX_CELLS = 50_000
 #: Partitioned search: cells per k-means partition, partitions searched per cell, cells the k-means is fitted on.
 PARTITION_SIZE = 1000
