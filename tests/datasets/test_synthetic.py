@@ -80,3 +80,31 @@ def test_blocks_of_cells_give_the_same_counts(kind, monkeypatch):
     blocked = gg.datasets.synthetic(kind, n_cells=1000, n_genes=50, rng=5)
     assert (whole.X != blocked.X).nnz == 0
     np.testing.assert_array_equal(whole.obs["total_counts"], blocked.obs["total_counts"])
+
+
+@pytest.mark.parametrize("kind", ["plane", "tree"])
+def test_true_log_mean_gradients_match_finite_differences_of_the_proportions(kind):
+    # the exported truth (pattern gradients plus the composition term) is the gradient of log pi, where pi is
+    # exactly what the counts are drawn from; noise genes keep a fixed share, so their truth is exactly zero
+    adata = gg.datasets.synthetic(kind, n_cells=150, n_genes=60, rng=3)
+    truth = gg.datasets.true_gradients(adata, basis="latent")
+    params = {k: np.asarray(v) for k, v in adata.uns["synthetic"]["genes"].items()}
+    seg = adata.obs["segment"].astype(int).to_numpy() if kind == "tree" else None
+    u = adata.obsm["X_latent"]
+
+    def log_pi(uu):
+        h, _ = _patterns.evaluate(kind, params, _manifolds.embed(kind, uu)[0], seg)
+        return np.log(_patterns.proportions(params["base"][None, :] + h, params))
+
+    eps = 1e-6
+    for k in range(u.shape[1]):
+        du = np.zeros_like(u)
+        du[:, k] = eps
+        fd = (log_pi(u + du) - log_pi(u - du)) / (2 * eps)
+        np.testing.assert_allclose(truth[:, :, k], fd, atol=1e-5 * max(1, np.abs(fd).max()))
+    noise = (adata.var["pattern"] == "noise").to_numpy()
+    assert noise.any()
+    assert np.all(truth[:, noise] == 0)
+    pi = np.exp(log_pi(u))
+    np.testing.assert_allclose(pi.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.ptp(pi[:, noise], axis=0).max() < 1e-15  # the same share in every cell

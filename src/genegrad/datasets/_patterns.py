@@ -135,6 +135,31 @@ def evaluate(
     return h, grad
 
 
+def proportions(eta: NDArray, params: dict[str, NDArray]) -> NDArray:
+    """Expected share of each gene in a cell's counts ``(N, G)`` from the log-means ``eta``.
+
+    The flat genes (``params['flat']``: the noise genes that carry no fate bias) keep a fixed share: their
+    ``exp(base)`` among all genes' ``exp(base)``, split by ``exp(base)``. The other genes share the rest by
+    ``softmax(eta)`` among themselves. So the composition effect (genes rising somewhere take counts from the
+    others) falls on the structured genes only, and a noise gene's expected normalised expression is constant.
+    Data simulated before the flat genes existed have no ``'flat'`` entry: one softmax over every gene.
+    """
+    flat = params.get("flat")
+    out = np.empty_like(eta, dtype=np.float64)
+    if flat is None or not np.any(flat):
+        out[:] = np.exp(eta - eta.max(axis=1, keepdims=True))
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+    flat = np.asarray(flat, dtype=bool)
+    eb = np.exp(params["base"] - params["base"].max())
+    share = eb[flat].sum() / eb.sum()
+    out[:, flat] = share * eb[flat] / eb[flat].sum()
+    rest = eta[:, ~flat]
+    e = np.exp(rest - rest.max(axis=1, keepdims=True))
+    out[:, ~flat] = (1.0 - share) * e / e.sum(axis=1, keepdims=True)
+    return out
+
+
 def _soft_ramp(x: NDArray) -> tuple[NDArray, NDArray]:
     """Zero below 0, then ``x^2 / (x + 0.25)`` scaled to 1 at ``x = 1``: smooth switch-on with its slope."""
     xp = np.maximum(x, 0)

@@ -38,8 +38,11 @@ def synthetic(
     Each cell has latent coordinates ``u`` on the manifold ``kind``; each gene a log-mean
     ``eta_g(u) = base_g + h_g(phi(u))`` from one of seven pattern classes (linear ramp, radial bump, saddle,
     periodic, branch switch, transient, noise; saddles only on two- and three-dimensional manifolds). Counts are
-    negative binomial with mean ``L_i pi_ig``, ``pi_i = softmax(eta(u_i))`` and a log-normal library size
-    ``L_i`` around ``depth``.
+    negative binomial with mean ``L_i pi_ig`` and a log-normal library size ``L_i`` around ``depth``. The noise
+    genes keep a fixed share of ``pi_i`` (split by their ``exp(base_g)``); the other genes share the rest by
+    ``softmax(eta(u_i))``. So noise genes are flat after total-count normalisation: with one softmax over every
+    gene, the structured genes' rises took counts from them, and they all shared one real gradient (on the
+    plane, a 90th-percentile gradient a third of a ramp's).
 
     Parameters
     ----------
@@ -113,13 +116,13 @@ def synthetic(
         bias_fate[cols] = gen.choice(_manifolds.TREE_FATES, len(cols))
         ramp = np.clip(u[:, 0] / _manifolds.TREE_SEGMENTS[0][2], 0.0, 1.0)
         eta[:, cols] += fate_bias * ramp[:, None] * (fate[:, None] == bias_fate[cols][None, :])
-    eta -= eta.max(axis=1, keepdims=True)
+    # noise genes without a fate bias keep a fixed share of the counts (see `_patterns.proportions`)
+    params["flat"] = (params["pattern"] == "noise") & np.array([b is None for b in bias_fate])
     lib = depth * np.exp(gen.normal(0.0, 0.3, n_cells) - 0.045)
     size = dispersion * np.exp(gen.normal(0.0, 0.3, n_genes))
     parts = []
     for b in blocks:
-        pi = np.exp(eta[b])
-        pi /= pi.sum(axis=1, keepdims=True)
+        pi = _patterns.proportions(eta[b], params)
         mu = lib[b, None] * pi
         counts = gen.negative_binomial(size[None, :], size[None, :] / (size[None, :] + mu))
         parts.append(sparse.csr_matrix(counts.astype(np.float32)))
