@@ -152,9 +152,8 @@ def main():
                + "\n\n".join(crosses),
                notes=("ARI against the 7 true classes (noise counted as a class; genes genegrad calls noise form "
                       "one group). AUROC: structured (any non-noise class) against noise genes, from each "
-                      "method's score. The simulated 'noise' genes are not flat after total-count "
-                      "normalisation (the softmax couples them to every other gene), so 'noise called q<0.05' "
-                      "is partly real structure, not only false discovery."),
+                      "method's score. The simulated noise genes keep a fixed share of the counts, so they are "
+                      "flat after total-count normalisation: 'noise called q<0.05' is false discovery."),
                pkgs=("hotspotsc", "scikit-learn"))
 
 
