@@ -89,3 +89,18 @@ def run_worker(script: str, method: str, path: str, *, timeout: float | None = N
         last = out.stderr.strip().splitlines()[-1:] or [f"exit {out.returncode} (killed: memory?)"]
         return {"method": method, "error": last[0][:120]}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def parse_or_work(ap, worker, *, metavar: tuple[str, str] = ("METHOD", "PATH")):
+    """The other half of :func:`run_worker`: add ``--worker`` and ``--no-record`` to ``ap`` and parse.
+
+    Called as a worker, runs ``worker(*args.worker)``, prints its JSON row and returns ``None``; otherwise
+    returns the parsed arguments.
+    """
+    ap.add_argument("--worker", nargs=2, metavar=metavar)
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker)))
+        return None
+    return args

@@ -11,7 +11,6 @@ compilation there, as it does in every new Python session): wall time, and the r
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record, run_worker, tree_data
+from _common import parse_or_work, record, run_worker, tree_data
 
 METHODS = ("exact", "partition", "pynndescent")
 K = 30
@@ -41,11 +40,8 @@ def worker(method: str, path: str) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100000")
-    ap.add_argument("--worker", nargs=2, metavar=("METHOD", "PATH"))
-    ap.add_argument("--no-record", action="store_true")
-    args = ap.parse_args()
-    if args.worker:
-        print(json.dumps(worker(*args.worker)))
+    args = parse_or_work(ap, worker)
+    if args is None:
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

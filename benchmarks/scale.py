@@ -12,7 +12,6 @@ root for all. Needs the peers: ``pip install -e ".[bench]"``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record, run_worker, tree_data
+from _common import parse_or_work, record, run_worker, tree_data
 from fate import run_cellrank, run_palantir
 from speed import peak_gb
 
@@ -68,12 +67,9 @@ def main():
     ap.add_argument("--methods", default="genegrad,CellRank 2,Palantir")
     ap.add_argument("--timeout", type=int, default=1800)
     ap.add_argument("--peer-timeout", type=int, default=None, help="for CellRank 2 and Palantir (default: --timeout)")
-    ap.add_argument("--worker", nargs=2, metavar=("METHOD", "PATH"))
     ap.add_argument("--peer-max-cells", type=int, default=None, help="run the peers up to this many cells only")
-    ap.add_argument("--no-record", action="store_true")
-    args = ap.parse_args()
-    if args.worker:
-        print(json.dumps(worker(*args.worker)))
+    args = parse_or_work(ap, worker)
+    if args is None:
         return
     import genegrad as gg
 

@@ -12,7 +12,6 @@ once) timed on 1,000 cells and scaled to N.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record, run_worker, tree_data
+from _common import parse_or_work, record, run_worker, tree_data
 
 N_GENES = 2000
 SCALES = (0, 1, 2, 4, 8)
@@ -99,11 +98,8 @@ def per_cell(adata, n_sample=1000, k=30, d=1):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,50000,100000")
-    ap.add_argument("--worker", nargs=2, metavar=("METHOD", "PATH"))
-    ap.add_argument("--no-record", action="store_true")
-    args = ap.parse_args()
-    if args.worker:
-        print(json.dumps(worker(*args.worker)))
+    args = parse_or_work(ap, worker)
+    if args is None:
         return
 
     rows = []

@@ -12,7 +12,6 @@ the budget, the store's size on disk, and a lazy read of 10 genes with ``get.gra
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record, run_worker, tree_data
+from _common import parse_or_work, record, run_worker, tree_data
 from speed import peak_gb
 
 
@@ -51,11 +50,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cells", type=int, default=100_000)
     ap.add_argument("--budgets", default="0.5,1,2")
-    ap.add_argument("--worker", nargs=2, metavar=("BUDGET", "PATH"))
-    ap.add_argument("--no-record", action="store_true")
-    args = ap.parse_args()
-    if args.worker:
-        print(json.dumps(worker(*args.worker)))
+    args = parse_or_work(ap, worker, metavar=("BUDGET", "PATH"))
+    if args is None:
         return
     import genegrad as gg
 

@@ -41,8 +41,7 @@ def synthetic(
     negative binomial with mean ``L_i pi_ig`` and a log-normal library size ``L_i`` around ``depth``. The noise
     genes keep a fixed share of ``pi_i`` (split by their ``exp(base_g)``); the other genes share the rest by
     ``softmax(eta(u_i))``. So noise genes are flat after total-count normalisation: with one softmax over every
-    gene, the structured genes' rises took counts from them, and they all shared one real gradient (on the
-    plane, a 90th-percentile gradient a third of a ramp's).
+    gene, the structured genes' rises took counts from them, and they all shared one real gradient.
 
     Parameters
     ----------

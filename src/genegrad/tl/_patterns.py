@@ -154,11 +154,10 @@ def patterns(
 
     **The q-values are anti-conservative on large data: read the score as a ranking.** On synthetic data
     whose noise genes are flat after normalisation (10,000 cells, 2,000 UMIs/cell), 28-67% of them had
-    q < 0.05 (``benchmarks/RESULTS.md``, Patterns), while a per-bin F-test on the true positions called 6-8%.
-    A dev check (not a benchmark) on the plane found two causes. (1) The kNN graph reflects sequencing
-    depth, and a flat gene's log-normalised values depend on depth; permuting within depth deciles removes
-    most of this but not all. (2) The graph was built from the genes it tests, so each gene's own noise
-    makes it look a little smoother (about +7% of the variance surviving one diffusion step). The null's
+    q < 0.05 (``benchmarks/RESULTS.md``, Patterns). A development check on the plane (not a benchmark)
+    pointed to two causes. (1) The kNN graph reflects sequencing depth, and a flat gene's log-normalised
+    values depend on depth; permuting within depth deciles removes most of this but not all. (2) The graph
+    was built from the genes it tests, so each gene's own noise makes it look a little smoother. The null's
     spread shrinks as cells are added, so these small technical excesses become significant.
 
     Examples
