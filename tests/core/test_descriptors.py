@@ -134,10 +134,16 @@ def test_bh_qvalues_hand_example():
     np.testing.assert_allclose(q, [0.04, 0.5, 0.04, 0.04])
 
 
-def test_permute_within_keeps_strata():
+def test_depth_residuals_standardise_each_stratum():
     rng = np.random.default_rng(0)
-    X = np.arange(20, dtype=float)[:, None] * np.ones((1, 3))
-    strata = np.repeat([0, 1], 10)
-    out = _patterns.permute_within(X, strata, rng)
-    assert set(out[:10, 0]) == set(range(10))
-    assert set(out[10:, 1]) == set(range(10, 20))
+    strata = np.repeat([0, 1, 2], 50)
+    # a depth effect on the mean and the spread of every stratum, plus one constant column
+    X = np.column_stack([rng.standard_normal(150) * (1 + strata) + 5 * strata, np.full(150, 2.0)])
+    R = _patterns.depth_residuals(X, strata)
+    for s in range(3):
+        np.testing.assert_allclose(R[strata == s, 0].mean(), 0, atol=1e-6)
+        np.testing.assert_allclose(R[strata == s, 0].std(), 1, atol=1e-6)
+    np.testing.assert_array_equal(R[:, 1], 0)
+    # order within a stratum is kept: the residual is an increasing function of the value there
+    rows = strata == 1
+    assert (np.argsort(R[rows, 0]) == np.argsort(X[rows, 0])).all()

@@ -105,3 +105,31 @@ def test_gradient_similarity_frame(patterned):
     assert list(S.index) == genes
     np.testing.assert_allclose(S.to_numpy(), S.to_numpy().T, atol=1e-12)
     assert np.nanmax(np.abs(S.to_numpy())) <= 1 + 1e-9
+
+
+def test_structure_test_is_calibrated_on_flat_genes():
+    # 90 of the 300 genes are flat (a fixed share of each cell's counts, so their log-normalised values carry
+    # depth and sampling noise only). Their p-values must be uniform: the share below 0.05 is ~Binomial(90, 0.05)
+    # / 90 (sd 0.023) and shares one null sample of 300 genes (sd of its 95th percentile ~0.013): 0.15 is over
+    # 3 sd above 0.05. The median p is 0.5 +- 0.06 (3 sd). Testing on the manifold's own graph (holdout=False),
+    # which the flat genes helped build, gives 41-48% below 0.05 and a median p of 0.09-0.14 on these data.
+    adata = gg.datasets.synthetic("plane", n_cells=3000, n_genes=300, depth=2000, rng=0)
+    gg.pp.preprocess(adata, n_top_genes=300, n_comps=20)
+    gg.pp.manifold(adata, n_neighbors=25)
+    gg.tl.patterns(adata, genes=list(adata.var_names), n_null=300)
+    flat = adata.var["pattern"].to_numpy() == "noise"
+    p = adata.var["genegrad_structured_pval"].to_numpy()[flat]
+    assert (p < 0.05).mean() < 0.15
+    assert 0.3 < np.median(p) < 0.7
+    # and the structured genes are all still found
+    q = adata.var["genegrad_structured_qval"].to_numpy()[~flat]
+    assert (q < 0.05).mean() > 0.95
+
+
+def test_too_few_genes_for_held_out_graphs_warns_and_tests_on_the_manifold(patterned):
+    adata = patterned.copy()
+    adata.var["highly_variable"] = False
+    adata.var.iloc[:12, adata.var.columns.get_loc("highly_variable")] = True
+    with pytest.warns(UserWarning, match="at least 20 genes"):
+        out = gg.tl.patterns(adata, genes=list(adata.var_names), n_null=150, copy=True)
+    assert np.isfinite(out.var["genegrad_structured_score"]).all()

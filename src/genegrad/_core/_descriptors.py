@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from numpy.typing import NDArray
 
     from ._model import GradientChunk, GradientModel
@@ -126,24 +128,21 @@ def chunk_descriptors(
     return out
 
 
-def smoothness(model: GradientModel, F: NDArray, *, chunk_size: int = 64) -> NDArray[np.float64]:
-    """``(g, T)``: the ``smoothness`` descriptor alone, ``Var(P^t f) / Var(f)``, for dense ``F`` (cells x g).
+def smoothness(P, X: NDArray, scales: Sequence[int]) -> NDArray[np.float64]:
+    """``(g, T)``: the ``smoothness`` descriptor alone, ``Var(P^t x) / Var(x)``, for each column of dense ``X``.
 
-    Needs only diffusion products, no gradient: what the structure test's null is made of.
+    ``P`` is a row-stochastic diffusion operator (sparse); needs only diffusion products, no gradient: what the
+    structure test is made of.
     """
-    ops = model._ops("numpy")
-    scales = model.scales_
-    g = F.shape[1]
-    out = np.empty((g, len(scales)))
-    for s in range(0, g, chunk_size):
-        X = np.ascontiguousarray(np.asarray(F[:, s:s + chunk_size], dtype=np.float32)[model._order])
-        var0 = X.astype(np.float64).var(axis=0)
-        t_cur = 0
-        for j, t in enumerate(scales):
-            while t_cur < t:
-                X = ops.mm("P", X)
-                t_cur += 1
-            out[s:s + X.shape[1], j] = X.var(axis=0, dtype=np.float64) / np.maximum(var0, 1e-24)
+    X = np.asarray(X, dtype=np.float32)
+    var0 = X.var(axis=0, dtype=np.float64)
+    out = np.empty((X.shape[1], len(scales)))
+    t_cur = 0
+    for j, t in enumerate(scales):
+        while t_cur < t:
+            X = np.asarray(P @ X, dtype=np.float32)
+            t_cur += 1
+        out[:, j] = X.var(axis=0, dtype=np.float64) / np.maximum(var0, 1e-24)
     return out
 
 

@@ -40,18 +40,22 @@ def structured_test(stat: NDArray, null: NDArray) -> tuple[NDArray, NDArray]:
     return score, pval
 
 
-def permute_within(X: NDArray, strata: NDArray | None, rng: np.random.Generator) -> NDArray:
-    """Permute each column of ``X`` over rows, within each stratum (e.g. bins of sequencing depth) when given.
+def depth_residuals(X: NDArray, strata: NDArray | None) -> NDArray[np.float32]:
+    """Columns of ``X`` centred and scaled within each stratum (e.g. deciles of sequencing depth) when given.
 
-    Permuting within depth bins keeps what depth does to a gene (more zeros in shallow cells, which the graph
-    may also reflect) and destroys only the geometry: the null then asks for structure beyond depth.
+    What depth does to a gene (shallow cells have more zeros and smaller values, and the graph may reflect
+    depth) is then gone from its mean and spread in every stratum, and the residuals of a gene without
+    structure are exchangeable over cells: their permutations are its null. Constant columns give zeros.
     """
+    X = np.asarray(X, dtype=np.float64)
     if strata is None:
-        return rng.permuted(X, axis=0)
-    out = np.empty_like(X)
+        strata = np.zeros(X.shape[0], dtype=np.int64)
+    out = np.empty(X.shape, dtype=np.float32)
     for s in np.unique(strata):
         rows = np.flatnonzero(strata == s)
-        out[rows] = rng.permuted(X[rows], axis=0)
+        x = X[rows]
+        sd = x.std(axis=0)
+        out[rows] = (x - x.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0)
     return out
 
 
