@@ -194,6 +194,15 @@ def diffusion_operator(K: sparse.csr_matrix, *, alpha: float = 1.0) -> sparse.cs
     return P
 
 
+def locality_order(P: sparse.spmatrix) -> NDArray[np.int64]:
+    """A cell order that keeps graph neighbours close in memory (reverse Cuthill-McKee on ``P + P^T``)."""
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    pattern = sparse.csr_matrix(P, dtype=np.float32)
+    pattern = (pattern + pattern.T).tocsr()
+    return np.asarray(reverse_cuthill_mckee(pattern, symmetric_mode=True), dtype=np.int64)
+
+
 def n_components(K: sparse.spmatrix) -> tuple[int, NDArray[np.int32]]:
     """Connected components of the graph."""
     from scipy.sparse.csgraph import connected_components

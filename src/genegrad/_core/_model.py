@@ -246,11 +246,7 @@ class GradientModel:
         tens of thousands of cells. Products run in this order and results are put back (measured on 100,000
         cells, a profile: P @ X 5.0x and D @ X 3.9x faster).
         """
-        from scipy.sparse.csgraph import reverse_cuthill_mckee
-
-        pattern = sparse.csr_matrix(self.diffusion_, dtype=np.float32)
-        pattern = (pattern + pattern.T).tocsr()
-        order = np.asarray(reverse_cuthill_mckee(pattern, symmetric_mode=True), dtype=np.int64)
+        order = _graph.locality_order(self.diffusion_)
         self._order = order
         self._inverse = np.argsort(order)
 
