@@ -161,10 +161,10 @@ def patterns(
     are split into two random halves, each half's PCA gives a kNN diffusion graph built like the manifold's,
     and every gene is tested on the other half's graph. On the manifold's own graph, a gene that shaped the
     neighbourhoods looks a little smoother than its permutations, and on 10,000 cells this small excess is
-    significant: on synthetic data whose noise genes are flat after normalisation, 47-61% of them had q < 0.05
-    on the manifold's own graph (11% on the swiss roll), against 2-8% on the held-out graphs, where 3-9% of
-    them have p < 0.05 (nominal 5%; 9% on the cycle). Of flat genes added to paul15's counts (its own depths),
-    2.7% have p < 0.05 (``benchmarks/RESULTS.md``, Patterns). Structure that follows depth itself (cell
+    significant: on synthetic data whose noise genes are flat after normalisation, 41-66% of them had q < 0.05
+    on the manifold's own graph (8% on the swiss roll), against 3-5% on the held-out graphs, where 4-8% of
+    them have p < 0.05 (nominal 5%). Of flat genes added to paul15's counts (its own depths),
+    2.0% have p < 0.05 (``benchmarks/RESULTS.md``, Patterns). Structure that follows depth itself (cell
     types of different size) is not counted: the test asks for structure beyond depth.
 
     Examples
