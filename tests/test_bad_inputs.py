@@ -84,6 +84,8 @@ FITTED_CASES = [
     ("patterns: fdr out of range", lambda a: gg.tl.patterns(a, fdr=2), ValueError, r"Expected `fdr` in \[0.0, 1.0\]"),
     ("patterns: one gene", lambda a: gg.tl.patterns(a, genes=[a.var_names[0]]), ValueError, r"at least 2 genes"),
     ("patterns: unknown scale", lambda a: gg.tl.patterns(a, scale=3), ValueError, r"Expected `scale` in"),
+    ("patterns: holdout as text", lambda a: gg.tl.patterns(a, holdout="no"), TypeError,
+     r"Expected `holdout` to be True or False"),
     ("descriptors not computed", lambda a: gg.get.descriptors(a), KeyError, r"run `genegrad.tl.patterns` first"),
     ("fate: missing obs key", lambda a: gg.tl.fate_bias(a, "nope"), KeyError, r"adata.obs\['nope'\]"),
     ("fate: zero threads", lambda a: gg.tl.fate_bias(a, "nope", n_jobs=0), ValueError, r"non-zero integer"),

@@ -181,6 +181,9 @@ def patterns(
     check_range("fdr", fdr, 0.0, 1.0)
     options = compute_options(backend, scheduler, n_jobs)
     check_range("n_null", n_null, 10, None, integer=True)
+    if not isinstance(holdout, bool | np.bool_):
+        msg = f"Expected `holdout` to be True or False, got {holdout!r}."
+        raise TypeError(msg)
     check_range("n_module_genes", n_module_genes, 2, None, integer=True)
     check_range("module_threshold", module_threshold, -1.0, 1.0)
     if n_patterns is not None:
@@ -269,7 +272,7 @@ def _structure_test(adata, model, F, *, genes, layer, key, depth_key, n_null: in
             cols = np.flatnonzero(fold == h)
             if cols.size == 0:
                 continue
-            order = model._order if P is model.diffusion_ else _graph.locality_order(P)
+            order = _graph.locality_order(P)
             P = sparse.csr_matrix(P[order][:, order], dtype=np.float32)
             strata = None if depth_strata is None else depth_strata[order]
             null_cols = rng.choice(F.shape[1], size=n_null, replace=True)
@@ -316,11 +319,10 @@ def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng) -> tupl
              f"(got {pool.size}); it tests on the manifold's own graph, where the q-values are anti-conservative.")
         return [model.diffusion_], np.zeros(n_genes, dtype=np.int64)
     pool_fold = _holdout.split_genes(pool.size, rng)
-    fold = rng.integers(0, 2, size=n_genes)
-    where = pd.Series(pool_fold, index=pool)
-    rows = adata.var_names.get_indexer(genes)
-    in_pool = np.isin(rows, pool)
-    fold[in_pool] = 1 - where.loc[rows[in_pool]].to_numpy()
+    fold_of_var = np.full(adata.n_vars, -1)
+    fold_of_var[pool] = pool_fold
+    tested_on = 1 - fold_of_var[adata.var_names.get_indexer(genes)]  # 2 for genes in neither fold
+    fold = np.where(tested_on < 2, tested_on, rng.integers(0, 2, size=n_genes))
     params = adata.uns[key]["params"]
     rep = params["use_rep"]
     n_comps = adata.obsm[rep].shape[1] if rep in adata.obsm else 50
