@@ -59,6 +59,38 @@ def local_spectra(
     return vals, vecs
 
 
+def average_frames(
+    frames: NDArray, idx: NDArray, weights: NDArray, *, chunk_size: int = 2048,
+) -> NDArray[np.float64]:
+    """Consensus tangent frames: at every cell, the ``d`` leading eigenvectors of the weighted mean of the
+    projectors ``U_j U_j^T`` over the cell and its neighbours.
+
+    ``frames`` ``(N, p, d)`` orthonormal; ``idx`` and ``weights`` ``(N, k)`` the neighbours and their affinities
+    (the cell itself counts with its largest neighbour weight). Tangent spaces vary slowly along the manifold
+    while the errors of single local PCAs do not, so the mean projector keeps the former and averages out the
+    latter; it helps most where a neighbourhood is one-sided (the manifold's boundary), where the local PCA of
+    smoothed coordinates is least reliable.
+    """
+    n, p, d = frames.shape
+    k = idx.shape[1]
+    cols = np.concatenate([np.arange(n)[:, None], idx], axis=1)  # (N, k + 1)
+    w = np.concatenate([weights.max(axis=1, keepdims=True), weights], axis=1)
+    w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+    m = (k + 1) * d
+    out = np.empty((n, p, d))
+    for s in range(0, n, chunk_size):
+        e = min(s + chunk_size, n)
+        Z = np.asarray(frames[cols[s:e]], dtype=np.float64) * np.sqrt(w[s:e])[:, :, None, None]  # (c, k+1, p, d)
+        Z = np.swapaxes(Z, 1, 2).reshape(e - s, p, m)  # mean projector = Z Z^T
+        if p <= m:
+            out[s:e] = np.linalg.eigh(np.matmul(Z, np.swapaxes(Z, 1, 2)))[1][:, :, ::-1][:, :, :d]
+        else:  # through the smaller Gram matrix Z^T Z
+            ev, V = np.linalg.eigh(np.matmul(np.swapaxes(Z, 1, 2), Z))
+            ev, V = ev[:, ::-1][:, :d], V[:, :, ::-1][:, :, :d]
+            out[s:e] = np.matmul(Z, V) / np.sqrt(np.maximum(ev, 1e-300))[:, None, :]
+    return out
+
+
 def estimate_dimension(eigvals: NDArray, *, max_dim: int = 10, floor: float = 0.01) -> tuple[int, NDArray]:
     """Intrinsic dimension from the local PCA spectra: the largest gap in the median spectrum.
 

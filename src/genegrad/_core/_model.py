@@ -60,6 +60,9 @@ class GradientModel:
         Diffusion times ``t``: gradients of ``P^t F``.
     n_smooth
         Diffusion steps applied to the coordinates before the local PCA (the tangent frames).
+    frame_averaging
+        Passes of neighbourhood averaging of the frames after the local PCA
+        (:func:`~genegrad._core._frames.average_frames`).
 
     Notes
     -----
@@ -89,7 +92,8 @@ class GradientModel:
         n_dims: int | None = None,
         scales: Sequence[int] = (0, 1, 2, 4, 8),
         *,
-        n_smooth: int = 4,
+        n_smooth: int = 3,
+        frame_averaging: int = 1,
         alpha: float = 1.0,
         quadratic: bool = False,
         ridge: float = 1e-6,
@@ -101,6 +105,7 @@ class GradientModel:
         self.n_dims = n_dims
         self.scales = scales
         self.n_smooth = n_smooth
+        self.frame_averaging = frame_averaging
         self.alpha = alpha
         self.quadratic = quadratic
         self.ridge = ridge
@@ -127,6 +132,8 @@ class GradientModel:
         else:
             d, spectrum = int(self.n_dims), None
         vals, frames = _frames.local_spectra(Ys, idx, w, n_vecs=d)  # only the d leading directions are kept
+        for _ in range(self.frame_averaging):
+            frames = _frames.average_frames(frames, idx, w)
         if spectrum is None:
             spectrum = np.median(vals / vals.sum(axis=1, keepdims=True), axis=0)
         fits = {}
