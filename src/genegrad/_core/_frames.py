@@ -66,10 +66,10 @@ def average_frames(
 
     At every cell, the ``d`` leading eigenvectors of the weighted mean of the projectors ``U_j U_j^T`` over the
     cell and its neighbours. ``frames`` ``(N, p, d)`` orthonormal; ``idx`` and ``weights`` ``(N, k)`` the
-    neighbours and their affinities (the cell itself counts with its largest neighbour weight). Tangent spaces vary slowly along the manifold
-    while the errors of single local PCAs do not, so the mean projector keeps the former and averages out the
-    latter; it helps most where a neighbourhood is one-sided (the manifold's boundary), where the local PCA of
-    smoothed coordinates is least reliable.
+    neighbours and their affinities (the cell itself counts with its largest neighbour weight). Tangent spaces
+    vary slowly along the manifold while the errors of single local PCAs do not, so the mean projector keeps the
+    former and averages out the latter; it helps most where a neighbourhood is one-sided (the manifold's
+    boundary), where the local PCA of smoothed coordinates is least reliable.
     """
     n, p, d = frames.shape
     k = idx.shape[1]
