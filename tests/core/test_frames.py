@@ -53,3 +53,12 @@ def test_averaging_shrinks_independent_frame_errors():
     before = np.linalg.norm(_projectors(noisy) - truth @ truth.T, axis=(1, 2))
     after = np.linalg.norm(_projectors(_frames.average_frames(noisy, idx, w)) - truth @ truth.T, axis=(1, 2))
     assert np.median(after) < 0.5 * np.median(before)
+
+
+def test_a_cell_without_weighted_neighbours_keeps_its_own_frame():
+    rng, idx, w = _neighbours(n=50, k=5)
+    _, U = _noisy_plane_frames(rng, 50)
+    w[7] = 0.0
+    out = _frames.average_frames(U, idx, w)
+    np.testing.assert_allclose(_projectors(out[7:8]), _projectors(U[7:8]), atol=1e-10)
+    assert np.isfinite(out).all()

@@ -79,7 +79,8 @@ def average_frames(
     n = frames.shape[0]
     cols = np.concatenate([np.arange(n)[:, None], idx], axis=1)  # (N, k + 1)
     w = np.concatenate([weights.max(axis=1, keepdims=True), weights], axis=1)
-    w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+    w[w.sum(axis=1) <= 0, 0] = 1.0  # a cell without weighted neighbours keeps its own frame
+    w = w / w.sum(axis=1, keepdims=True)
     d = frames.shape[2]
     out = np.empty(frames.shape)
     for s in range(0, n, chunk_size):
