@@ -46,6 +46,8 @@ CASES = [
      r"more cells than `n_neighbors`: got 120 cells"),
     ("n_neighbors too small", lambda a: a, lambda a: gg.pp.manifold(a, n_neighbors=1), ValueError,
      r"Expected `n_neighbors` in \[2, inf\], got 1"),
+    ("negative frame averaging", lambda a: a, lambda a: gg.pp.manifold(a, frame_averaging=-1), ValueError,
+     r"Expected `frame_averaging` in \[0, 5\], got -1"),
     ("empty scales", lambda a: a, lambda a: gg.pp.manifold(a, scales=()), ValueError, r"at least one scale"),
     ("negative scale", lambda a: a, lambda a: gg.pp.manifold(a, scales=(0, -1)), ValueError, r"non-negative"),
     ("fractional scale", lambda a: a, lambda a: gg.pp.manifold(a, scales=(0, 1.5)), ValueError, r"non-negative integers"),

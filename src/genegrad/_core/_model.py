@@ -63,14 +63,6 @@ class GradientModel:
     frame_averaging
         Passes of neighbourhood averaging of the frames after the local PCA
         (:func:`~genegrad._core._frames.average_frames`).
-
-    Notes
-    -----
-    At scale ``t`` the local fits regress ``P^t F`` on the coordinates ``P^t Y`` projected on the frames: one
-    operator ``D_t`` per scale. Diffusion is linear, so a signal linear in ``Y`` stays linear in ``P^t Y`` with
-    the same coefficients: linear signals are recovered exactly at every scale, and smoothing does not shrink
-    the magnitudes of gradients (measured on the synthetic manifolds: magnitudes ~0.9-1.1 of the truth at
-    ``t`` = 2-4, against 0.6-0.8 when every scale is regressed on the raw coordinates).
     alpha
         Density normalisation of the diffusion operator (1 removes sampling density).
     quadratic
@@ -84,6 +76,14 @@ class GradientModel:
         Random probes for the noise propagation factors at scales ``t > 0``.
     random_state
         Seed for the approximate kNN searches and the probes.
+
+    Notes
+    -----
+    At scale ``t`` the local fits regress ``P^t F`` on the coordinates ``P^t Y`` projected on the frames: one
+    operator ``D_t`` per scale. Diffusion is linear, so a signal linear in ``Y`` stays linear in ``P^t Y`` with
+    the same coefficients: linear signals are recovered exactly at every scale, and smoothing does not shrink
+    the magnitudes of gradients (measured on the synthetic manifolds: magnitudes ~0.9-1.1 of the truth at
+    ``t`` = 2-4, against 0.6-0.8 when every scale is regressed on the raw coordinates).
     """
 
     def __init__(
