@@ -12,6 +12,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._core import _descriptors, _graph, _holdout, _patterns
+from .._core._model import n_threads
 from .._validation import as_rng, check_range, check_scale, check_unique_names, resolve_genes, warn
 from ..pp._manifold import load_model
 from ._compute import compute_options
@@ -220,7 +221,8 @@ def patterns(
     typicality = np.full(len(genes), np.nan)
     if structured.sum() >= 2:
         feats = _patterns.shape_features(desc[structured], t_idx)
-        lab, typ = _patterns.cluster_patterns(feats, n_patterns=n_patterns, random_state=random_state)
+        lab, typ = _patterns.cluster_patterns(feats, n_patterns=n_patterns, random_state=random_state,
+                                              n_jobs=n_threads(options["n_jobs"]))
         labels[structured], typicality[structured] = lab, typ
     modules = _modules(model, F, genes=genes, score=score, structured=structured, scale=scale, n_genes=n_module_genes,
                        threshold=module_threshold, options=options)
@@ -258,8 +260,6 @@ def _structure_test(adata, model, F, *, genes, layer, key, depth_key, n_null: in
     Cuthill-McKee) and gene chunks in threads; variances do not depend on the order.
     """
     from concurrent.futures import ThreadPoolExecutor
-
-    from .._core._model import n_threads
 
     depth_strata = _depth_strata(adata, depth_key)
     scales = model.scales_
