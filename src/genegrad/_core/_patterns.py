@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import sparse
 
-from ._descriptors import DESCRIPTORS
+from . import _graph
+from ._descriptors import DESCRIPTORS, smoothness
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
     from numpy.typing import NDArray
 
 #: Descriptors the patterns are clustered on (amplitude-free shape descriptors, at the pattern scale).
@@ -38,6 +42,47 @@ def structured_test(stat: NDArray, null: NDArray) -> tuple[NDArray, NDArray]:
     n_ge = null_score.size - np.searchsorted(null_score, score, side="left")
     pval = (1 + n_ge) / (1 + null_score.size)
     return score, pval
+
+
+def graph_structure_test(
+    F, cols: NDArray, P: sparse.spmatrix, *, strata: NDArray | None, scales: Sequence[int], n_null: int,
+    rng: np.random.Generator, map_: Callable[..., Iterable] = map, chunk_size: int = 64,
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`structured_test` of the genes ``cols`` of ``F`` (cells x genes, dense or sparse) on the graph ``P``.
+
+    Each gene's statistic is the smoothness (:func:`~genegrad._core._descriptors.smoothness`) of its depth
+    residuals (:func:`depth_residuals` within ``strata``); the null, that of permuted residuals of ``n_null``
+    genes of ``F`` drawn at random. Products run in ``P``'s locality order (variances do not depend on it);
+    gene chunks of ``chunk_size`` go through ``map_`` (e.g. a thread pool's ``map``), and ``on_chunk`` is
+    called with each chunk's size as it is done.
+    """
+    order = _graph.locality_order(P)
+    P = sparse.csr_matrix(P[order][:, order], dtype=np.float32)
+    strata = None if strata is None else strata[order]
+    null_cols = rng.choice(F.shape[1], size=n_null, replace=True)
+    seeds = rng.integers(0, 2**63, size=max(1, n_null // chunk_size))
+
+    def stat(genes: NDArray, seed: int | None = None) -> NDArray[np.float64]:
+        X = F[:, genes]
+        R = depth_residuals(np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float32)[order], strata)
+        if seed is not None:  # the null: residuals of random genes, permuted over cells
+            R = np.random.default_rng(seed).permuted(R, axis=0)
+        return smoothness(P, R, scales)
+
+    parts = []
+    chunks = np.array_split(cols, max(1, cols.size // chunk_size))
+    for c, part in zip(chunks, map_(stat, chunks), strict=True):
+        parts.append(part)
+        if on_chunk is not None:
+            on_chunk(c.size)
+    null = np.concatenate(list(map_(stat, np.array_split(null_cols, seeds.size), seeds)))
+    return structured_test(_positive_log(np.concatenate(parts)), _positive_log(null))
+
+
+def _positive_log(x: NDArray) -> NDArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.where(x > 0, x, np.nan))
 
 
 def depth_residuals(X: NDArray, strata: NDArray | None) -> NDArray[np.float32]:

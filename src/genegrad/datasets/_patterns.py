@@ -160,6 +160,21 @@ def proportions(eta: NDArray, params: dict[str, NDArray]) -> NDArray:
     return out
 
 
+def log_proportion_gradients(grad_eta: NDArray, pi: NDArray, params: dict[str, NDArray]) -> NDArray:
+    """Gradients of ``log pi`` ``(N, G, d)`` from those of the log-means ``eta`` and the shares ``pi``.
+
+    The composition rule of :func:`proportions`: a flat gene's share is fixed (zero gradient); the others'
+    is a softmax among themselves, ``grad log pi_g = grad eta_g - sum_h pi'_h grad eta_h`` with ``pi'`` their
+    shares renormalised among them (among every gene for data without flat genes).
+    """
+    flat = np.asarray(params.get("flat", np.zeros(pi.shape[1])), dtype=bool)
+    rest = ~flat
+    pi_rest = pi[:, rest] / pi[:, rest].sum(axis=1, keepdims=True)
+    out = grad_eta - np.einsum("ng,ngd->nd", pi_rest, grad_eta[:, rest])[:, None, :]
+    out[:, flat] = 0.0
+    return out
+
+
 def _soft_ramp(x: NDArray) -> tuple[NDArray, NDArray]:
     """Zero below 0, then ``x^2 / (x + 0.25)`` scaled to 1 at ``x = 1``: smooth switch-on with its slope."""
     xp = np.maximum(x, 0)

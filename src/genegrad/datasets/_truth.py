@@ -55,13 +55,7 @@ def true_gradients(
     h, grad_w = _patterns.evaluate(kind, params, w, segment)
     grad_u = np.einsum("ngm,nmd->ngd", grad_w, Phi)  # (N, G_all, d)
     pi = _patterns.proportions(params["base"][None, :] + h, params)
-    if "flat" in params and params["flat"].any():  # the flat genes' share is fixed: composition among the rest
-        flat = params["flat"].astype(bool)
-        pi_rest = pi[:, ~flat] / pi[:, ~flat].sum(axis=1, keepdims=True)
-        glogpi = grad_u - np.einsum("ng,ngd->nd", pi_rest, grad_u[:, ~flat])[:, None, :]
-        glogpi[:, flat] = 0.0
-    else:
-        glogpi = grad_u - np.einsum("ng,ngd->nd", pi, grad_u)[:, None, :]  # composition (softmax) term
+    glogpi = _patterns.log_proportion_gradients(grad_u, pi, params)
 
     if target_sum is None:
         target_sum = float(adata.uns.get("genegrad_preprocess", {}).get("target_sum", 1e4))

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _keys
-from .._core import _descriptors, _graph, _holdout, _patterns
+from .._core import _descriptors, _holdout, _patterns
 from .._core._model import n_threads
 from .._validation import as_rng, check_range, check_scale, check_unique_names, resolve_genes, warn
 from ..pp._manifold import load_model
@@ -255,15 +255,12 @@ def _structure_test(adata, model, F, *, genes, layer, key, depth_key, n_null: in
                     rng: np.random.Generator, n_jobs: int | None, progress) -> tuple[NDArray, NDArray]:
     """Score and permutation p-value of each gene's structure (see :func:`patterns`, Notes).
 
-    Each gene's values are standardised within deciles of depth, and its smoothness on a graph it did not help
-    build (``holdout``), or on the manifold's own graph, is compared with that of permuted residuals of
-    ``n_null`` random genes on the same graph. Products run in a cache-friendly cell order (reverse
-    Cuthill-McKee) and gene chunks in threads; variances do not depend on the order.
+    Each gene is tested on a graph it did not help build (``holdout``), or on the manifold's own graph, by
+    :func:`genegrad._core._patterns.graph_structure_test`; gene chunks run in threads.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     depth_strata = _depth_strata(adata, depth_key)
-    scales = model.scales_
     graphs, fold = _test_graphs(adata, model, genes, layer=layer, key=key, holdout=holdout, rng=rng)
     score = np.full(len(genes), np.nan)
     pval = np.ones(len(genes))
@@ -273,31 +270,11 @@ def _structure_test(adata, model, F, *, genes, layer, key, depth_key, n_null: in
             cols = np.flatnonzero(fold == h)
             if cols.size == 0:
                 continue
-            order = _graph.locality_order(P)
-            P = sparse.csr_matrix(P[order][:, order], dtype=np.float32)
-            strata = None if depth_strata is None else depth_strata[order]
-            null_cols = rng.choice(F.shape[1], size=n_null, replace=True)
-            seeds = rng.integers(0, 2**63, size=max(1, n_null // CHUNK_SIZE))
-
-            stat = partial(_residual_smoothness, F=F, P=P, order=order, strata=strata, scales=scales)
-            parts = []
-            chunks = np.array_split(cols, max(1, cols.size // CHUNK_SIZE))
-            for c, part in zip(chunks, pool.map(stat, chunks), strict=True):
-                parts.append(part)
-                bar.update(c.size)
-            null = np.concatenate(list(pool.map(stat, np.array_split(null_cols, seeds.size), seeds)))
-            score[cols], pval[cols] = _patterns.structured_test(_log(np.concatenate(parts)), _log(null))
+            score[cols], pval[cols] = _patterns.graph_structure_test(
+                F, cols, P, strata=depth_strata, scales=model.scales_, n_null=n_null, rng=rng, map_=pool.map,
+                chunk_size=CHUNK_SIZE, on_chunk=bar.update)
     bar.close()
     return score, pval
-
-
-def _residual_smoothness(cols: NDArray, seed: int | None = None, *, F, P, order: NDArray, strata: NDArray | None,
-                         scales) -> NDArray[np.float64]:
-    """Smoothness on ``P`` (cells in ``order``) of the depth residuals of genes ``cols``; permuted with ``seed``."""
-    R = _patterns.depth_residuals(_dense(F[:, cols])[order], strata)
-    if seed is not None:  # the null: residuals of random genes, permuted over cells
-        R = np.random.default_rng(seed).permuted(R, axis=0)
-    return _descriptors.smoothness(P, R, scales)
 
 
 def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng) -> tuple[list, NDArray[np.int64]]:
@@ -351,21 +328,12 @@ def _depth_strata(adata: ad.AnnData, depth_key: str | None, n_bins: int = 10) ->
     return np.searchsorted(edges, depth, side="right")
 
 
-def _dense(F) -> NDArray[np.float32]:
-    return np.asarray(F.toarray() if sparse.issparse(F) else F, dtype=np.float32)
-
-
 def _column_sd(F) -> NDArray[np.float64]:
     if sparse.issparse(F):
         mean = np.asarray(F.mean(axis=0)).ravel()
         sq = np.asarray(F.multiply(F).mean(axis=0)).ravel()
         return np.sqrt(np.maximum(sq - mean**2, 0.0))
     return np.asarray(F, dtype=np.float64).std(axis=0)
-
-
-def _log(x: NDArray) -> NDArray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(np.where(x > 0, x, np.nan))
 
 
 def _modules(model, F, *, genes, score, structured, scale: int, n_genes: int, threshold: float,
