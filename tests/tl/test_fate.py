@@ -159,3 +159,67 @@ def test_to_cellrank_without_cellrank(fated, monkeypatch):
     monkeypatch.setitem(sys.modules, "cellrank.kernels", None)
     with pytest.raises(ImportError, match="pip install cellrank"):
         gg.tl.to_cellrank(fated)
+
+
+@pytest.fixture(scope="module")
+def detected():
+    adata = gg.datasets.synthetic("tree", n_cells=3000, n_genes=300, depth=2000, rng=1)
+    gg.pp.preprocess(adata, n_comps=20)
+    gg.pp.manifold(adata)
+    root = int(adata.obs["pseudotime"].argmin())
+    gg.tl.fate_bias(adata, root=root, groupby="fate")
+    return adata
+
+
+def test_detected_terminal_states_are_the_branch_ends(detected):
+    states = detected.obs["genegrad_terminal_states"]
+    assert list(detected.obsm["genegrad_fate_probs"].columns) == list(states.cat.categories)
+    assert sorted(states.cat.categories) == ["A", "B", "C"]
+    seg = detected.obs["segment"].astype(int).to_numpy()
+    tau = detected.obs["pseudotime"].to_numpy()
+    ends = {"A": 1, "B": 3, "C": 4}  # the terminal segment of each fate
+    for fate, s in ends.items():
+        cells = (states == fate).to_numpy()
+        assert cells.sum() >= 30
+        assert (seg[cells] == s).mean() >= 0.95  # one branch each
+        end = {1: 2.0, 3: 2.5, 4: 2.5}[s]
+        assert np.median(tau[cells]) > end - 0.5  # its last stretch
+    info = detected.uns["genegrad"]["fate_bias"]
+    assert info["detected"]
+    assert info["root"] == int(detected.obs["pseudotime"].argmin())
+
+
+def test_pseudotime_from_the_root_orders_the_cells(detected):
+    from scipy.stats import spearmanr
+
+    pt = detected.obs["genegrad_pseudotime"].to_numpy()
+    assert pt[detected.uns["genegrad"]["fate_bias"]["root"]] == pytest.approx(0.0)
+    assert spearmanr(pt, detected.obs["pseudotime"]).statistic > 0.95
+
+
+def test_named_states_with_a_root_write_the_pseudotime_only(detected):
+    a = detected.copy()
+    a.obs["terminal"] = gg.datasets.tree_terminal_states(a)
+    gg.tl.fate_bias(a, "terminal", root=a.obs_names[0])
+    assert "genegrad_terminal_states" not in a.obs  # the earlier detection's labels are gone
+    assert a.obs["genegrad_pseudotime"].iloc[0] == pytest.approx(0.0)
+    assert not a.uns["genegrad"]["fate_bias"]["detected"]
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "match"), [
+    ({}, ValueError, "pass `root`"),
+    ({"root": "nope"}, KeyError, "not an obs name"),
+    ({"root": 10**6}, ValueError, r"expected it in \[0, 1499\]"),
+    ({"root": 1.5}, TypeError, "obs name or an integer"),
+    ({"root": 0, "min_persistence": 0.99}, ValueError, "Lower `min_persistence`"),
+    ({"root": 0, "min_persistence": 2.0}, ValueError, "min_persistence"),
+    ({"root": 0, "n_terminal": 1}, ValueError, "n_terminal"),
+    ({"root": 0, "groupby": "nope"}, KeyError, "nope"),
+])
+def test_bad_detection_inputs_leave_adata_untouched(tree, kwargs, exc, match):
+    a = tree.copy()
+    with pytest.raises(exc, match=match):
+        gg.tl.fate_bias(a, **kwargs)
+    assert "fate_bias" not in a.uns["genegrad"]
+    assert "genegrad_pseudotime" not in a.obs
+    assert "genegrad_terminal_states" not in a.obs

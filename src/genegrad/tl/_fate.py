@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._core import _fate
+from .._core import _fate, _terminal
 from .._validation import check_range, check_scale, check_unique_names, require_key, resolve_genes, warn
 from ..pp._manifold import load_model
 from ._compute import compute_options
@@ -24,11 +24,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+#: Share of each branch tip's persistence (from the tip down towards where its branch joins the rest) whose
+#: cells form the detected terminal state.
+TERMINAL_TAIL = 0.3
+
+
 def fate_bias(
     adata: ad.AnnData,
-    terminal_states: str | Sequence[str],
+    terminal_states: str | Sequence[str] | None = None,
     *,
     groupby: str | None = None,
+    root: str | int | None = None,
+    n_terminal: int | None = None,
+    min_persistence: float = 0.05,
     genes: Sequence[str] | None = None,
     n_program_genes: int = 50,
     scale: int | None = None,
@@ -70,9 +78,19 @@ def fate_bias(
         Data with a log-normalised signal and the manifold of :func:`genegrad.pp.manifold`.
     terminal_states
         An ``obs`` key whose non-missing categories are the terminal states; or, with ``groupby``, a list of
-        categories of ``obs[groupby]``.
+        categories of ``obs[groupby]``; or ``None`` to detect them from ``root`` (see above).
     groupby
-        ``obs`` key holding the categories named by ``terminal_states`` (a list).
+        ``obs`` key holding the categories named by ``terminal_states`` (a list); with detected terminal
+        states, the ``obs`` key whose majority category names each of them.
+    root
+        A cell of the starting population, by ``obs`` name or position. Needed to detect the terminal states;
+        whenever given, the graph pseudotime from it is written to ``obs['genegrad_pseudotime']`` (e.g. for
+        :func:`genegrad.pl.drivers`).
+    n_terminal
+        Detected terminal states: keep this many branch tips, the most persistent (default: every tip whose
+        persistence reaches ``min_persistence``).
+    min_persistence
+        Detected terminal states: the smallest persistence of a kept tip, as a share of the largest pseudotime.
     genes
         Candidate program genes; the highly variable genes by default, else all.
     n_program_genes
@@ -104,6 +122,8 @@ def fate_bias(
     - ``adata.obsp['genegrad_transitions']``: the tilted transition matrix (row-stochastic; see
       :func:`genegrad.tl.to_cellrank`);
     - ``adata.obsm['genegrad_fate_flow']``: ``(N, fates, d)`` tangent fate flows;
+    - with ``root``: ``adata.obs['genegrad_pseudotime']``; with detected terminal states:
+      ``adata.obs['genegrad_terminal_states']`` (categorical, missing outside them);
     - ``adata.uns['genegrad']['fate_bias']``: fates, terminal cells' labels, programs and parameters.
 
     Examples
@@ -116,13 +136,44 @@ def fate_bias(
     >>> gg.tl.fate_bias(adata, "terminal")
     >>> adata.obsm["genegrad_fate_probs"].columns.tolist()
     ['A', 'B', 'C']
+
+    Or detect the branch tips from a root cell, naming each by its cells' majority in a grouping:
+
+    >>> adata = gg.datasets.synthetic("tree", n_cells=3000, n_genes=300, depth=2000, rng=0)
+    >>> gg.pp.preprocess(adata, n_comps=20)
+    >>> gg.pp.manifold(adata)
+    >>> root = int(adata.obs["pseudotime"].argmin())  # a cell of the starting population
+    >>> gg.tl.fate_bias(adata, root=root, groupby="fate")
+    >>> sorted(adata.obs["genegrad_terminal_states"].dropna().unique())
+    ['A', 'B', 'C']
     """
     check_unique_names(adata)
     check_range("n_program_genes", n_program_genes, 1, None, integer=True)
     check_range("beta", beta, 0.0, None)
     n_jobs = compute_options("numpy", None, n_jobs)["n_jobs"]
     model = load_model(adata, key)
-    labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
+    check_range("min_persistence", min_persistence, 0.0, 1.0)
+    if n_terminal is not None:
+        check_range("n_terminal", n_terminal, 2, None, integer=True)
+    rep = adata.uns[key]["params"]["use_rep"]
+    require_key(adata, "obsm", rep, fix="run `genegrad.pp.manifold` again")
+    Y = np.asarray(adata.obsm[rep], dtype=np.float64)
+    K = adata.obsp[_keys.connectivities(key)]
+    pseudotime = None
+    if root is not None:
+        K_snn = _terminal.shared_neighbor_graph(model.knn_indices_, K)
+        # edge lengths on the coordinates denoised as for the frames: single noisy cells make no spurious tips
+        pseudotime = _terminal.graph_pseudotime(K_snn, model.smooth(Y, model.n_smooth), root_index(adata, root))
+    detected = terminal_states is None
+    if detected:
+        if pseudotime is None:
+            msg = ("`terminal_states` is None and no `root` was given: pass `root` (a cell of the starting "
+                   "population, by obs name or position) to detect the branch tips, or name the terminal states.")
+            raise ValueError(msg)
+        labels, fates, tips = detect_terminal_states(adata, K_snn, pseudotime, groupby=groupby, n_terminal=n_terminal,
+                                                     min_persistence=min_persistence)
+    else:
+        labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
     scale = _default_scale(model.scales_) if scale is None else scale
     check_scale(scale, model.scales_)
     if genes is None and "highly_variable" in adata.var:
@@ -132,11 +183,7 @@ def fate_bias(
     programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes,
                                    n_jobs=n_jobs)
     flows = _fate.fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
-    rep = adata.uns[key]["params"]["use_rep"]
-    require_key(adata, "obsm", rep, fix="run `genegrad.pp.manifold` again")
-    Y = np.asarray(adata.obsm[rep], dtype=np.float64)
     v = model.to_ambient(flows.sum(axis=1)[:, None, :])[:, 0, :]
-    K = adata.obsp[_keys.connectivities(key)]
     T = _fate.tilted_transitions(K, Y, v, beta=beta)
     chain = _fate.absorption_probabilities(T, labels, len(fates))
     stuck = int(np.isnan(chain[:, 0]).sum())
@@ -163,17 +210,90 @@ def fate_bias(
         del target.obs[f"{key}_fate_bias"]
     target.obsp[f"{key}_transitions"] = T.astype(np.float32)
     target.obsm[f"{key}_fate_flow"] = flows.astype(np.float32)
+    if pseudotime is not None:
+        target.obs[f"{key}_pseudotime"] = np.where(np.isfinite(pseudotime), pseudotime, np.nan)
+    if detected:
+        target.obs[f"{key}_terminal_states"] = pd.Categorical(
+            np.array([fates[i] if i >= 0 else None for i in labels], dtype=object), categories=fates)
+    elif f"{key}_terminal_states" in target.obs:  # from an earlier run that detected them
+        del target.obs[f"{key}_terminal_states"]
     target.uns[key]["fate_bias"] = {
         "fates": np.array(fates, dtype=object),
         "terminal": np.array([fates[i] if i >= 0 else "" for i in labels], dtype=object),
         "scale": int(scale), "beta": float(beta), "layer": layer or "X", "fine_weight": float(fine_weight),
         "coarse_scale": int(coarse),
+        "root": -1 if root is None else root_index(adata, root),
+        "detected": detected,
+        **({"persistence": np.array([t.persistence for t in tips]), "min_persistence": float(min_persistence)}
+           if detected else {}),
         "programs": {f: {"genes": np.array(genes, dtype=object)[programs[j] > 0],
                          "weights": programs[j][programs[j] > 0]} for j, f in enumerate(fates)},
     }
     logger.info("added `adata.obsm['%s_fate_probs']`, `adata.obsp['%s_transitions']` and the fate flows",
                 key, key)
     return target if copy else None
+
+
+def root_index(adata: ad.AnnData, root: str | int) -> int:
+    """Position of the root cell, given by ``obs`` name or position."""
+    if isinstance(root, (int, np.integer)) and not isinstance(root, bool):
+        if not -adata.n_obs <= int(root) < adata.n_obs:
+            msg = f"`root` is a position: expected it in [0, {adata.n_obs - 1}], got {root}."
+            raise ValueError(msg)
+        return int(root) % adata.n_obs
+    if isinstance(root, str):
+        pos = adata.obs_names.get_indexer([root])[0]
+        if pos < 0:
+            msg = f"`root` {root!r} is not an obs name (e.g. {list(adata.obs_names[:3])}); pass a name or a position."
+            raise KeyError(msg)
+        return int(pos)
+    msg = f"`root` must be an obs name or an integer position, got {type(root).__name__}."
+    raise TypeError(msg)
+
+
+def detect_terminal_states(
+    adata: ad.AnnData, K, pseudotime: NDArray, *, groupby: str | None, n_terminal: int | None,
+    min_persistence: float,
+) -> tuple[NDArray[np.int64], list[str], list[_terminal.Tip]]:
+    """``(labels, fates, tips)``: the branch tips of the pseudotime kept by persistence and their populations."""
+    if groupby is not None:
+        require_key(adata, "obs", groupby, fix="pass an existing obs column as `groupby` to name the states")
+    unreached = ~np.isfinite(pseudotime)
+    if unreached.any():
+        warn(f"{int(unreached.sum())} cells cannot be reached from the root (another graph component); they "
+             "take no part in the terminal states' detection.")
+    span = float(np.max(pseudotime[~unreached]))
+    # a tip whose branch joins the rest at the root lies behind it (the root is not at the very start): the
+    # starting population, not a fate
+    tips = [t for t in _terminal.persistent_maxima(K, pseudotime)
+            if not np.isfinite(t.death) or t.death >= min_persistence * span]
+    if n_terminal is not None:
+        kept = tips[:n_terminal]
+    else:
+        kept = [t for t in tips if t.persistence >= min_persistence * span]
+    if len(kept) < 2 or (n_terminal is not None and len(kept) < n_terminal):
+        found = ", ".join(f"{t.persistence / max(span, 1e-300):.3f}" for t in tips[:5])
+        msg = (f"Found {len(kept)} branch tip(s) to keep as terminal states, need "
+               f"{max(2, n_terminal or 2)}; the most persistent tips have relative persistence {found}. "
+               "Lower `min_persistence`, check the root, or name the terminal states.")
+        raise ValueError(msg)
+    labels = _terminal.tip_populations(K, pseudotime, kept, tail=TERMINAL_TAIL)
+    if groupby is None:
+        names = [f"T{j + 1}" for j in range(len(kept))]
+    else:
+        groups = adata.obs[groupby].astype(str).to_numpy()
+        names = []
+        for j in range(len(kept)):
+            values, counts = np.unique(groups[labels == j], return_counts=True)
+            base = str(values[np.argmax(counts)])
+            name, n = base, 1
+            while name in names:
+                n += 1
+                name = f"{base}_{n}"
+            names.append(name)
+    logger.info("detected %d terminal states: %s", len(kept), ", ".join(
+        f"{nm} ({int((labels == j).sum())} cells)" for j, nm in enumerate(names)))
+    return labels, names, kept
 
 
 def terminal_labels(

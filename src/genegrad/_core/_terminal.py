@@ -1,0 +1,188 @@
+"""Terminal states from a root cell: graph pseudotime, its persistent maxima (branch tips) and their populations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import sparse
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+
+@dataclass
+class Tip:
+    """A local maximum of a function on a graph and how long it survives as its own superlevel component.
+
+    ``death`` is the level at which its component joins one with a higher maximum (``-inf`` for the maximum of a
+    connected component, which never does); ``persistence = value - death``.
+    """
+
+    cell: int
+    value: float
+    death: float
+
+    @property
+    def persistence(self) -> float:
+        return self.value - self.death
+
+
+def shared_neighbor_graph(
+    idx: NDArray, A: sparse.spmatrix, *, min_jaccard: float = 1 / 15, chunk_size: int = 8192,
+) -> sparse.csr_matrix:
+    """The edges of ``A`` whose ends share enough neighbours (a shared-nearest-neighbour pruning).
+
+    An edge is kept when the Jaccard index of its ends' kNN sets (each with the cell itself) is at least
+    ``min_jaccard`` (Seurat's default pruning of its shared-nearest-neighbour graph, 1/15). A single edge between
+    two branches whose cells are otherwise apart (noise) shares few neighbours, and one such edge would join their
+    superlevel sets. Returns the symmetric pattern (ones). Rows in chunks: memory ``O(chunk_size k^2)``.
+    """
+    n, k = idx.shape
+    D = sparse.csr_matrix((np.ones(n * (k + 1)), (np.repeat(np.arange(n), k + 1),
+                                                   np.concatenate([np.arange(n)[:, None], idx], axis=1).ravel())),
+                          shape=(n, n))
+    D.data[:] = 1.0  # a cell listed among its own neighbours counts once
+    pattern = sparse.csr_matrix(A, dtype=np.float64)
+    pattern.eliminate_zeros()
+    pattern.data[:] = 1.0
+    parts = []
+    for s in range(0, n, chunk_size):
+        e = min(s + chunk_size, n)
+        shared = (D[s:e] @ D.T).multiply(pattern[s:e]).tocsr()
+        shared.data = shared.data / (2 * (k + 1) - shared.data)
+        shared.data = (shared.data >= min_jaccard).astype(np.float64)
+        parts.append(shared)
+    out = sparse.vstack(parts, format="csr")
+    out.eliminate_zeros()
+    return out.maximum(out.T).tocsr()
+
+
+def graph_pseudotime(K: sparse.spmatrix, Y: NDArray, root: int) -> NDArray[np.float64]:
+    """Geodesic distance from ``root`` along the graph's edges, each as long as it is in ``Y`` ``(N, p)``.
+
+    ``K``: the symmetric affinities (only their pattern is used). Cells the root cannot reach get ``inf``.
+    """
+    from scipy.sparse import csgraph
+
+    A = sparse.csr_matrix(K, dtype=np.float64)
+    A.eliminate_zeros()
+    rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+    length = np.linalg.norm(Y[A.indices] - Y[rows], axis=1)
+    L = sparse.csr_matrix((np.maximum(length, 1e-12), A.indices, A.indptr), shape=A.shape)  # no zero-length edge
+    return csgraph.dijkstra(L, directed=False, indices=int(root))
+
+
+def merge_events(A: sparse.spmatrix, f: NDArray) -> tuple[list[int], list[tuple[float, int, int]]]:
+    """The superlevel sets of ``f`` on the graph ``A`` swept from the top: ``(maxima, events)``.
+
+    Cells are added in decreasing ``f`` and joined to their already-added neighbours (union-find). ``maxima``
+    are the cells that start a component (local maxima), ``events`` the joins ``(level, elder, younger)``, each
+    component named by its maximum, the elder being the one with the higher maximum. Cells with non-finite
+    ``f`` are left out. ``O(E alpha(N))`` after the sort.
+    """
+    A = sparse.csr_matrix(A)
+    f = np.asarray(f, dtype=np.float64)
+    n = f.size
+    finite = np.isfinite(f)
+    order = np.flatnonzero(finite)[np.argsort(-f[finite], kind="stable")]
+    rank = np.full(n, n, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    parent = np.arange(n)  # a component's root is its maximum
+    maxima: list[int] = []
+    events: list[tuple[float, int, int]] = []
+    indptr, indices = A.indptr, A.indices
+    for v in order:
+        nbrs = indices[indptr[v]:indptr[v + 1]]
+        nbrs = nbrs[rank[nbrs] < rank[v]]
+        roots = {_find(parent, int(u)) for u in nbrs}
+        if not roots:
+            maxima.append(int(v))
+            continue
+        elder = min(roots, key=lambda r: rank[r])
+        for r in sorted(roots, key=lambda r: rank[r])[1:]:
+            events.append((float(f[v]), elder, r))
+            parent[r] = elder
+        parent[v] = elder
+    return maxima, events
+
+
+def _find(parent: NDArray, x: int) -> int:
+    root = x
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:  # path compression
+        parent[x], x = root, parent[x]
+    return root
+
+
+def persistent_maxima(A: sparse.spmatrix, f: NDArray) -> list[Tip]:
+    """Every local maximum of ``f`` on the graph ``A`` with its death level, most persistent first.
+
+    Zero-dimensional persistence of the superlevel sets (:func:`merge_events`): when two components meet at a
+    cell of value ``c``, the one with the lower maximum dies at ``c``.
+    """
+    f = np.asarray(f, dtype=np.float64)
+    maxima, events = merge_events(A, f)
+    death = dict.fromkeys(maxima, -np.inf)
+    for level, _, younger in events:
+        death[younger] = level
+    tips = [Tip(cell=c, value=float(f[c]), death=float(d)) for c, d in death.items()]
+    return sorted(tips, key=lambda t: (-t.persistence, -t.value))
+
+
+def separation_levels(A: sparse.spmatrix, f: NDArray, cells: list[int]) -> NDArray[np.float64]:
+    """The highest level at which each of ``cells`` (local maxima) shares a superlevel component with another.
+
+    The lowest finite ``f`` for a cell that never does.
+    """
+    f = np.asarray(f, dtype=np.float64)
+    _, events = merge_events(A, f)
+    parent = {c: c for c in range(f.size)}  # sparse union-find over component names
+    members = {int(c): [j] for j, c in enumerate(cells)}
+    sep = np.full(len(cells), float(np.min(f[np.isfinite(f)])))
+    done = np.zeros(len(cells), dtype=bool)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for level, elder, younger in events:
+        a, b = find(elder), find(younger)
+        ma, mb = members.get(a, []), members.get(b, [])
+        if ma and mb:
+            for j in ma + mb:
+                if not done[j]:
+                    sep[j], done[j] = level, True
+        parent[b] = a
+        if mb:
+            members[a] = ma + mb
+            members.pop(b, None)
+    return sep
+
+
+def tip_populations(A: sparse.spmatrix, f: NDArray, tips: list[Tip], *, tail: float) -> NDArray[np.int64]:
+    """``(N,)``: the index of the tip whose terminal population each cell belongs to, -1 elsewhere.
+
+    Tip ``m``'s population is its connected component of ``{f >= f_m - tail (f_m - s_m)}``, ``s_m`` the level
+    at which its component first meets another tip's (:func:`separation_levels`). With ``tail < 1`` that
+    level lies above ``s_m``, where no other tip shares the component: the populations are disjoint.
+    """
+    from scipy.sparse import csgraph
+
+    A = sparse.csr_matrix(A)
+    f = np.asarray(f, dtype=np.float64)
+    sep = separation_levels(A, f, [t.cell for t in tips])
+    labels = np.full(f.size, -1, dtype=np.int64)
+    for j, tip in enumerate(tips):
+        level = tip.value - tail * (tip.value - sep[j])
+        sel = np.flatnonzero(np.isfinite(f) & (f >= level))
+        sub = A[sel][:, sel]
+        start = int(np.searchsorted(sel, tip.cell))
+        reached = csgraph.breadth_first_order(sub, start, directed=False, return_predecessors=False)
+        cells = sel[reached]
+        labels[cells[labels[cells] < 0]] = j
+    return labels

@@ -1,0 +1,88 @@
+"""Terminal-state detection: persistence of maxima on graphs with exact answers, populations, the SNN pruning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+from genegrad._core import _terminal
+
+
+def path(n):
+    off = np.ones(n - 1)
+    return sparse.diags([off, off], [-1, 1], format="csr")
+
+
+def test_persistence_on_a_path_is_exact():
+    # peaks 3 (node 2) and 6 (node 6) separated by a valley of 0.5 (node 4): the lower peak dies at 0.5
+    f = np.array([0, 1, 3, 1, 0.5, 2, 6, 2, 0])
+    tips = _terminal.persistent_maxima(path(9), f)
+    assert [(t.cell, t.value) for t in tips] == [(6, 6.0), (2, 3.0)]
+    assert tips[0].persistence == np.inf
+    assert tips[1].death == pytest.approx(0.5)
+    assert tips[1].persistence == pytest.approx(2.5)
+
+
+def test_persistence_ignores_unreached_cells():
+    f = np.array([0, 1, 2, np.inf, 5])  # node 3 unreachable: nodes 4 and 2 are separate components' maxima
+    tips = _terminal.persistent_maxima(path(5), f)
+    assert sorted(t.cell for t in tips) == [2, 4]
+    assert all(t.persistence == np.inf for t in tips)
+
+
+def star(arm):
+    """A root arm 0..arm-1 into a centre, then two arms of ``arm`` nodes each; f = hops from node 0."""
+    n = 3 * arm + 1
+    c = arm
+    edges = [(i, i + 1) for i in range(arm)]  # root arm into the centre
+    for b in range(2):
+        first = arm + 1 + b * arm
+        edges += [(c, first)] + [(first + i, first + i + 1) for i in range(arm - 1)]
+    r, s = np.array(edges).T
+    A = sparse.csr_matrix((np.ones(len(edges)), (r, s)), shape=(n, n))
+    A = (A + A.T).tocsr()
+    f = np.concatenate([np.arange(arm + 1), np.arange(arm + 1, 2 * arm + 1), np.arange(arm + 1, 2 * arm + 1)])
+    return A, f.astype(float)
+
+
+def test_two_branch_tips_and_their_populations():
+    A, f = star(10)  # both tips at 20, the branch point at 10
+    tips = _terminal.persistent_maxima(A, f)
+    assert len(tips) == 2
+    assert {t.cell for t in tips} == {20, 30}
+    assert tips[1].persistence == pytest.approx(10.0)  # 20 - f(centre)
+    np.testing.assert_allclose(_terminal.separation_levels(A, f, [t.cell for t in tips]), [10.0, 10.0])
+    labels = _terminal.tip_populations(A, f, tips, tail=0.3)
+    # each tip keeps its arm's cells with f >= 20 - 0.3 * 10 = 17: f = 17, 18, 19, 20
+    for j, tip in enumerate(tips):
+        cells = np.flatnonzero(labels == j)
+        assert len(cells) == 4
+        assert set(f[cells]) == {17.0, 18.0, 19.0, 20.0}
+        assert tip.cell in cells
+    assert (labels >= 0).sum() == 8  # disjoint, nothing else labelled
+
+
+def test_shared_neighbour_pruning_cuts_a_lone_bridge():
+    # two cliques of 10; cell 0 lists cell 10 among its neighbours instead of cell 9: a bridge with one shared
+    # neighbour (Jaccard 1/19 < 1/15), while clique edges share all ten (Jaccard 1)
+    idx = np.array([[j for j in range(10 * (i // 10), 10 * (i // 10) + 10) if j != i] for i in range(20)])
+    idx[0, -1] = 10
+    rows = np.repeat(np.arange(20), 9)
+    K = sparse.csr_matrix((np.ones(idx.size), (rows, idx.ravel())), shape=(20, 20))
+    K = K.maximum(K.T).tocsr()
+    S = _terminal.shared_neighbor_graph(idx, K)
+    assert S[0, 10] == 0
+    assert S[10, 0] == 0
+    block = np.zeros((20, 20), dtype=bool)
+    block[:10, :10] = block[10:, 10:] = True
+    dense = S.toarray() > 0
+    assert not (dense & ~block).any()
+    # every clique edge of K is kept (0-9 is in 9's list, so it is an edge of K too)
+    np.testing.assert_array_equal(dense, (K.toarray() > 0) & block)
+
+
+def test_graph_pseudotime_is_path_length():
+    A = path(5)
+    Y = np.array([[0.0], [1.0], [3.0], [6.0], [10.0]])
+    np.testing.assert_allclose(_terminal.graph_pseudotime(A, Y, root=2), [3, 2, 0, 3, 7])
