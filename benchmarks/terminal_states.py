@@ -1,0 +1,176 @@
+"""Terminal states detected from a root cell: genegrad against Palantir's own detection, on the same AnnData.
+
+genegrad: ``gg.tl.fate_bias(adata, root=...)`` (persistent tips of the graph pseudotime). Palantir:
+``run_palantir`` without terminal states (its boundary cells of the diffusion components that are late in its
+pseudotime). Both get the same preprocessed data and root cell; nothing about the fates.
+
+- Synthetic trees (fates A, B, C; several seeds): each detected state is matched to the fate whose terminal
+  segment holds most of its cells (Palantir: its one terminal cell). A fate is *recovered* when a detected state
+  holds >= 90% cells of its terminal segment; *spurious* states are the others. For genegrad, also the AUROC of
+  p(A) against the true fate on the trunk with the detected states (the fate benchmark's score, which there
+  uses the true terminal cells).
+- paul15 (root = ``uns['iroot']``): the clusters of the detected states.
+
+    python benchmarks/terminal_states.py
+    python benchmarks/terminal_states.py --seeds 0 --no-palantir --no-record
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+import genegrad as gg
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import record
+
+warnings.filterwarnings("ignore")
+
+TERMINAL_SEGMENT = {"A": 1, "B": 3, "C": 4}
+
+
+def genegrad_states(adata, root, groupby):
+    a = adata.copy()
+    t0 = time.perf_counter()
+    gg.pp.manifold(a)
+    gg.tl.fate_bias(a, root=root, groupby=groupby)
+    return a, time.perf_counter() - t0
+
+
+def palantir_states(adata, root):
+    import palantir
+
+    a = adata.copy()
+    t0 = time.perf_counter()
+    try:
+        palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca")
+    except AttributeError:  # its scanpy kernel trips on pynndescent 0.7's csr_array above 4,096 cells
+        palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca", kernel_backend="sklearn")
+    palantir.utils.determine_multiscale_space(a)
+    palantir.core.run_palantir(a, a.obs_names[int(root)], num_waypoints=500, n_jobs=1)
+    cells = list(a.obsm["palantir_fate_probabilities"].columns)
+    return cells, time.perf_counter() - t0
+
+
+def score_tree(adata, groups: dict[str, np.ndarray]) -> dict:
+    """``groups``: detected state -> its cells' positions. Recovered fates and spurious states."""
+    seg = adata.obs["segment"].astype(int).to_numpy()
+    recovered, spurious = set(), 0
+    for cells in groups.values():
+        hit = None
+        for fate, s in TERMINAL_SEGMENT.items():
+            if (seg[cells] == s).mean() >= 0.9:
+                hit = fate
+        if hit is None or hit in recovered:
+            spurious += 1
+        else:
+            recovered.add(hit)
+    return {"states": len(groups), "fates recovered": len(recovered), "spurious states": spurious,
+            "recovered": "".join(sorted(recovered))}
+
+
+def run_synthetic(seeds, n_cells, depth, palantir):
+    rows = []
+    for seed in seeds:
+        adata = gg.datasets.synthetic("tree", n_cells=n_cells, n_genes=1000, depth=depth, fate_bias=1.0,
+                                      n_bias_genes=30, rng=seed)  # the fate benchmark's trees
+        gg.pp.preprocess(adata, n_top_genes=1000, n_comps=30)
+        root = int(np.argmin(adata.obs["pseudotime"].to_numpy()))
+        trunk = (adata.obs["segment"] == 0).to_numpy()
+        truth = (adata.obs["fate"] == "A").to_numpy()
+        base = {"data": f"tree, {int(depth)} UMIs/cell", "seed": seed}
+        try:
+            a, wall = genegrad_states(adata, root, "fate")
+            states = a.obs["genegrad_terminal_states"]
+            groups = {s: np.flatnonzero((states == s).to_numpy()) for s in states.cat.categories}
+            row = {**base, "method": "genegrad", **score_tree(adata, groups), "wall s": wall}
+            probs = a.obsm["genegrad_fate_probs"]
+            if "A" in probs:
+                row["trunk AUROC p(A)"] = roc_auc_score(truth[trunk], probs["A"].to_numpy()[trunk])
+        except ValueError as err:
+            row = {**base, "method": "genegrad", "states": 0, "fates recovered": 0, "spurious states": 0,
+                   "recovered": f"error: {str(err)[:60]}"}
+        rows.append(row)
+        if palantir:
+            cells, wall = palantir_states(adata, root)
+            groups = {c: np.array([adata.obs_names.get_loc(c)]) for c in cells}
+            rows.append({**base, "method": "Palantir", **score_tree(adata, groups), "wall s": wall})
+        print(pd.DataFrame(rows[-2:] if palantir else rows[-1:]).round(3).to_string(index=False), flush=True)
+    return rows
+
+
+def run_paul15(palantir):
+    adata = gg.datasets.paul15()
+    gg.pp.preprocess(adata, n_top_genes=2000, n_comps=30)
+    root = int(adata.uns["iroot"])
+    cl = adata.obs["paul15_clusters"].astype(str)
+    rows = []
+    a, _ = genegrad_states(adata, root, "paul15_clusters")
+    states = a.obs["genegrad_terminal_states"]
+    for s in states.cat.categories:
+        cells = (states == s).to_numpy()
+        counts = cl[cells].value_counts()
+        rows.append({"method": "genegrad", "state": s, "cells": int(cells.sum()),
+                     "clusters": ", ".join(f"{k} {v}" for k, v in counts.items())})
+    if palantir:
+        cells, _ = palantir_states(adata, root)
+        for c in cells:
+            rows.append({"method": "Palantir", "state": c, "cells": 1, "clusters": cl[c]})
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False))
+    return table, f"root {adata.obs_names[root]} (cluster {cl.iloc[root]})"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--cells", type=int, default=3000)
+    ap.add_argument("--depths", default="1000,2000")
+    ap.add_argument("--no-palantir", action="store_true")
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    pal = not args.no_palantir
+    rows = []
+    for depth in [float(d) for d in args.depths.split(",")]:
+        rows += run_synthetic([int(s) for s in args.seeds.split(",")], args.cells, depth, pal)
+    table = pd.DataFrame(rows)
+    summary = table.groupby(["data", "method"], sort=False).agg(
+        runs=("seed", "size"), **{"fates recovered (mean of 3)": ("fates recovered", "mean"),
+                                  "all 3 recovered": ("fates recovered", lambda x: int((x == 3).sum())),
+                                  "spurious states (mean)": ("spurious states", "mean"),
+                                  "wall s (mean)": ("wall s", "mean")}).reset_index()
+    if "trunk AUROC p(A)" in table:
+        auc = table.groupby(["data", "method"], sort=False)["trunk AUROC p(A)"].mean()
+        keys = zip(summary["data"], summary["method"], strict=True)
+        summary["trunk AUROC p(A), detected states"] = [auc.get(key, np.nan) for key in keys]
+    print(table.round(3).to_string(index=False))
+    print(summary.round(3).to_string(index=False))
+    paul, root_note = run_paul15(pal)
+    if not args.no_record:
+        record("Terminal states", f"python benchmarks/terminal_states.py --seeds {args.seeds} --cells {args.cells} "
+               f"--depths {args.depths}" + (" --no-palantir" if args.no_palantir else ""),
+               summary.round(3).to_markdown(index=False) + "\n\nPer run:\n\n" + table.round(3).to_markdown(index=False)
+               + f"\n\n**paul15**, {root_note}: the detected states and their clusters\n\n"
+               + paul.to_markdown(index=False),
+               notes=("Synthetic trees of the given cells, 1,000 genes, 30 PCs, the fate benchmark's weak bias (30 "
+                      "genes, log-fold 1); the root is the cell of lowest true "
+                      "pseudotime. A fate is recovered when a detected state holds >= 90% cells of its terminal "
+                      "segment (Palantir detects one terminal cell per state). Trunk AUROC: p(A) against the "
+                      "true fate on the trunk, from gg.tl.fate_bias with the detected states (the fate benchmark "
+                      "gives every method the true terminal cells instead). genegrad's wall time includes "
+                      "pp.manifold and the fate probabilities; Palantir's, its diffusion maps and fate "
+                      "probabilities. Palantir runs with its defaults (10 diffusion components, multiscale space, 500 "
+                      "waypoints)."),
+               pkgs=("palantir",))
+
+
+if __name__ == "__main__":
+    main()
