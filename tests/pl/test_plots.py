@@ -7,6 +7,7 @@ import matplotlib as mpl
 mpl.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 import genegrad as gg
@@ -65,4 +66,15 @@ def test_driver_heatmap_rows_are_the_drivers(fated):
     fig = gg.pl.drivers(fated, "A", pseudotime="pseudotime", n_genes=8)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == list(gg.tl.drivers(fated, "A", n_genes=8).index)
+    plt.close(fig)
+
+
+def test_driver_heatmap_defaults_to_the_root_pseudotime(fated):
+    with pytest.raises(KeyError, match=r"fate_bias\(\.\.\., root=\.\.\.\)"):
+        gg.pl.drivers(fated, "A")  # fate_bias ran without a root: no pseudotime of its own
+    a = fated.copy()
+    a.obs["genegrad_pseudotime"] = a.obs["pseudotime"].to_numpy()
+    a.obs.iloc[:5, a.obs.columns.get_loc("genegrad_pseudotime")] = np.nan  # unreachable cells are left out
+    fig = gg.pl.drivers(a, "A", n_genes=5)
+    assert fig.axes[0].get_xlabel().startswith("genegrad_pseudotime")
     plt.close(fig)

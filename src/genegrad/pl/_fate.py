@@ -80,7 +80,7 @@ def drivers(
     adata: ad.AnnData,
     fate: str,
     *,
-    pseudotime: str,
+    pseudotime: str | None = None,
     n_genes: int = 20,
     n_bins: int = 50,
     key: str = _keys.UNS,
@@ -97,7 +97,9 @@ def drivers(
     fate
         One of the fates.
     pseudotime
-        ``obs`` column ordering the cells (e.g. ``'dpt_pseudotime'``).
+        ``obs`` column ordering the cells (e.g. ``'dpt_pseudotime'``); by default the graph pseudotime that
+        :func:`genegrad.tl.fate_bias` wrote when given a ``root`` (``obs['genegrad_pseudotime']``). Cells
+        without one (not reachable from the root) are left out.
     n_genes
         Driver genes shown, best first.
     n_bins
@@ -113,14 +115,17 @@ def drivers(
 
     from ..tl import drivers as find_drivers
 
-    require_key(adata, "obs", pseudotime, fix="compute a pseudotime first (e.g. `scanpy.tl.dpt`)")
+    pseudotime = f"{key}_pseudotime" if pseudotime is None else pseudotime
+    require_key(adata, "obs", pseudotime, fix="pass `pseudotime`, an obs column (e.g. scanpy's `dpt_pseudotime`), "
+                                             "or run `genegrad.tl.fate_bias(..., root=...)`")
     table = find_drivers(adata, fate, n_genes=n_genes, key=key)
     genes = list(table.index)
     X = adata[:, genes].X
     X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
     w = np.nan_to_num(adata.obsm[f"{key}_fate_probs"][fate].to_numpy(dtype=np.float64))
     t = adata.obs[pseudotime].to_numpy(dtype=np.float64)
-    order = np.argsort(t, kind="stable")
+    order = np.flatnonzero(np.isfinite(t))
+    order = order[np.argsort(t[order], kind="stable")]
     bins = np.array_split(order, min(n_bins, len(order)))
     M = np.array([(X[b] * w[b, None]).sum(axis=0) / max(w[b].sum(), 1e-12) for b in bins]).T
     lo, hi = M.min(axis=1, keepdims=True), M.max(axis=1, keepdims=True)
