@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             print(extra["crosstab"].to_string())
             print("\nTerminal states detected from a root cell (rows) against the true segments (columns; "
                   "the fates end in segments 1, 3, 4):")
-            print(extra["detected"].to_string())
+            print(extra["detected"])
         print(f"\nadjusted Rand index of the patterns: {extra['ari']:.2f}")
         print(f"fate bias, AUROC of p(A) for the true fate on branch cells: {extra['fate_auroc']:.2f}")
         print(f"\n{args.n_cells} cells, 1000 genes, 5 scales: manifold + gradients in {elapsed:.1f} s; wrote "
