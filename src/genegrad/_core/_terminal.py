@@ -30,14 +30,19 @@ class Tip:
 
 
 def shared_neighbor_graph(
-    idx: NDArray, A: sparse.spmatrix, *, min_jaccard: float = 1 / 15, chunk_size: int = 8192,
+    idx: NDArray, A: sparse.spmatrix, *, min_jaccard: float = 0.1, chunk_size: int = 8192,
 ) -> sparse.csr_matrix:
     """The edges of ``A`` whose ends share enough neighbours (a shared-nearest-neighbour pruning).
 
     An edge is kept when the Jaccard index of its ends' kNN sets (each with the cell itself) is at least
-    ``min_jaccard`` (Seurat's default pruning of its shared-nearest-neighbour graph, 1/15). A single edge between
-    two branches whose cells are otherwise apart (noise) shares few neighbours, and one such edge would join their
-    superlevel sets. Returns the symmetric pattern (ones). Rows in chunks: memory ``O(chunk_size k^2)``.
+    ``min_jaccard``. A single edge between two branches whose cells are otherwise apart (noise) shares few
+    neighbours, and one such edge would join their superlevel sets. Returns the symmetric pattern (ones). Rows in
+    chunks: memory ``O(chunk_size k^2)``.
+
+    The default 0.1 was chosen on synthetic trees held out from the terminal-states benchmark (seeds 5-9, 3,000
+    cells, 1,000 UMIs/cell) among 1/15 (Seurat's pruning of its shared-nearest-neighbour graph), 0.1, 0.15 and 0.2:
+    all three fates were found in 3, 4, 4 and 4 of 5 seeds; from 0.15 on, paul15 fell apart into single-cell tips,
+    and 0.2 left cells unreachable.
     """
     n, k = idx.shape
     D = sparse.csr_matrix((np.ones(n * (k + 1)), (np.repeat(np.arange(n), k + 1),

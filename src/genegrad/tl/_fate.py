@@ -67,10 +67,22 @@ def fate_bias(
 
     The tilt makes the chain confident. Where two branches overlap in expression before their genes diverge,
     it follows whichever programs rise fastest there, and can be confidently wrong. In an exploratory check on
-    the synthetic tree (not a benchmark), the
-    first 0.4 of branch A (its switch genes still near zero) gave a median ``p(A)`` of 0.01-0.02 with
-    ``beta=3``, 0.56 with ``beta=0``. In the fate benchmark (``benchmarks/RESULTS.md``) the tilt helped on
-    paul15 and hurt on the Treutlein lung data. Compare with ``beta=0`` before trusting it.
+    the synthetic tree (not a benchmark), the first 0.4 of branch A (its switch genes still near zero) gave a
+    median ``p(A)`` of 0.01-0.02 with ``beta=3``, 0.56 with ``beta=0``. In the fate benchmark
+    (``benchmarks/RESULTS.md``) the tilt helped on paul15 and hurt on the Treutlein lung data. Compare with
+    ``beta=0`` before trusting it.
+
+    **Detected terminal states** (``terminal_states=None``, needs ``root``). The pseudotime is the geodesic
+    distance from the root along the kNN graph, each edge as long as in the representation smoothed by the
+    manifold's ``n_smooth`` diffusion steps, without the edges whose ends share few neighbours (Jaccard index of
+    their neighbour sets below 0.1): one such edge between two branches would merge them. Its local maxima are
+    the branch tips; each is kept when its *persistence* (how far the pseudotime falls from the tip before its
+    branch joins a branch reaching further) is at least ``min_persistence`` of the largest pseudotime, or the
+    ``n_terminal`` most persistent are kept; a tip whose branch joins the rest within that distance of the root
+    lies behind the root and is dropped. A tip's terminal state is its branch's last ``TERMINAL_TAIL`` (0.3) of
+    that fall: the cells connected to the tip above that level. They are named by the majority category of
+    ``obs[groupby]`` when ``groupby`` is given, else ``T1``, ``T2``, ... by persistence. Measured in
+    ``benchmarks/terminal_states.py``; name the terminal states when you know them.
 
     Parameters
     ----------
