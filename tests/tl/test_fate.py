@@ -223,3 +223,23 @@ def test_bad_detection_inputs_leave_adata_untouched(tree, kwargs, exc, match):
     assert "fate_bias" not in a.uns["genegrad"]
     assert "genegrad_pseudotime" not in a.obs
     assert "genegrad_terminal_states" not in a.obs
+
+
+def test_a_lone_spike_is_not_a_terminal_state(tree):
+    from genegrad._core._terminal import shared_neighbor_graph
+    from genegrad.tl._fate import MIN_TERMINAL_CELLS, detect_terminal_states
+
+    # the true pseudotime with one trunk cell pushed above every branch end (2.0, 2.5): a persistent maximum whose
+    # state would be that one cell. Dropped, it leaves the detection as it was without it
+    f = tree.obs["pseudotime"].to_numpy().copy()
+    K = shared_neighbor_graph(tree.obsm["genegrad_knn_indices"], tree.obsp["genegrad_connectivities"])
+    ref_labels, ref_names, _ = detect_terminal_states(tree, K, f, groupby="fate", n_terminal=None,
+                                                      min_persistence=0.05)
+    spike = int(np.flatnonzero((tree.obs["segment"] == 0).to_numpy() & (np.abs(f - 0.6) < 0.05))[0])
+    f[spike] = 3.0
+    labels, names, tips = detect_terminal_states(tree, K, f, groupby="fate", n_terminal=None, min_persistence=0.05)
+    assert spike not in {t.cell for t in tips}
+    assert labels[spike] == -1
+    assert np.bincount(labels[labels >= 0]).min() >= MIN_TERMINAL_CELLS
+    assert names == ref_names
+    np.testing.assert_array_equal(labels, ref_labels)

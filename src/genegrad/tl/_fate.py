@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 #: Share of each branch tip's persistence (from the tip down towards where its branch joins the rest) whose
 #: cells form the detected terminal state.
 TERMINAL_TAIL = 0.3
+#: Fewest cells of a detected terminal state; a tip whose state would hold fewer is dropped.
+MIN_TERMINAL_CELLS = 10
 
 
 def fate_bias(
@@ -72,15 +74,16 @@ def fate_bias(
     (``benchmarks/RESULTS.md``) the tilt helped on paul15 and hurt on the Treutlein lung data. Compare with
     ``beta=0`` before trusting it.
 
-    **Detected terminal states** (``terminal_states=None``, needs ``root``). The pseudotime is the geodesic
-    distance from the root along the kNN graph, each edge as long as in the representation smoothed by the
-    manifold's ``n_smooth`` diffusion steps, without the edges whose ends share few neighbours (Jaccard index of
-    their neighbour sets below 0.1): one such edge between two branches would merge them. Its local maxima are
-    the branch tips; each is kept when its *persistence* (how far the pseudotime falls from the tip before its
-    branch joins a branch reaching further) is at least ``min_persistence`` of the largest pseudotime, or the
-    ``n_terminal`` most persistent are kept; a tip whose branch joins the rest within that distance of the root
-    lies behind the root and is dropped. A tip's terminal state is its branch's last ``TERMINAL_TAIL`` (0.3) of
-    that fall: the cells connected to the tip above that level. They are named by the majority category of
+    **Detected terminal states** (``terminal_states=None``, needs ``root``). The pseudotime is the geodesic distance
+    from the root along the kNN graph, each edge as long as in the representation smoothed by the manifold's
+    ``n_smooth`` diffusion steps, without the edges whose ends share few neighbours (Jaccard index of their
+    neighbour sets below 0.1): one such edge between two branches would merge them. Its local maxima are the branch
+    tips; each is kept when its *persistence* (how far the pseudotime falls from the tip before its branch joins a
+    branch reaching further) is at least ``min_persistence`` of the pseudotime's 99th percentile, or the
+    ``n_terminal`` most persistent are kept; a tip whose branch joins the rest within that distance of the root lies
+    behind the root and is dropped. A tip's terminal state is its branch's last ``TERMINAL_TAIL`` (0.3) of that
+    fall: the cells connected to the tip above that level; a tip whose state holds fewer than ``MIN_TERMINAL_CELLS``
+    (10) cells (an outlying cell is a persistent spike) is dropped. They are named by the majority category of
     ``obs[groupby]`` when ``groupby`` is given, else ``T1``, ``T2``, ... by persistence. Measured in
     ``benchmarks/terminal_states.py``; name the terminal states when you know them.
 
@@ -102,7 +105,8 @@ def fate_bias(
         Detected terminal states: keep this many branch tips, the most persistent (default: every tip whose
         persistence reaches ``min_persistence``).
     min_persistence
-        Detected terminal states: the smallest persistence of a kept tip, as a share of the largest pseudotime.
+        Detected terminal states: the smallest persistence of a kept tip, as a share of the pseudotime's 99th
+        percentile.
     genes
         Candidate program genes; the highly variable genes by default, else all.
     n_program_genes
@@ -274,22 +278,32 @@ def detect_terminal_states(
     if unreached.any():
         warn(f"{int(unreached.sum())} cells cannot be reached from the root (another graph component); they "
              "take no part in the terminal states' detection.")
-    span = float(np.max(pseudotime[~unreached]))
+    span = float(np.percentile(pseudotime[~unreached], 99))  # robust to a few outlying cells
     # a tip whose branch joins the rest at the root lies behind it (the root is not at the very start): the
     # starting population, not a fate
     tips = [t for t in _terminal.persistent_maxima(K, pseudotime)
             if not np.isfinite(t.death) or t.death >= min_persistence * span]
-    if n_terminal is not None:
-        kept = tips[:n_terminal]
-    else:
-        kept = [t for t in tips if t.persistence >= min_persistence * span]
+    if n_terminal is None:
+        tips = [t for t in tips if t.persistence >= min_persistence * span]
+    # a tip whose terminal state would hold a handful of cells (an outlying cell far from its neighbours is a
+    # persistent spike) is dropped, and the others' states recomputed without it
+    small: set[int] = set()
+    while True:
+        kept = [t for t in tips if t.cell not in small][:n_terminal]
+        if len(kept) < 2:
+            break
+        labels = _terminal.tip_populations(K, pseudotime, kept, tail=TERMINAL_TAIL)
+        sizes = np.bincount(labels[labels >= 0], minlength=len(kept))
+        if (sizes >= MIN_TERMINAL_CELLS).all():
+            break
+        small |= {t.cell for t, size in zip(kept, sizes, strict=True) if size < MIN_TERMINAL_CELLS}
     if len(kept) < 2 or (n_terminal is not None and len(kept) < n_terminal):
         found = ", ".join(f"{t.persistence / max(span, 1e-300):.3f}" for t in tips[:5])
         msg = (f"Found {len(kept)} branch tip(s) to keep as terminal states, need "
-               f"{max(2, n_terminal or 2)}; the most persistent tips have relative persistence {found}. "
-               "Lower `min_persistence`, check the root, or name the terminal states.")
+               f"{max(2, n_terminal or 2)}; the most persistent tips have relative persistence {found}"
+               + (f" ({len(small)} dropped for ending in fewer than {MIN_TERMINAL_CELLS} cells)" if small else "")
+               + ". Lower `min_persistence`, check the root, or name the terminal states.")
         raise ValueError(msg)
-    labels = _terminal.tip_populations(K, pseudotime, kept, tail=TERMINAL_TAIL)
     if groupby is None:
         names = [f"T{j + 1}" for j in range(len(kept))]
     else:
