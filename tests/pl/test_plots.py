@@ -62,6 +62,17 @@ def test_fate_probs_one_panel_per_fate(fated):
     plt.close(fig)
 
 
+def test_fate_panels_circle_the_terminal_cells(fated):
+    fig = gg.pl.fate_probs(fated, fates=["B"])
+    circled = [c for c in fig.axes[0].collections if c.get_label() == "terminal cells"]
+    assert len(circled) == 1
+    assert len(circled[0].get_offsets()) == int((fated.obs["terminal"] == "B").sum())
+    plt.close(fig)
+    fig = gg.pl.fate_probs(fated, fates=["B"], show_terminal=False)
+    assert not [c for c in fig.axes[0].collections if c.get_label() == "terminal cells"]
+    plt.close(fig)
+
+
 def test_driver_heatmap_rows_are_the_drivers(fated):
     fig = gg.pl.drivers(fated, "A", pseudotime="pseudotime", n_genes=8)
     ax = fig.axes[0]

@@ -26,9 +26,12 @@ def fate_probs(
     components: tuple[int, int] = (0, 1),
     grid_size: int = 30,
     panel_size: float = 3.5,
+    show_terminal: bool = True,
     key: str = _keys.UNS,
 ) -> Figure:
     """One panel per fate: cells coloured by its probability, with the streamlines of its fate flow ``Phi_f``.
+
+    The fate's terminal cells (given or detected) are circled.
 
     Parameters
     ----------
@@ -44,6 +47,8 @@ def fate_probs(
         Grid points per axis for the streamlines.
     panel_size
         Inches per panel.
+    show_terminal
+        Circle each fate's terminal cells.
     key
         Prefix of the keys :func:`genegrad.tl.fate_bias` wrote.
 
@@ -72,6 +77,12 @@ def fate_probs(
         draw_stream(adata, V[:, j], probs[f].to_numpy(), basis=basis, components=components,
                     grid_size=grid_size, ax=ax, scatter_kwargs={"cmap": "magma", "vmin": 0, "vmax": 1},
                     title=f"p({f}) and its fate flow", colorbar=False)
+        if show_terminal:
+            E = np.asarray(adata.obsm[basis])[:, list(components)]
+            cells = np.asarray(info["terminal"]).astype(str) == f
+            ax.scatter(E[cells, 0], E[cells, 1], s=16, facecolors="none", edgecolors="#19a7a7", linewidths=0.7,
+                       label="terminal cells")
+            ax.legend(loc="best", fontsize=7, frameon=False)
     fig.colorbar(axes[0, -1].collections[0], ax=axes[0].tolist(), label="fate probability", shrink=0.8)
     return fig
 
