@@ -215,6 +215,13 @@ def test_disconnected_graph_warns_and_stays_finite():
     P = a.obsm["genegrad_fate_probs"].to_numpy()
     assert np.isnan(P[150:]).all()
     np.testing.assert_allclose(P[:150].sum(axis=1), 1.0, atol=1e-8)
+    # a root in the first cloud: the second has no pseudotime, with a warning
+    with pytest.warns(gg.GenegradWarning) as caught:
+        gg.tl.fate_bias(a, "terminal", root=0, genes=list(a.var_names))
+    assert any("150 cells cannot be reached from the root" in str(w.message) for w in caught)
+    pt = a.obs["genegrad_pseudotime"].to_numpy()
+    assert np.isfinite(pt[:150]).all()
+    assert np.isnan(pt[150:]).all()
 
 
 def test_h5ad_has_no_pickled_objects(fitted, tmp_path):

@@ -180,6 +180,11 @@ def fate_bias(
         K_snn = _terminal.shared_neighbor_graph(model.knn_indices_, K)
         # edge lengths on the coordinates denoised as for the frames: single noisy cells make no spurious tips
         pseudotime = _terminal.graph_pseudotime(K_snn, model.smooth(Y, model.n_smooth), root_index(adata, root))
+        unreached = int((~np.isfinite(pseudotime)).sum())
+        if unreached:
+            warn(f"{unreached} cells cannot be reached from the root along the graph (another component, or edges "
+                 "to cells sharing few neighbours); their pseudotime is NaN and they take no part in detecting "
+                 "terminal states.")
     detected = terminal_states is None
     if detected:
         if pseudotime is None:
@@ -274,10 +279,7 @@ def detect_terminal_states(
     """``(labels, fates, tips)``: the branch tips of the pseudotime kept by persistence and their populations."""
     if groupby is not None:
         require_key(adata, "obs", groupby, fix="pass an existing obs column as `groupby` to name the states")
-    unreached = ~np.isfinite(pseudotime)
-    if unreached.any():
-        warn(f"{int(unreached.sum())} cells cannot be reached from the root (another graph component); they "
-             "take no part in the terminal states' detection.")
+    unreached = ~np.isfinite(pseudotime)  # warned about where the pseudotime is computed
     span = float(np.percentile(pseudotime[~unreached], 99))  # robust to a few outlying cells
     # a tip whose branch joins the rest at the root lies behind it (the root is not at the very start): the
     # starting population, not a fate
