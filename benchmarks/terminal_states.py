@@ -1,8 +1,10 @@
-"""Terminal states detected from a root cell: genegrad against Palantir's own detection, on the same AnnData.
+"""Terminal states detected from a root cell: genegrad against CellRank 2 and Palantir, on the same AnnData.
 
-genegrad: ``gg.tl.fate_bias(adata, root=...)`` (persistent tips of the graph pseudotime). Palantir:
-``run_palantir`` without terminal states (its boundary cells of the diffusion components that are late in its
-pseudotime). Both get the same preprocessed data and root cell; nothing about the fates.
+genegrad: ``gg.tl.fate_bias(adata, root=...)`` (persistent tips of the graph pseudotime). CellRank 2: a
+PseudotimeKernel on scanpy's diffusion pseudotime from the root, GPCCA macrostates (``fit(n_states=[2, 8])``, the
+number chosen by CellRank) and ``predict_terminal_states()``. Palantir: ``run_palantir`` without terminal states
+(its boundary cells of the diffusion components that are late in its pseudotime). All get the same
+preprocessed data and root cell; nothing about the fates.
 
 - Synthetic trees (fates A, B, C; several seeds): each detected state is matched to the fate whose terminal
   segment holds most of its cells (Palantir: its one terminal cell). A fate is *recovered* when a detected state
@@ -45,6 +47,29 @@ def genegrad_states(adata, root, groupby):
     return a, time.perf_counter() - t0
 
 
+def cellrank_states(adata, root, cluster_key=None):
+    import cellrank as cr
+    import scanpy as sc
+
+    a = adata.copy()
+    t0 = time.perf_counter()
+    try:
+        sc.pp.neighbors(a, n_neighbors=30, use_rep="X_pca", random_state=0)
+    except AttributeError:  # scanpy 1.11 rejects pynndescent 0.7's csr_array
+        sc.pp.neighbors(a, n_neighbors=30, use_rep="X_pca", random_state=0, transformer="sklearn")
+    sc.tl.diffmap(a)
+    a.uns["iroot"] = int(root)
+    sc.tl.dpt(a)
+    pk = cr.kernels.PseudotimeKernel(a, time_key="dpt_pseudotime")
+    pk.compute_transition_matrix(threshold_scheme="soft", show_progress_bar=False)
+    g = cr.estimators.GPCCA(pk)
+    g.fit(n_states=[2, 8], cluster_key=cluster_key)
+    g.predict_terminal_states()
+    ts = g.terminal_states
+    groups = {str(c): np.flatnonzero((ts == c).to_numpy()) for c in ts.cat.categories}
+    return groups, time.perf_counter() - t0
+
+
 def palantir_states(adata, root):
     import palantir
 
@@ -77,7 +102,7 @@ def score_tree(adata, groups: dict[str, np.ndarray]) -> dict:
             "recovered": "".join(sorted(recovered))}
 
 
-def run_synthetic(seeds, n_cells, depth, palantir):
+def run_synthetic(seeds, n_cells, depth, palantir, cellrank):
     rows = []
     for seed in seeds:
         adata = gg.datasets.synthetic("tree", n_cells=n_cells, n_genes=1000, depth=depth, fate_bias=1.0,
@@ -99,15 +124,25 @@ def run_synthetic(seeds, n_cells, depth, palantir):
             row = {**base, "method": "genegrad", "states": 0, "fates recovered": 0, "spurious states": 0,
                    "recovered": f"error: {str(err)[:60]}"}
         rows.append(row)
+        n_rows = 1
+        if cellrank:
+            try:
+                groups, wall = cellrank_states(adata, root)
+                rows.append({**base, "method": "CellRank 2", **score_tree(adata, groups), "wall s": wall})
+            except Exception as err:  # a peer's failure is a result, not a crash
+                rows.append({**base, "method": "CellRank 2", "states": 0, "fates recovered": 0,
+                             "spurious states": 0, "recovered": f"error: {type(err).__name__}: {str(err)[:50]}"})
+            n_rows += 1
         if palantir:
             cells, wall = palantir_states(adata, root)
             groups = {c: np.array([adata.obs_names.get_loc(c)]) for c in cells}
             rows.append({**base, "method": "Palantir", **score_tree(adata, groups), "wall s": wall})
-        print(pd.DataFrame(rows[-2:] if palantir else rows[-1:]).round(3).to_string(index=False), flush=True)
+            n_rows += 1
+        print(pd.DataFrame(rows[-n_rows:]).round(3).to_string(index=False), flush=True)
     return rows
 
 
-def run_paul15(palantir):
+def run_paul15(palantir, cellrank):
     adata = gg.datasets.paul15()
     gg.pp.preprocess(adata, n_top_genes=2000, n_comps=30)
     root = int(adata.uns["iroot"])
@@ -120,6 +155,12 @@ def run_paul15(palantir):
         counts = cl[cells].value_counts()
         rows.append({"method": "genegrad", "state": s, "cells": int(cells.sum()),
                      "clusters": ", ".join(f"{k} {v}" for k, v in counts.items())})
+    if cellrank:
+        groups, _ = cellrank_states(adata, root, cluster_key="paul15_clusters")
+        for s, cells in groups.items():
+            counts = cl.iloc[cells].value_counts()
+            rows.append({"method": "CellRank 2", "state": s, "cells": len(cells),
+                         "clusters": ", ".join(f"{k} {v}" for k, v in counts.items())})
     if palantir:
         cells, _ = palantir_states(adata, root)
         for c in cells:
@@ -135,12 +176,13 @@ def main():
     ap.add_argument("--cells", type=int, default=3000)
     ap.add_argument("--depths", default="1000,2000")
     ap.add_argument("--no-palantir", action="store_true")
+    ap.add_argument("--no-cellrank", action="store_true")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
-    pal = not args.no_palantir
+    pal, crk = not args.no_palantir, not args.no_cellrank
     rows = []
     for depth in [float(d) for d in args.depths.split(",")]:
-        rows += run_synthetic([int(s) for s in args.seeds.split(",")], args.cells, depth, pal)
+        rows += run_synthetic([int(s) for s in args.seeds.split(",")], args.cells, depth, pal, crk)
     table = pd.DataFrame(rows)
     summary = table.groupby(["data", "method"], sort=False).agg(
         runs=("seed", "size"), **{"fates recovered (mean of 3)": ("fates recovered", "mean"),
@@ -153,23 +195,24 @@ def main():
         summary["trunk AUROC p(A), detected states"] = [auc.get(key, np.nan) for key in keys]
     print(table.round(3).to_string(index=False))
     print(summary.round(3).to_string(index=False))
-    paul, root_note = run_paul15(pal)
+    paul, root_note = run_paul15(pal, crk)
     if not args.no_record:
         record("Terminal states", f"python benchmarks/terminal_states.py --seeds {args.seeds} --cells {args.cells} "
-               f"--depths {args.depths}" + (" --no-palantir" if args.no_palantir else ""),
+               f"--depths {args.depths}" + (" --no-palantir" if args.no_palantir else "")
+               + (" --no-cellrank" if args.no_cellrank else ""),
                summary.round(3).to_markdown(index=False) + "\n\nPer run:\n\n" + table.round(3).to_markdown(index=False)
                + f"\n\n**paul15**, {root_note}: the detected states and their clusters\n\n"
                + paul.to_markdown(index=False),
                notes=("Synthetic trees of the given cells, 1,000 genes, 30 PCs, the fate benchmark's weak bias (30 "
-                      "genes, log-fold 1); the root is the cell of lowest true "
-                      "pseudotime. A fate is recovered when a detected state holds >= 90% cells of its terminal "
-                      "segment (Palantir detects one terminal cell per state). Trunk AUROC: p(A) against the "
-                      "true fate on the trunk, from gg.tl.fate_bias with the detected states (the fate benchmark "
-                      "gives every method the true terminal cells instead). genegrad's wall time includes "
-                      "pp.manifold and the fate probabilities; Palantir's, its diffusion maps and fate "
-                      "probabilities. Palantir runs with its defaults (10 diffusion components, multiscale space, 500 "
-                      "waypoints)."),
-               pkgs=("palantir",))
+                      "genes, log-fold 1); the root is the cell of lowest true pseudotime. A fate is recovered when a "
+                      "detected state holds >= 90% cells of its terminal segment (Palantir detects one terminal cell "
+                      "per state). Trunk AUROC: p(A) against the true fate on the trunk, from gg.tl.fate_bias with the "
+                      "detected states (the fate benchmark gives every method the true terminal cells instead). Wall "
+                      "time: genegrad, pp.manifold and the fate probabilities; CellRank, scanpy's neighbours, diffusion"
+                      " map and pseudotime, the kernel and GPCCA (a dense Schur decomposition: petsc4py/slepc4py "
+                      "absent); Palantir, its diffusion maps and fate probabilities, with its defaults (10 diffusion "
+                      "components, multiscale space, 500 waypoints)."),
+               pkgs=("cellrank", "palantir"))
 
 
 if __name__ == "__main__":
