@@ -191,3 +191,47 @@ def tip_populations(A: sparse.spmatrix, f: NDArray, tips: list[Tip], *, tail: fl
         cells = sel[reached]
         labels[cells[labels[cells] < 0]] = j
     return labels
+
+
+@dataclass
+class Detection:
+    """What :func:`detect_tips` found: the kept tips and their populations, and what it weighed."""
+
+    kept: list[Tip]
+    labels: NDArray[np.int64]
+    candidates: list[Tip]
+    span: float
+    n_small: int
+
+
+def detect_tips(
+    A: sparse.spmatrix, f: NDArray, *, n_tips: int | None, min_persistence: float, tail: float, min_cells: int,
+) -> Detection:
+    """Branch tips of a pseudotime ``f`` (from a root) on the graph ``A``, and their terminal populations.
+
+    Persistence is measured against the 99th percentile of the finite ``f`` (robust to a few outlying cells).
+    A tip whose branch joins the rest within ``min_persistence`` of the root lies behind the root (the root is
+    not at the very start): the starting population, not a fate; it is left out. The candidates are then the
+    tips whose persistence reaches ``min_persistence`` (or, with ``n_tips``, the ``n_tips`` most persistent).
+    A tip whose population (:func:`tip_populations`) would hold fewer than ``min_cells`` cells (an outlying
+    cell far from its neighbours is a persistent spike) is dropped and the others' populations recomputed
+    without it. ``kept`` may hold fewer than two tips: the caller decides.
+    """
+    f = np.asarray(f, dtype=np.float64)
+    finite = np.isfinite(f)
+    span = float(np.percentile(f[finite], 99))
+    tips = [t for t in persistent_maxima(A, f) if not np.isfinite(t.death) or t.death >= min_persistence * span]
+    if n_tips is None:
+        tips = [t for t in tips if t.persistence >= min_persistence * span]
+    small: set[int] = set()
+    labels = np.full(f.size, -1, dtype=np.int64)
+    while True:
+        kept = [t for t in tips if t.cell not in small][:n_tips]
+        if len(kept) < 2:
+            break
+        labels = tip_populations(A, f, kept, tail=tail)
+        sizes = np.bincount(labels[labels >= 0], minlength=len(kept))
+        if (sizes >= min_cells).all():
+            break
+        small |= {t.cell for t, size in zip(kept, sizes, strict=True) if size < min_cells}
+    return Detection(kept=kept, labels=labels, candidates=tips, span=span, n_small=len(small))

@@ -279,31 +279,15 @@ def detect_terminal_states(
     """``(labels, fates, tips)``: the branch tips of the pseudotime kept by persistence and their populations."""
     if groupby is not None:
         require_key(adata, "obs", groupby, fix="pass an existing obs column as `groupby` to name the states")
-    unreached = ~np.isfinite(pseudotime)  # warned about where the pseudotime is computed
-    span = float(np.percentile(pseudotime[~unreached], 99))  # robust to a few outlying cells
-    # a tip whose branch joins the rest at the root lies behind it (the root is not at the very start): the
-    # starting population, not a fate
-    tips = [t for t in _terminal.persistent_maxima(K, pseudotime)
-            if not np.isfinite(t.death) or t.death >= min_persistence * span]
-    if n_terminal is None:
-        tips = [t for t in tips if t.persistence >= min_persistence * span]
-    # a tip whose terminal state would hold a handful of cells (an outlying cell far from its neighbours is a
-    # persistent spike) is dropped, and the others' states recomputed without it
-    small: set[int] = set()
-    while True:
-        kept = [t for t in tips if t.cell not in small][:n_terminal]
-        if len(kept) < 2:
-            break
-        labels = _terminal.tip_populations(K, pseudotime, kept, tail=TERMINAL_TAIL)
-        sizes = np.bincount(labels[labels >= 0], minlength=len(kept))
-        if (sizes >= MIN_TERMINAL_CELLS).all():
-            break
-        small |= {t.cell for t, size in zip(kept, sizes, strict=True) if size < MIN_TERMINAL_CELLS}
+    det = _terminal.detect_tips(K, pseudotime, n_tips=n_terminal, min_persistence=min_persistence,
+                                tail=TERMINAL_TAIL, min_cells=MIN_TERMINAL_CELLS)
+    kept, labels = det.kept, det.labels
     if len(kept) < 2 or (n_terminal is not None and len(kept) < n_terminal):
-        found = ", ".join(f"{t.persistence / max(span, 1e-300):.3f}" for t in tips[:5])
+        found = ", ".join(f"{t.persistence / max(det.span, 1e-300):.3f}" for t in det.candidates[:5])
         msg = (f"Found {len(kept)} branch tip(s) to keep as terminal states, need "
                f"{max(2, n_terminal or 2)}; the most persistent tips have relative persistence {found}"
-               + (f" ({len(small)} dropped for ending in fewer than {MIN_TERMINAL_CELLS} cells)" if small else "")
+               + (f" ({det.n_small} dropped for ending in fewer than {MIN_TERMINAL_CELLS} cells)"
+                  if det.n_small else "")
                + ". Lower `min_persistence`, check the root, or name the terminal states.")
         raise ValueError(msg)
     if groupby is None:
