@@ -122,32 +122,55 @@ def per_pattern(adata, genes, mask, t):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", default="1", help="simulation seeds; with several, the table gives mean and sd")
+    ap.add_argument("--kinds", default=None, help="manifolds of the 3,000-cell grid (default: all six)")
+    ap.add_argument("--depths", default=None, help="UMIs/cell of the 3,000-cell grid (default: 250,1000,5000)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
+    seeds = [int(x) for x in args.seeds.split(",")]
+    kinds = (args.kinds.split(",") if args.kinds else
+             ["plane", "swissroll", "curved_sheet", "cycle", "tree", "cube"])
+    depths = [float(x) for x in args.depths.split(",")] if args.depths else [250, 1000, 5000]
     if args.quick:
         grid = [(m, 3000, d) for m in ("plane", "tree") for d in (1000, 5000)]
     else:
-        grid = [(m, 3000, d) for m in ("plane", "swissroll", "curved_sheet", "cycle", "tree", "cube")
-                for d in (250, 1000, 5000)]
-        grid += [(m, n, 1000) for m in ("plane", "tree") for n in (1000, 10000)]
+        grid = [(m, 3000, d) for m in kinds for d in depths]
+        if not (args.kinds or args.depths):
+            grid += [(m, n, 1000) for m in ("plane", "tree") for n in (1000, 10000)]
     rows, patterns = [], []
     for kind, n, depth in grid:
-        row, adata, genes, mask = run_one(kind, n, depth, seed=1)
-        rows.append(row)
-        print(pd.DataFrame([row]).round(3).to_string(index=False, header=len(rows) == 1), flush=True)
-        if n == 3000 and depth == 1000:
-            patterns.append({"manifold": kind, "t": row["best t"], **per_pattern(adata, genes, mask, row["best t"])})
-    table = pd.DataFrame(rows).round(3)
+        for seed in seeds:
+            row, adata, genes, mask = run_one(kind, n, depth, seed=seed)
+            row = {"seed": seed, **row}
+            rows.append(row)
+            print(pd.DataFrame([row]).round(3).to_string(index=False, header=len(rows) == 1), flush=True)
+            if n == 3000 and depth == 1000 and seed == seeds[0]:
+                t = row["best t"]
+                patterns.append({"manifold": kind, "t": t, **per_pattern(adata, genes, mask, t)})
+    table = pd.DataFrame(rows)
+    if len(seeds) > 1:
+        keys = ["manifold", "cells", "UMIs/cell"]
+        cols = ["cosine (best t)", "magnitude ratio (best t)", "finite differences", "exact frames"]
+        agg = table.groupby(keys, sort=False)[cols].agg(["mean", "std"])
+        agg.columns = [f"{a} {b}" for a, b in agg.columns]
+        table = agg.reset_index()
+    else:
+        table = table.drop(columns="seed")
+    table = table.round(3)
     ptable = pd.DataFrame(patterns).round(3)
     print("\n" + table.to_string(index=False))
     print("\nmedian cosine per pattern class (3,000 cells, 1,000 UMIs/cell, best scale)\n"
           + ptable.to_string(index=False))
     if not args.no_record:
-        record("Gradient recovery", "python benchmarks/gradient_recovery.py" + (" --quick" if args.quick else ""),
+        cmd = "python benchmarks/gradient_recovery.py" + (" --quick" if args.quick else "")
+        cmd += "".join(f" --{k} {v}" for k, v in (("seeds", args.seeds if args.seeds != "1" else None),
+                                                  ("kinds", args.kinds), ("depths", args.depths)) if v)
+        record("Gradient recovery", cmd,
                table.to_markdown(index=False) + "\n\nMedian cosine per pattern class (3,000 cells, 1,000 "
-               "UMIs/cell, best scale):\n\n" + ptable.to_markdown(index=False),
+               f"UMIs/cell, best scale, seed {seeds[0]}):\n\n" + ptable.to_markdown(index=False),
                notes="Cosine: median over (cell, gene) pairs with a non-negligible true gradient, 200 structured "
-                     "genes per run, seed 1. k = max(30, 0.5 sqrt(N)). Magnitudes against the gradient of the "
+                     f"genes per run, seeds {args.seeds}" + (" (mean and sd over seeds)" if len(seeds) > 1 else "")
+                     + ". k = max(30, 0.5 sqrt(N)). Magnitudes against the gradient of the "
                      "noise-free log1p signal. Baselines in the same run: finite differences along kNN edges "
                      "(best of t = 0..4), PCA loading projected on genegrad's tangent frames. 'exact frames': "
                      "genegrad's fits at the best t on the exact tangent spaces (the span of the true gradients) "
