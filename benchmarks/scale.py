@@ -103,7 +103,7 @@ def main():
                                 for c, w in zip(table["cells"], table.get("wall s", np.nan).astype(float),
                                                 strict=True)]
     cols = [c for c in ["cells", "method", "wall s", "peak GB", "data GB", "d", "manifold s", "patterns s", "fate s",
-                        "genegrad / this", "error"] if c in table]
+                        "fate, detected states s", "states detected", "genegrad / this", "error"] if c in table]
     table = table[cols].round(3)
     notes = []
     for method, sub in table.groupby("method"):
