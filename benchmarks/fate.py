@@ -63,8 +63,8 @@ def _scanpy_graph(a):
         sc.pp.neighbors(a, n_neighbors=30, use_rep="X_pca", random_state=0, transformer="sklearn")
 
 
-def run_cellrank(adata, terminal_key, *, root, solver="direct"):
-    import cellrank as cr
+def _with_dpt(adata, root):
+    """A copy with scanpy's neighbours, diffusion map and diffusion pseudotime from ``root``."""
     import scanpy as sc
 
     a = adata.copy()
@@ -72,9 +72,32 @@ def run_cellrank(adata, terminal_key, *, root, solver="direct"):
     sc.tl.diffmap(a)
     a.uns["iroot"] = int(root)
     sc.tl.dpt(a)
+    return a
+
+
+def cellrank_gpcca(adata, root):
+    """CellRank 2's GPCCA estimator on a PseudotimeKernel (soft thresholding) of the diffusion pseudotime."""
+    import cellrank as cr
+
+    a = _with_dpt(adata, root)
     pk = cr.kernels.PseudotimeKernel(a, time_key="dpt_pseudotime")
     pk.compute_transition_matrix(threshold_scheme="soft", show_progress_bar=False)
-    g = cr.estimators.GPCCA(pk)
+    return a, cr.estimators.GPCCA(pk)
+
+
+def palantir_space(a):
+    """Palantir's diffusion maps (10 components) and multiscale space, in place."""
+    import palantir
+
+    try:
+        palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca")
+    except AttributeError:  # its scanpy kernel hits the same pynndescent 0.7 csr_array problem above 4,096 cells
+        palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca", kernel_backend="sklearn")
+    palantir.utils.determine_multiscale_space(a)
+
+
+def run_cellrank(adata, terminal_key, *, root, solver="direct"):
+    a, g = cellrank_gpcca(adata, root)
     g.set_terminal_states(a.obs[terminal_key].astype("category"))
     # without petsc4py CellRank uses scipy's solvers: its default (GMRES, tol 1e-6) left negative probabilities
     # on paul15 and at tol 1e-10 had not finished after 7 minutes, so the direct sparse solver
@@ -85,23 +108,14 @@ def run_cellrank(adata, terminal_key, *, root, solver="direct"):
 
 def run_palantir(adata, terminal_key, *, root):
     import palantir
-    import scanpy as sc
 
-    a = adata.copy()
-    _scanpy_graph(a)
-    sc.tl.diffmap(a)
-    a.uns["iroot"] = int(root)
-    sc.tl.dpt(a)
+    a = _with_dpt(adata, root)
     term = a.obs[terminal_key]
     cells = {}
     for f in term.dropna().unique():  # one terminal cell per fate: its furthest in diffusion pseudotime
         sel = a.obs_names[(term == f).to_numpy()]
         cells[a.obs.loc[sel, "dpt_pseudotime"].idxmax()] = str(f)
-    try:
-        palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca")
-    except AttributeError:  # its scanpy kernel hits the same pynndescent 0.7 csr_array problem above 4,096 cells
-        palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca", kernel_backend="sklearn")
-    palantir.utils.determine_multiscale_space(a)
+    palantir_space(a)
     palantir.core.run_palantir(a, a.obs_names[int(root)], terminal_states=pd.Series(cells), num_waypoints=500,
                                n_jobs=1)
     return a.obsm["palantir_fate_probabilities"].copy()

@@ -33,6 +33,7 @@ import genegrad as gg
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import record
+from fate import cellrank_gpcca, palantir_space
 
 warnings.filterwarnings("ignore")
 
@@ -48,21 +49,8 @@ def genegrad_states(adata, root, groupby):
 
 
 def cellrank_states(adata, root, cluster_key=None):
-    import cellrank as cr
-    import scanpy as sc
-
-    a = adata.copy()
     t0 = time.perf_counter()
-    try:
-        sc.pp.neighbors(a, n_neighbors=30, use_rep="X_pca", random_state=0)
-    except AttributeError:  # scanpy 1.11 rejects pynndescent 0.7's csr_array
-        sc.pp.neighbors(a, n_neighbors=30, use_rep="X_pca", random_state=0, transformer="sklearn")
-    sc.tl.diffmap(a)
-    a.uns["iroot"] = int(root)
-    sc.tl.dpt(a)
-    pk = cr.kernels.PseudotimeKernel(a, time_key="dpt_pseudotime")
-    pk.compute_transition_matrix(threshold_scheme="soft", show_progress_bar=False)
-    g = cr.estimators.GPCCA(pk)
+    _, g = cellrank_gpcca(adata, root)
     g.fit(n_states=[2, 8], cluster_key=cluster_key)
     g.predict_terminal_states()
     ts = g.terminal_states
@@ -75,11 +63,7 @@ def palantir_states(adata, root):
 
     a = adata.copy()
     t0 = time.perf_counter()
-    try:
-        palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca")
-    except AttributeError:  # its scanpy kernel trips on pynndescent 0.7's csr_array above 4,096 cells
-        palantir.utils.run_diffusion_maps(a, n_components=10, pca_key="X_pca", kernel_backend="sklearn")
-    palantir.utils.determine_multiscale_space(a)
+    palantir_space(a)
     palantir.core.run_palantir(a, a.obs_names[int(root)], num_waypoints=500, n_jobs=1)
     cells = list(a.obsm["palantir_fate_probabilities"].columns)
     return cells, time.perf_counter() - t0

@@ -122,42 +122,41 @@ def _find(parent: NDArray, x: int) -> int:
     return root
 
 
-def persistent_maxima(A: sparse.spmatrix, f: NDArray) -> list[Tip]:
+Events = tuple[list[int], list[tuple[float, int, int]]]
+
+
+def persistent_maxima(A: sparse.spmatrix, f: NDArray, *, events: Events | None = None) -> list[Tip]:
     """Every local maximum of ``f`` on the graph ``A`` with its death level, most persistent first.
 
-    Zero-dimensional persistence of the superlevel sets (:func:`merge_events`): when two components meet at a
-    cell of value ``c``, the one with the lower maximum dies at ``c``.
+    Zero-dimensional persistence of the superlevel sets (:func:`merge_events`, or its result ``events``): when
+    two components meet at a cell of value ``c``, the one with the lower maximum dies at ``c``.
     """
     f = np.asarray(f, dtype=np.float64)
-    maxima, events = merge_events(A, f)
+    maxima, joins = merge_events(A, f) if events is None else events
     death = dict.fromkeys(maxima, -np.inf)
-    for level, _, younger in events:
+    for level, _, younger in joins:
         death[younger] = level
     tips = [Tip(cell=c, value=float(f[c]), death=float(d)) for c, d in death.items()]
     return sorted(tips, key=lambda t: (-t.persistence, -t.value))
 
 
-def separation_levels(A: sparse.spmatrix, f: NDArray, cells: list[int]) -> NDArray[np.float64]:
+def separation_levels(
+    A: sparse.spmatrix, f: NDArray, cells: list[int], *, events: Events | None = None,
+) -> NDArray[np.float64]:
     """The highest level at which each of ``cells`` (local maxima) shares a superlevel component with another.
 
-    The lowest finite ``f`` for a cell that never does.
+    The lowest finite ``f`` for a cell that never does. The joins of :func:`merge_events` (or ``events``) are
+    replayed on a union-find over the components' maxima.
     """
     f = np.asarray(f, dtype=np.float64)
-    _, events = merge_events(A, f)
-    parent = {c: c for c in range(f.size)}  # sparse union-find over component names
-    members = {int(c): [j] for j, c in enumerate(cells)}
+    _, joins = merge_events(A, f) if events is None else events
+    parent = np.arange(f.size)
+    members = {int(c): [j] for j, c in enumerate(cells)}  # the given cells in each component, by its root
     sep = np.full(len(cells), float(np.min(f[np.isfinite(f)])))
     done = np.zeros(len(cells), dtype=bool)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for level, elder, younger in events:
-        a, b = find(elder), find(younger)
-        ma, mb = members.get(a, []), members.get(b, [])
+    for level, elder, younger in joins:
+        a, b = _find(parent, elder), _find(parent, younger)
+        ma, mb = members.get(a, []), members.pop(b, [])
         if ma and mb:
             for j in ma + mb:
                 if not done[j]:
@@ -165,11 +164,12 @@ def separation_levels(A: sparse.spmatrix, f: NDArray, cells: list[int]) -> NDArr
         parent[b] = a
         if mb:
             members[a] = ma + mb
-            members.pop(b, None)
     return sep
 
 
-def tip_populations(A: sparse.spmatrix, f: NDArray, tips: list[Tip], *, tail: float) -> NDArray[np.int64]:
+def tip_populations(
+    A: sparse.spmatrix, f: NDArray, tips: list[Tip], *, tail: float, events: Events | None = None,
+) -> NDArray[np.int64]:
     """``(N,)``: the index of the tip whose terminal population each cell belongs to, -1 elsewhere.
 
     Tip ``m``'s population is its connected component of ``{f >= f_m - tail (f_m - s_m)}``, ``s_m`` the level
@@ -180,7 +180,7 @@ def tip_populations(A: sparse.spmatrix, f: NDArray, tips: list[Tip], *, tail: fl
 
     A = sparse.csr_matrix(A)
     f = np.asarray(f, dtype=np.float64)
-    sep = separation_levels(A, f, [t.cell for t in tips])
+    sep = separation_levels(A, f, [t.cell for t in tips], events=events)
     labels = np.full(f.size, -1, dtype=np.int64)
     for j, tip in enumerate(tips):
         level = tip.value - tail * (tip.value - sep[j])
@@ -220,7 +220,9 @@ def detect_tips(
     f = np.asarray(f, dtype=np.float64)
     finite = np.isfinite(f)
     span = float(np.percentile(f[finite], 99))
-    tips = [t for t in persistent_maxima(A, f) if not np.isfinite(t.death) or t.death >= min_persistence * span]
+    events = merge_events(A, f)  # one sweep serves the persistence and every population below
+    tips = [t for t in persistent_maxima(A, f, events=events)
+            if not np.isfinite(t.death) or t.death >= min_persistence * span]
     if n_tips is None:
         tips = [t for t in tips if t.persistence >= min_persistence * span]
     small: set[int] = set()
@@ -229,7 +231,7 @@ def detect_tips(
         kept = [t for t in tips if t.cell not in small][:n_tips]
         if len(kept) < 2:
             break
-        labels = tip_populations(A, f, kept, tail=tail)
+        labels = tip_populations(A, f, kept, tail=tail, events=events)
         sizes = np.bincount(labels[labels >= 0], minlength=len(kept))
         if (sizes >= min_cells).all():
             break
