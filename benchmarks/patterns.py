@@ -43,10 +43,13 @@ def hotspot_z(adata) -> tuple[np.ndarray, float]:
 
 
 #: Classes the simulator draws that have the same shape on a manifold, merged for "ARI (shape classes)".
-#: On a closed curve a linear function is its first harmonic (``cos(theta - phi)``), so a cycle's "ramp" is
-#: periodic; on a one-dimensional manifold a transient (a Gaussian along pseudotime, or on the cycle along a
-#: projection) and a bump (a Gaussian around a point) are both localised peaks, told apart only by where they sit.
-SHAPE_CLASSES = {"tree": {"transient": "bump"}, "cycle": {"ramp": "periodic", "transient": "bump"}}
+#: On the tree a transient (a Gaussian along the trunk's pseudotime) and a bump (a Gaussian on a terminal
+#: branch) are both one localised peak, told apart only by where they sit. On the cycle every class has its own
+#: shape: a ramp is the first harmonic (one maximum), "periodic" genes the second or third (two or three), a
+#: transient (a Gaussian along a projection of the circle) two peaks where the projection's level line cuts it,
+#: a bump one, a switch one plateau with sharp edges. (Until 2026-11-25 the cycle merged ramp with periodic and
+#: transient with bump, which was wrong.)
+SHAPE_CLASSES = {"tree": {"transient": "bump"}}
 
 
 def by_axis_share(adata, found) -> str:
@@ -233,8 +236,8 @@ def main():
                + "\n\n".join(crosses),
                notes=("ARI against the 7 true classes (noise counted as a class; genes genegrad calls noise form "
                       "one group). 'ARI (shape classes)': the same, with the classes that have one shape on the "
-                      "manifold merged (cycle: ramp = first harmonic, so periodic; cycle and tree: transient and "
-                      "bump are both localised peaks); equal to the 7-class ARI on the plane and swiss roll. "
+                      "manifold merged (tree: transient and bump are both one localised peak); equal to the 7-class "
+                      "ARI on the plane, the swiss roll and the cycle, where every class has its own shape. "
                       "AUROC: structured (any non-noise class) against noise genes, from each "
                       "method's score. The simulated noise genes keep a fixed share of the counts, so they are "
                       "flat after total-count normalisation: 'noise called q<0.05' is false discovery, and "

@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _regions
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from numpy.typing import NDArray
 
     from ._model import GradientChunk, GradientModel
+    from ._regions import Coarsening
 
 #: Names of the descriptors, in the order of the second axis of :func:`chunk_descriptors`'s output.
 DESCRIPTORS = (
@@ -29,6 +32,8 @@ DESCRIPTORS = (
     "decay",  # mean |grad P^t f| / mean |grad f|: structure persists across scales, noise dies
     "alignment",  # magnitude-weighted share of the gradient along the first two coordinates (main axes)
     "smoothness",  # Var(P^t f) / Var(f): share of the variance that survives t diffusion steps
+    "peaks",  # separate high regions of P^t f (superlevel-set components, mean over levels): 1 ramp or bump
+    "troughs",  # separate low regions of P^t f (sublevel-set components): 2 on either side of a ridge
 )
 
 
@@ -49,6 +54,7 @@ def chunk_descriptors(
     length_scale: float,
     sd: NDArray,
     to_intrinsic: NDArray,
+    regions: Coarsening | None = None,
     block_bytes: int = 2**25,
 ) -> NDArray[np.float64]:
     """``(g, len(DESCRIPTORS), T)`` descriptors of one chunk (computed with ``with_signals=True``).
@@ -58,7 +64,9 @@ def chunk_descriptors(
     ``reduce`` of :meth:`~genegrad.GradientModel.iter_gradients`); ``length_scale`` the RMS spread
     of the representation, which makes ``magnitude`` dimensionless; ``to_intrinsic`` ``(N, d, d)`` rotates a
     tangent gradient into a global frame (:func:`synchronized_frames`), in which the directions of different
-    cells can be compared (ambient directions turn with the manifold's curvature).
+    cells can be compared (ambient directions turn with the manifold's curvature); ``regions`` groups the cells
+    for ``peaks`` and ``troughs`` (:func:`~genegrad._core._regions.coarsen` of the model's graph when ``None``:
+    pass it to compute it once for all chunks).
 
     One pass over blocks of cells accumulates every sum; ``localisation``, ``peakedness`` and ``extrema`` use
     fixed random samples of cells on large data (:data:`SHAPE_SAMPLE`, :data:`EXTREMA_SAMPLE`).
@@ -122,6 +130,10 @@ def chunk_descriptors(
     out[:, 7] = mean_mag / np.maximum(mean_mag[:, :1], 1e-300)
     out[:, 8] = sum_align / np.maximum(sum_mag, 1e-300)
     out[:, 9] = (sum_sq / n) / np.maximum(sd, 1e-12)[:, None] ** 2
+    if regions is None:
+        regions = _regions.coarsen(model.knn_indices_, random_state=model.random_state)
+    counts = _regions.count_regions(regions.means(signals).reshape(regions.n_groups, g * T), regions)
+    out[:, 10:12] = counts.reshape(g, T, 2).transpose(0, 2, 1)
     # a gene with no gradient anywhere (constant) has no geometry
     flat_gene = sum_mag.max(axis=1) <= 1e-12 * n
     out[flat_gene, 1:] = np.nan

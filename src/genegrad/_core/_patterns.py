@@ -9,6 +9,7 @@ from scipy import sparse
 
 from . import _graph
 from ._descriptors import DESCRIPTORS, smoothness
+from ._regions import LEVELS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -121,13 +122,18 @@ def bh_qvalues(pval: NDArray) -> NDArray[np.float64]:
 def shape_features(desc: NDArray, scale_index: int) -> NDArray[np.float64]:
     """``(G, F)`` clustering features.
 
-    The shape descriptors at the pattern scale, and how each gene's gradient magnitude decays from scale 0 to
-    every other scale (log): amplitude-free, so genes group by geometry rather than by expression level.
+    The shape descriptors at the pattern scale; the numbers of separate high and low regions there (log), as
+    the larger and the smaller of the two, so that a gene and its negative (a rising and a falling ramp) count
+    alike; and how each gene's gradient magnitude decays from scale 0 to every other scale (log): amplitude-free,
+    so genes group by geometry rather than by expression level.
     """
     cols = [DESCRIPTORS.index(name) for name in SHAPE_DESCRIPTORS]
     feats = desc[:, cols, scale_index]
+    regions = desc[:, [DESCRIPTORS.index("peaks"), DESCRIPTORS.index("troughs")], scale_index]
+    floor = 1.0 / len(LEVELS)  # the smallest non-zero mean count
+    modality = np.log(np.maximum(np.column_stack([np.max(regions, axis=1), np.min(regions, axis=1)]), floor))
     decay = np.log(np.maximum(desc[:, DESCRIPTORS.index("decay"), 1:], 1e-6))
-    return np.nan_to_num(np.column_stack([feats, decay]))
+    return np.nan_to_num(np.column_stack([feats, modality, decay]))
 
 
 def cluster_patterns(
