@@ -88,6 +88,8 @@ FITTED_CASES = [
     ("patterns: unknown scale", lambda a: gg.tl.patterns(a, scale=3), ValueError, r"Expected `scale` in"),
     ("patterns: holdout as text", lambda a: gg.tl.patterns(a, holdout="no"), TypeError,
      r"Expected `holdout` to be True or False"),
+    ("patterns: region counts as text", lambda a: gg.tl.patterns(a, region_counts="yes"), TypeError,
+     r"Expected `region_counts` to be True, False or None"),
     ("descriptors not computed", lambda a: gg.get.descriptors(a), KeyError, r"run `genegrad.tl.patterns` first"),
     ("fate: missing obs key", lambda a: gg.tl.fate_bias(a, "nope"), KeyError, r"adata.obs\['nope'\]"),
     ("fate: zero threads", lambda a: gg.tl.fate_bias(a, "nope", n_jobs=0), ValueError, r"non-zero integer"),

@@ -133,3 +133,29 @@ def test_too_few_genes_for_held_out_graphs_warns_and_tests_on_the_manifold(patte
     with pytest.warns(UserWarning, match="at least 20 genes"):
         out = gg.tl.patterns(adata, genes=list(adata.var_names), n_null=150, copy=True)
     assert np.isfinite(out.var["genegrad_structured_score"]).all()
+
+
+def test_region_counts_on_a_cycle():
+    # on a circle a bump and a ramp (the first harmonic) have one high region, a transient (a Gaussian along a
+    # projection of the circle, cut twice by the projection's level line) two, the 2nd/3rd harmonics two or three
+    adata = gg.datasets.synthetic("cycle", n_cells=2000, n_genes=120, depth=2000, rng=3)
+    gg.pp.preprocess(adata, n_comps=20)
+    gg.pp.manifold(adata, n_neighbors=25)
+    gg.tl.patterns(adata, genes=list(adata.var_names), n_null=100)
+    assert adata.uns["genegrad"]["patterns"]["params"]["region_counts"]  # d = 1: on by default
+    df = gg.get.descriptors(adata)
+    peaks = df.groupby(adata.var["pattern"].astype(str).to_numpy())["peaks"].median()
+    # the count averages 8 levels from 20% to 90% of the range; at 2,000 cells the lowest levels sit in the
+    # baseline's noise, which joins a transient's two peaks there: two peaks at most levels, not all
+    assert peaks["bump"] == pytest.approx(1, abs=0.2)
+    assert peaks["ramp"] == pytest.approx(1, abs=0.2)
+    assert 1.5 <= peaks["transient"] <= 2.1
+    assert peaks["periodic"] >= 1.7
+    # the transients and the bumps fall in different patterns
+    pat = adata.var["genegrad_pattern"].astype(str)
+    top = {c: pat[adata.var["pattern"] == c].value_counts().index[0] for c in ("bump", "transient")}
+    assert top["bump"] != top["transient"]
+
+
+def test_region_counts_off_by_default_on_a_plane(patterned):
+    assert not patterned.uns["genegrad"]["patterns"]["params"]["region_counts"]

@@ -119,20 +119,22 @@ def bh_qvalues(pval: NDArray) -> NDArray[np.float64]:
     return out
 
 
-def shape_features(desc: NDArray, scale_index: int) -> NDArray[np.float64]:
+def shape_features(desc: NDArray, scale_index: int, *, regions: bool = False) -> NDArray[np.float64]:
     """``(G, F)`` clustering features.
 
-    The shape descriptors at the pattern scale; the numbers of separate high and low regions there (log), as
-    the larger and the smaller of the two, so that a gene and its negative (a rising and a falling ramp) count
-    alike; and how each gene's gradient magnitude decays from scale 0 to every other scale (log): amplitude-free,
-    so genes group by geometry rather than by expression level.
+    The shape descriptors at the pattern scale, and how each gene's gradient magnitude decays from scale 0 to
+    every other scale (log): amplitude-free, so genes group by geometry rather than by expression level. With
+    ``regions``, also the numbers of separate high and low regions at the pattern scale (log), as the larger and
+    the smaller of the two, so that a gene and its negative (a rising and a falling ramp) count alike.
     """
     cols = [DESCRIPTORS.index(name) for name in SHAPE_DESCRIPTORS]
     feats = desc[:, cols, scale_index]
-    regions = desc[:, [DESCRIPTORS.index("peaks"), DESCRIPTORS.index("troughs")], scale_index]
-    floor = 1.0 / len(LEVELS)  # the smallest non-zero mean count
-    modality = np.log(np.maximum(np.column_stack([np.max(regions, axis=1), np.min(regions, axis=1)]), floor))
     decay = np.log(np.maximum(desc[:, DESCRIPTORS.index("decay"), 1:], 1e-6))
+    if not regions:
+        return np.nan_to_num(np.column_stack([feats, decay]))
+    counts = desc[:, [DESCRIPTORS.index("peaks"), DESCRIPTORS.index("troughs")], scale_index]
+    floor = 1.0 / len(LEVELS)  # the smallest non-zero mean count
+    modality = np.log(np.maximum(np.column_stack([np.max(counts, axis=1), np.min(counts, axis=1)]), floor))
     return np.nan_to_num(np.column_stack([feats, modality, decay]))
 
 

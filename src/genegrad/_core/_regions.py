@@ -47,11 +47,11 @@ class Coarsening:
 
     def means(self, X: NDArray) -> NDArray[np.float64]:
         """``(M, ...)``: the mean of ``X`` ``(N, ...)`` over each group."""
-        X = np.asarray(X, dtype=np.float64)
-        flat = X.reshape(X.shape[0], -1)
-        out = np.zeros((self.n_groups, flat.shape[1]))
-        np.add.at(out, self.assign, flat)
-        return (out / self.sizes[:, None]).reshape(self.n_groups, *X.shape[1:])
+        X = np.asarray(X)
+        n = X.shape[0]
+        member = sparse.csr_matrix((np.ones(n), (self.assign, np.arange(n))), shape=(self.n_groups, n))
+        sums = member @ X.reshape(n, -1).astype(np.float64, copy=False)
+        return (sums / self.sizes[:, None]).reshape(self.n_groups, *X.shape[1:])
 
 
 def coarsen(idx: NDArray, *, n_landmarks: int = N_LANDMARKS, random_state: int = 0) -> Coarsening:

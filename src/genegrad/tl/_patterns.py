@@ -48,6 +48,7 @@ def patterns(
     *,
     n_patterns: int | None = None,
     scale: int | None = None,
+    region_counts: bool | None = None,
     layer: str | None = None,
     fdr: float = 0.05,
     n_null: int = 500,
@@ -82,6 +83,11 @@ def patterns(
     scale
         Diffusion time at which the shape descriptors are clustered and gradient similarity is measured; the
         largest scale by default (noise has died there, shape has not).
+    region_counts
+        Cluster on the numbers of peaks and troughs too (see Notes). By default only on a one-dimensional
+        manifold (``d = 1``: curves, trees), where they pin down a function's shape: on a curve each high region
+        is an interval around a maximum. On two-dimensional simulations they lowered the agreement with the
+        true classes (ridges and waves share their counts there; ``benchmarks/RESULTS.md``, Patterns).
     layer
         Layer holding the signal; ``X`` by default.
     fdr
@@ -158,8 +164,9 @@ def patterns(
       graph). 1 for a ramp, a bump or a plateau; 2 for two bumps, for a wave of two periods on a closed curve, or
       for the low sides of a ridge; on a tree, a ramp rising along pseudotime has one peak per branch tip.
 
-    The patterns are clustered on ``coherence``, ``axiality``, ``localisation``, ``peakedness``, the larger and
-    the smaller of ``peaks`` and ``troughs`` (log) at ``scale``, and ``decay`` at every scale (log).
+    The patterns are clustered on ``coherence``, ``axiality``, ``localisation`` and ``peakedness`` at ``scale``,
+    ``decay`` at every scale (log) and, with ``region_counts``, the larger and the smaller of ``peaks`` and
+    ``troughs`` at ``scale`` (log).
 
     ``localisation`` and ``peakedness`` are measured on a fixed random sample of 20,000 cells on larger data,
     ``extrema`` on 5,000 (the only steps not linear in N: a sort or a partition per gene).
@@ -193,6 +200,10 @@ def patterns(
     check_range("n_null", n_null, 10, None, integer=True)
     if not isinstance(holdout, bool | np.bool_):
         msg = f"Expected `holdout` to be True or False, got {holdout!r}."
+        raise TypeError(msg)
+    if region_counts is not None and not isinstance(region_counts, bool | np.bool_):
+        msg = (f"Expected `region_counts` to be True, False or None (None: on one-dimensional manifolds only), "
+               f"got {region_counts!r}.")
         raise TypeError(msg)
     check_range("n_module_genes", n_module_genes, 2, None, integer=True)
     check_range("module_threshold", module_threshold, -1.0, 1.0)
@@ -228,8 +239,10 @@ def patterns(
     t_idx = scales.index(scale)
     labels = np.full(len(genes), -1)
     typicality = np.full(len(genes), np.nan)
+    if region_counts is None:
+        region_counts = model.n_dims_ == 1
     if structured.sum() >= 2:
-        feats = _patterns.shape_features(desc[structured], t_idx)
+        feats = _patterns.shape_features(desc[structured], t_idx, regions=bool(region_counts))
         lab, typ = _patterns.cluster_patterns(feats, n_patterns=n_patterns, random_state=random_state,
                                               n_jobs=n_threads(options["n_jobs"]))
         labels[structured], typicality[structured] = lab, typ
@@ -241,7 +254,7 @@ def patterns(
            typicality=typicality, modules=modules, scale=scale, scales=scales,
            params={"fdr": float(fdr), "n_null": int(n_null), "random_state": int(random_state),
                    "n_patterns": -1 if n_patterns is None else int(n_patterns), "layer": layer or "X",
-                   "module_threshold": float(module_threshold)})
+                   "module_threshold": float(module_threshold), "region_counts": bool(region_counts)})
     return target if copy else None
 
 
