@@ -126,8 +126,8 @@ def compare(adata, terminal_key, *, root, score, dataset, seed=None):
     rows, extra = [], {}
     methods = {
         "genegrad": lambda: run_genegrad(adata, terminal_key),
-        "genegrad, fine scale against t=2 (coarse_scale=2)": lambda: run_genegrad(adata, terminal_key,
-                                                                                   coarse_scale=2),
+        "genegrad, fine scale against t=8 (coarse_scale=8)": lambda: run_genegrad(adata, terminal_key,
+                                                                                   coarse_scale=8),
         "genegrad chain only (fine_weight=0)": lambda: run_genegrad(adata, terminal_key, fine_weight=0.0),
         "diffusion (connectivities, beta=0, fine_weight=0)": lambda: run_genegrad(adata, terminal_key, beta=0.0,
                                                                                   fine_weight=0.0),
@@ -308,9 +308,9 @@ def main():
                       "the true fate (A vs B/C) on trunk cells. paul15: AUROC of p(Ery)+p(Mk) for 7MEP against "
                       "9GMP/10GMP (a published-annotation proxy, not clonal truth); terminal states = clusters "
                       "1Ery+2Ery, 8Mk, 14Mo+15Mo, 16Neu+17Neu; root = uns['iroot']. Lung: AUROC of p(AT1) against "
-                      "the derived AT1/AT2 state of E18.5 cells (a sense check). 'coarse_scale=2': the fine-scale "
-                      "step's residuals f - P^t f at t = 2 instead of the largest scale (8): a sensitivity row, "
-                      "not tuned here. Peak GB is tracemalloc's peak."),
+                      "the derived AT1/AT2 state of E18.5 cells (a sense check). 'coarse_scale=8': the fine-scale "
+                      "step's residuals f - P^t f at t = 8 (the largest scale; the default before 2026-11-25) "
+                      "instead of t = 2. Peak GB is tracemalloc's peak."),
                pkgs=("cellrank", "palantir", "scikit-learn"))
 
 

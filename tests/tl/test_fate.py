@@ -102,6 +102,7 @@ def test_fate_bias_writes_probabilities(fated):
     np.testing.assert_array_equal(P.loc[term == "A", "A"], 1.0)
     T = fated.obsp["genegrad_transitions"]
     np.testing.assert_allclose(np.asarray(T.sum(axis=1)).ravel(), 1.0, atol=1e-5)
+    assert fated.uns["genegrad"]["fate_bias"]["coarse_scale"] == 2  # the default, on scales (0, 1, 2, 4, 8)
 
 
 def test_branch_cells_lean_to_their_branch(fated):
@@ -143,6 +144,7 @@ def test_evaluate_fate_features(fated):
     ({"terminal_states": ["A"], "groupby": "fate"}, ValueError, "at least two"),
     ({"terminal_states": "fate"}, ValueError, "Every cell is terminal"),
     ({"terminal_states": "terminal", "beta": -1}, ValueError, "beta"),
+    ({"terminal_states": "terminal", "coarse_scale": 0}, ValueError, "coarse_scale"),
 ])
 def test_bad_inputs_leave_adata_untouched(tree, kwargs, exc, match):
     a = tree.copy()
