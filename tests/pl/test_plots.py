@@ -71,6 +71,8 @@ def test_fate_panels_circle_the_terminal_cells(fated):
     fig = gg.pl.fate_probs(fated, fates=["B"], show_terminal=False)
     assert not [c for c in fig.axes[0].collections if c.get_label() == "terminal cells"]
     plt.close(fig)
+    with pytest.raises(TypeError, match="`show_terminal` to be True or False"):
+        gg.pl.fate_probs(fated, fates=["B"], show_terminal="no")  # a non-empty string would read as True
 
 
 def test_driver_heatmap_rows_are_the_drivers(fated):

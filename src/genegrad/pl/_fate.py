@@ -58,6 +58,9 @@ def fate_probs(
     """
     import matplotlib.pyplot as plt
 
+    if not isinstance(show_terminal, bool | np.bool_):
+        msg = f"Expected `show_terminal` to be True or False, got {show_terminal!r}."
+        raise TypeError(msg)
     require_key(adata, "obsm", f"{key}_fate_probs", fix="run `genegrad.tl.fate_bias` first")
     require_key(adata, "obsm", basis, fix="compute the embedding first (e.g. `scanpy.tl.umap`)")
     info = adata.uns[key]["fate_bias"]
