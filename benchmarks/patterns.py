@@ -25,6 +25,7 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
 import genegrad as gg
+from genegrad.datasets._patterns import gene_names
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import record
@@ -61,8 +62,7 @@ def by_axis_share(adata, found) -> str:
     saddles and periodic genes built on a direction. This table shows where each kind went.
     """
     v = np.asarray(adata.uns["synthetic"]["genes"]["direction"])
-    names = np.array([f"g{j}_{p}" for j, p in enumerate(adata.uns["synthetic"]["genes"]["pattern"])])
-    pos = {g: j for j, g in enumerate(names)}
+    pos = {g: j for j, g in enumerate(gene_names(adata.uns["synthetic"]["genes"]["pattern"]))}
     axis = np.abs(v[[pos[g] for g in adata.var_names], 1])
     truth = adata.var["pattern"].astype(str).to_numpy()
     parts = []

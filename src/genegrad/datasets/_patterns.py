@@ -24,6 +24,11 @@ MIX_2D = {"ramp": 0.15, "bump": 0.15, "saddle": 0.1, "periodic": 0.1, "branch_sw
 MIX_1D = {"ramp": 0.15, "bump": 0.15, "periodic": 0.1, "branch_switch": 0.2, "transient": 0.1, "noise": 0.3}
 
 
+def gene_names(pattern) -> list[str]:
+    """The simulated genes' names, ``g<index>_<class>``: how the truth finds a gene after subsetting."""
+    return [f"g{j}_{p}" for j, p in enumerate(pattern)]
+
+
 def draw_genes(
     kind: str, n_genes: int, w: NDArray, rng: np.random.Generator, segment: NDArray | None = None
 ) -> dict[str, NDArray]:

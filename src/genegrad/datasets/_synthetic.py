@@ -130,7 +130,7 @@ def synthetic(
 
     obs = pd.DataFrame(index=pd.Index([f"cell{i}" for i in range(n_cells)]))
     obs["total_counts"] = np.asarray(X.sum(axis=1)).ravel()
-    var = pd.DataFrame(index=pd.Index([f"g{j}_{p}" for j, p in enumerate(params["pattern"])]))
+    var = pd.DataFrame(index=pd.Index(_patterns.gene_names(params["pattern"])))
     var["pattern"] = pd.Categorical(params["pattern"], categories=_patterns.PATTERNS)
     var["dispersion"] = size
     if n_bias_genes:

@@ -48,7 +48,7 @@ def true_gradients(
     spec = adata.uns["synthetic"]
     kind = spec["kind"]
     params = {k: np.asarray(v) for k, v in spec["genes"].items()}
-    names = np.array([f"g{j}_{p}" for j, p in enumerate(params["pattern"])])
+    names = _patterns.gene_names(params["pattern"])
     u = np.asarray(adata.obsm["X_latent"], dtype=np.float64)
     segment = np.asarray(adata.obs["segment"]).astype(int) if kind == "tree" else None
     w, Phi = _manifolds.embed(kind, u)
