@@ -37,6 +37,11 @@ def test_patterns_gallery_has_one_row_per_pattern(described):
     assert len(fig.axes) == 2 * len(cats)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert all(t.split(":")[0] in cats for t in titles)
+    # each row's first panel says how many genes the pattern holds and its median peaks and troughs
+    sizes = described.var["genegrad_pattern"].value_counts()
+    labels = [fig.axes[2 * r].get_ylabel() for r in range(len(cats))]
+    assert [int(lab.split(" genes")[0]) for lab in labels] == [int(sizes[c]) for c in cats]
+    assert all("peaks" in lab and "troughs" in lab for lab in labels)
     plt.close(fig)
 
 

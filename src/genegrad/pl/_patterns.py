@@ -35,7 +35,9 @@ def patterns(
 
     Typical genes are those with the highest posterior probability of their pattern (ties broken by the
     structure score). Their gradients are computed here, at ``scale``, so :func:`genegrad.tl.gradients` need
-    not have stored them.
+    not have stored them. The first panel of each row is labelled with the pattern's number of genes and its
+    median ``peaks``, ``troughs``, ``coherence`` and ``localisation`` at ``scale`` (see
+    :func:`genegrad.tl.patterns`): what the pattern looks like, in numbers.
 
     Parameters
     ----------
@@ -87,7 +89,7 @@ def patterns(
     V = to_basis(adata, tangent, scale=scale, basis=basis, key=key)
     expr = F.toarray() if hasattr(F, "toarray") else np.asarray(F)
     fig, axes = plt.subplots(len(names), n_genes, figsize=(panel_size * n_genes, panel_size * len(names)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for r, p in enumerate(names):
         for c in range(n_genes):
             ax = axes[r, c]
@@ -97,8 +99,13 @@ def patterns(
             g = genes.index(picks[p][c])
             draw_stream(adata, V[:, g], expr[:, g], basis=basis, components=components, grid_size=grid_size,
                         ax=ax, scatter_kwargs=None, title=f"{p}: {genes[g]}", colorbar=False)
-            if c:
-                ax.set_ylabel("")
+            ax.set_ylabel(_profile(df[df["pattern"] == p]) if c == 0 else "", fontsize=8)
     fig.suptitle(f"Gene patterns (t={scale})")
-    fig.tight_layout()
     return fig
+
+
+def _profile(rows) -> str:
+    """A pattern's size and median shape descriptors, for the first panel of its row."""
+    med = rows[["peaks", "troughs", "coherence", "localisation"]].median()
+    return (f"{len(rows)} genes\npeaks {med['peaks']:.1f}, troughs {med['troughs']:.1f}\n"
+            f"coherence {med['coherence']:.2f}, localisation {med['localisation']:.2f}")
