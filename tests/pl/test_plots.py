@@ -8,6 +8,7 @@ mpl.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 import genegrad as gg
@@ -96,3 +97,11 @@ def test_driver_heatmap_defaults_to_the_root_pseudotime(fated):
     fig = gg.pl.drivers(a, "A", n_genes=5)
     assert fig.axes[0].get_xlabel().startswith("genegrad_pseudotime")
     plt.close(fig)
+
+
+def test_pattern_profile_without_region_counts():
+    # data described by an older genegrad has no peaks or troughs: the row label shows what there is
+    from genegrad.pl._patterns import _profile
+
+    rows = pd.DataFrame({"coherence": [0.1, 0.3, 0.5], "localisation": [0.2, 0.2, 0.4]})
+    assert _profile(rows).split("\n") == ["3 genes", "coherence 0.30, localisation 0.20"]

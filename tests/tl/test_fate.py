@@ -145,6 +145,8 @@ def test_evaluate_fate_features(fated):
     ({"terminal_states": "fate"}, ValueError, "Every cell is terminal"),
     ({"terminal_states": "terminal", "beta": -1}, ValueError, "beta"),
     ({"terminal_states": "terminal", "coarse_scale": 0}, ValueError, "coarse_scale"),
+    ({"terminal_states": "terminal", "fine_weight": -1}, ValueError, "fine_weight"),
+    ({"terminal_states": "terminal", "scale": 3}, ValueError, "scale"),
 ])
 def test_bad_inputs_leave_adata_untouched(tree, kwargs, exc, match):
     a = tree.copy()

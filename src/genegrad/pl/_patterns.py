@@ -99,13 +99,17 @@ def patterns(
             g = genes.index(picks[p][c])
             draw_stream(adata, V[:, g], expr[:, g], basis=basis, components=components, grid_size=grid_size,
                         ax=ax, scatter_kwargs=None, title=f"{p}: {genes[g]}", colorbar=False)
-            ax.set_ylabel(_profile(df[df["pattern"] == p]) if c == 0 else "", fontsize=8)
+            ax.set_ylabel(f"{_profile(df[df['pattern'] == p])}\n{ax.get_ylabel()}" if c == 0 else "", fontsize=8)
     fig.suptitle(f"Gene patterns (t={scale})")
     return fig
 
 
 def _profile(rows) -> str:
-    """A pattern's size and median shape descriptors, for the first panel of its row."""
-    med = rows[["peaks", "troughs", "coherence", "localisation"]].median()
-    return (f"{len(rows)} genes\npeaks {med['peaks']:.1f}, troughs {med['troughs']:.1f}\n"
-            f"coherence {med['coherence']:.2f}, localisation {med['localisation']:.2f}")
+    """A pattern's size and median shape descriptors, for the first panel of its row.
+
+    Only the descriptors present: data described by an older genegrad has no ``peaks`` or ``troughs``.
+    """
+    shown = [("peaks", 1), ("troughs", 1), ("coherence", 2), ("localisation", 2)]
+    parts = [f"{name} {rows[name].median():.{digits}f}" for name, digits in shown if name in rows]
+    lines = [f"{len(rows)} genes", ", ".join(parts[:2]), ", ".join(parts[2:])]
+    return "\n".join(line for line in lines if line)

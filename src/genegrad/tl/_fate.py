@@ -178,13 +178,21 @@ def fate_bias(
     check_unique_names(adata)
     check_range("n_program_genes", n_program_genes, 1, None, integer=True)
     check_range("beta", beta, 0.0, None)
+    check_range("fine_weight", fine_weight, 0.0, None)
     n_jobs = compute_options("numpy", None, n_jobs)["n_jobs"]
     model = load_model(adata, key)
     check_range("min_persistence", min_persistence, 0.0, 1.0)
     coarse = _default_coarse_scale(model.scales_) if coarse_scale is None else coarse_scale
     check_range("coarse_scale", coarse, 1, None, integer=True)
+    scale = _default_scale(model.scales_) if scale is None else scale
+    check_scale(scale, model.scales_)
     if n_terminal is not None:
         check_range("n_terminal", n_terminal, 2, None, integer=True)
+    if terminal_states is None and root is None:
+        msg = ("`terminal_states` is None and no `root` was given: pass `root` (a cell of the starting "
+               "population, by obs name or position) to detect the branch tips, or name the terminal states.")
+        raise ValueError(msg)
+    root_cell = None if root is None else root_index(adata, root)
     rep = adata.uns[key]["params"]["use_rep"]
     require_key(adata, "obsm", rep, fix="run `genegrad.pp.manifold` again")
     Y = np.asarray(adata.obsm[rep], dtype=np.float64)
@@ -193,7 +201,7 @@ def fate_bias(
     if root is not None:
         K_snn = _terminal.shared_neighbor_graph(model.knn_indices_, K)
         # edge lengths on the coordinates denoised as for the frames: single noisy cells make no spurious tips
-        pseudotime = _terminal.graph_pseudotime(K_snn, model.smooth(Y, model.n_smooth), root_index(adata, root))
+        pseudotime = _terminal.graph_pseudotime(K_snn, model.smooth(Y, model.n_smooth), root_cell)
         unreached = int((~np.isfinite(pseudotime)).sum())
         if unreached:
             warn(f"{unreached} cells cannot be reached from the root along the graph (another component, or edges "
@@ -201,16 +209,10 @@ def fate_bias(
                  "terminal states.")
     detected = terminal_states is None
     if detected:
-        if pseudotime is None:
-            msg = ("`terminal_states` is None and no `root` was given: pass `root` (a cell of the starting "
-                   "population, by obs name or position) to detect the branch tips, or name the terminal states.")
-            raise ValueError(msg)
         labels, fates, tips = detect_terminal_states(adata, K_snn, pseudotime, groupby=groupby, n_terminal=n_terminal,
                                                      min_persistence=min_persistence)
     else:
         labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
-    scale = _default_scale(model.scales_) if scale is None else scale
-    check_scale(scale, model.scales_)
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
@@ -255,7 +257,7 @@ def fate_bias(
         "terminal": np.array([fates[i] if i >= 0 else "" for i in labels], dtype=object),
         "scale": int(scale), "beta": float(beta), "layer": layer or "X", "fine_weight": float(fine_weight),
         "coarse_scale": int(coarse),
-        "root": -1 if root is None else root_index(adata, root),
+        "root": -1 if root_cell is None else root_cell,
         "detected": detected,
         **({"persistence": np.array([t.persistence for t in tips]), "min_persistence": float(min_persistence)}
            if detected else {}),
