@@ -20,6 +20,17 @@ def test_paul15_and_lung_load(monkeypatch):  # CI runs with ../shared beside the
     assert b.shape == (185, 218)
 
 
+def test_atac_and_multiome_load(monkeypatch):
+    monkeypatch.setenv("GENEGRAD_DATA", str(SHARED))
+    a = gg.datasets.granja_atac()
+    assert a.shape == (600, 5000)
+    assert {"seqnames", "start", "end"} <= set(a.var.columns)
+    assert a.obs["BioClassification"].nunique() == 6
+    rna, atac = gg.datasets.pbmc_multiome()
+    assert rna.n_obs == atac.n_obs == 100
+    assert list(rna.obs_names.str.removesuffix("_rna")) == list(atac.obs_names.str.removesuffix("_atac"))
+
+
 def test_missing_dataset_says_where_it_looked(monkeypatch, tmp_path):
     monkeypatch.setenv("GENEGRAD_DATA", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -11,6 +11,9 @@ import anndata as ad
 FILES = {
     "paul15": Path("paul15") / "paul15.h5ad",
     "treutlein_lung": Path("treutlein2014_lung") / "lung_monocle.h5ad",
+    "granja_atac": Path("granja2019_bm_scatac_subset") / "hemato_atac.h5ad",
+    "pbmc_multiome_rna": Path("pbmc10x_multiome_tiny") / "10xpbmc_rna_subset.h5ad",
+    "pbmc_multiome_atac": Path("pbmc10x_multiome_tiny") / "10xpbmc_atac_subset.h5ad",
 }
 
 
@@ -59,3 +62,24 @@ def treutlein_lung() -> ad.AnnData:
     ``var['gene_short_name']``: gene symbols.
     """
     return _read("treutlein_lung")
+
+
+def granja_atac() -> ad.AnnData:
+    """Human bone-marrow scATAC-seq (Granja et al. 2019): 600 cells x 5,000 random peaks (hg19), fragment counts.
+
+    ``obs['BioClassification']``: six cell types, 100 cells each (``01_HSC``, ``05_CMP.LMPP``, ``07_GMP``,
+    ``15_CLP.2``, ``17_B``, ``19_CD8.N``): the hierarchy HSC -> CMP/LMPP -> GMP and HSC -> CLP -> B. Peak
+    coordinates in ``var['seqnames']``, ``['start']``, ``['end']``; the published UMAP in
+    ``obsm['X_umap_published']``. No lineage-traced fate.
+    """
+    return _read("granja_atac")
+
+
+def pbmc_multiome() -> tuple[ad.AnnData, ad.AnnData]:
+    """A tiny paired RNA + ATAC subset of 10x Genomics' PBMC multiome: ``(rna, atac)``, 100 cells x 200 features each.
+
+    The same cells in both, named with the suffixes ``_rna`` and ``_atac`` as distributed (strip them to pair the
+    modalities); ATAC peaks with ``var['chr']``, ``['start']``, ``['end']`` (GRCh38); ``obs['celltype']`` a
+    cluster id. A fixture for paired-modality code paths: too small for biology.
+    """
+    return _read("pbmc_multiome_rna"), _read("pbmc_multiome_atac")

@@ -28,6 +28,7 @@ def synthetic(
     n_genes: int = 1000,
     *,
     depth: float = 1000.0,
+    library_sd: float = 0.3,
     dispersion: float = 10.0,
     fate_bias: float = 0.0,
     n_bias_genes: int = 0,
@@ -52,6 +53,8 @@ def synthetic(
         Size of the data.
     depth
         Mean UMIs per cell.
+    library_sd
+        Standard deviation of the log library sizes (0.3 is typical of RNA; scATAC-seq varies more, ~0.6).
     dispersion
         Negative-binomial size (smaller is noisier); gene-wise values scatter log-normally around it.
     fate_bias
@@ -89,6 +92,7 @@ def synthetic(
     check_range("n_cells", n_cells, 10, None)
     check_range("n_genes", n_genes, 7, None)
     check_range("depth", depth, 1.0, None)
+    check_range("library_sd", library_sd, 0.0, 3.0)
     check_range("dispersion", dispersion, 1e-3, None)
     gen = as_rng(rng)
     logger.info("simulating %d cells x %d genes on a %s", n_cells, n_genes, kind)
@@ -117,7 +121,7 @@ def synthetic(
         eta[:, cols] += fate_bias * ramp[:, None] * (fate[:, None] == bias_fate[cols][None, :])
     # noise genes without a fate bias keep a fixed share of the counts (see `_patterns.proportions`)
     params["flat"] = (params["pattern"] == "noise") & np.array([b is None for b in bias_fate])
-    lib = depth * np.exp(gen.normal(0.0, 0.3, n_cells) - 0.045)
+    lib = depth * np.exp(gen.normal(0.0, library_sd, n_cells) - library_sd**2 / 2)
     size = dispersion * np.exp(gen.normal(0.0, 0.3, n_genes))
     parts = []
     for b in blocks:
@@ -146,6 +150,7 @@ def synthetic(
     adata.uns["synthetic"] = {
         "kind": kind,
         "depth": float(depth),
+        "library_sd": float(library_sd),
         "dispersion": float(dispersion),
         "genes": {k: (v.astype(str) if v.dtype == object else v) for k, v in params.items()},
     }

@@ -20,7 +20,7 @@ def true_gradients(
     adata: ad.AnnData,
     genes: Sequence[str] | None = None,
     *,
-    basis: Literal["latent", "X_pca"] = "X_pca",
+    basis: Literal["latent", "X_pca", "X_lsi"] = "X_pca",
     signal: Literal["log_mean", "log1p"] = "log_mean",
     target_sum: float | None = None,
 ) -> NDArray[np.float64]:
@@ -36,11 +36,15 @@ def true_gradients(
     basis
         ``'latent'``: gradient in the latent coordinates ``u`` (``grad_u f``). ``'X_pca'``: pushed forward into
         the PCA coordinates, ``J (J^T J)^-1 grad_u f`` with ``J = PCs^T d x / d u`` the Jacobian of the
-        noise-free PCA coordinates (``x = log1p(target_sum * pi)``); needs ``varm['PCs']``.
+        noise-free PCA coordinates (``x = log1p(target_sum * pi)``); needs ``varm['PCs']``. ``'X_lsi'``: pushed
+        forward into the LSI of :func:`genegrad.pp.preprocess_atac` (the noise-free TF-IDF
+        ``x = log1p(scale_factor * idf * pi)`` projected on ``varm['LSI']``, then scaled to unit length when the
+        LSI rows were); needs ``varm['LSI']`` and ``var['idf']``.
     signal
         ``'log_mean'``: the gradient of the log of the gene's mean (``log pi_g``), the direction truth.
-        ``'log1p'``: the gradient of the noise-free log-normalised expression ``log1p(target_sum * pi_g)``,
-        the magnitude truth for an estimator applied to log-normalised data.
+        ``'log1p'``: the gradient of the noise-free log-normalised expression ``log1p(target_sum * pi_g)``
+        (of the TF-IDF signal after :func:`genegrad.pp.preprocess_atac`), the magnitude truth for an estimator
+        applied to that signal.
     target_sum
         Normalisation target; by default the one :func:`genegrad.pp.preprocess` recorded, else 1e4.
     """
@@ -57,10 +61,18 @@ def true_gradients(
     pi = _patterns.proportions(params["base"][None, :] + h, params)
     glogpi = _patterns.log_proportion_gradients(grad_u, pi, params)
 
-    if target_sum is None:
-        target_sum = float(adata.uns.get("genegrad_preprocess", {}).get("target_sum", 1e4))
-    kappa = target_sum * pi / (1 + target_sum * pi)  # d log1p(s pi) / d log pi
+    prep = adata.uns.get("genegrad_preprocess", {})
     pos = {n: j for j, n in enumerate(names)}
+    if prep.get("modality") == "atac":
+        # TF-IDF: x = log1p(s * idf * pi), idf per peak (unseen peaks: 0)
+        require_key(adata, "var", "idf", fix="run `genegrad.pp.preprocess_atac` first")
+        scale = np.zeros(len(names))
+        scale[[pos[g] for g in adata.var_names]] = float(prep["scale_factor"]) * adata.var["idf"].to_numpy(float)
+    else:
+        if target_sum is None:
+            target_sum = float(prep.get("target_sum", 1e4))
+        scale = np.full(len(names), float(target_sum))
+    kappa = scale * pi / (1 + scale * pi)  # d log1p(s pi) / d log pi
     genes = list(adata.var_names) if genes is None else list(genes)
     missing = [g for g in genes if g not in pos]
     if missing:
@@ -75,14 +87,22 @@ def true_gradients(
         raise ValueError(msg)
     if basis == "latent":
         return out
-    if basis != "X_pca":
-        msg = f"Expected `basis` in {{'latent', 'X_pca'}}, got {basis!r}."
+    if basis not in ("X_pca", "X_lsi"):
+        msg = f"Expected `basis` in {{'latent', 'X_pca', 'X_lsi'}}, got {basis!r}."
         raise ValueError(msg)
-    require_key(adata, "varm", "PCs", fix="run `genegrad.pp.preprocess` (or `scanpy.pp.pca`) first")
-    loadings = np.zeros((len(names), adata.varm["PCs"].shape[1]))
+    vkey = "PCs" if basis == "X_pca" else "LSI"
+    fix = ("run `genegrad.pp.preprocess` (or `scanpy.pp.pca`) first" if basis == "X_pca"
+           else "run `genegrad.pp.preprocess_atac` first")
+    require_key(adata, "varm", vkey, fix=fix)
+    loadings = np.zeros((len(names), adata.varm[vkey].shape[1]))
     var_pos = np.array([pos[g] for g in adata.var_names], dtype=int)
-    loadings[var_pos] = adata.varm["PCs"]
+    loadings[var_pos] = adata.varm[vkey]
     J = np.einsum("gp,ng,ngd->npd", loadings, kappa, glogpi)  # (N, p, d)
+    if basis == "X_lsi" and adata.uns.get("lsi", {}).get("normalize_rows", False):
+        z = np.log1p(scale[None, :] * pi) @ loadings  # noise-free LSI scores, (N, p)
+        r = np.linalg.norm(z, axis=1)
+        yhat = z / r[:, None]
+        J = (J - np.einsum("np,nq,nqd->npd", yhat, yhat, J)) / r[:, None, None]  # d (z / |z|) = (I - y y^T) dz / |z|
     JtJ = np.einsum("npd,npe->nde", J, J)
     coef = np.linalg.solve(JtJ + 1e-12 * np.eye(JtJ.shape[1]), np.swapaxes(out, 1, 2))  # (N, d, G)
     return np.einsum("npd,ndg->ngp", J, coef)
