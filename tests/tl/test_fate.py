@@ -105,6 +105,35 @@ def test_fate_bias_writes_probabilities(fated):
     assert fated.uns["genegrad"]["fate_bias"]["coarse_scale"] == 2  # the default, on scales (0, 1, 2, 4, 8)
 
 
+def test_fine_agreement_is_the_rank_correlation_over_progenitors():
+    rng = np.random.default_rng(0)
+    chain = rng.dirichlet(np.ones(3), 200)
+    labels = np.full(200, -1)
+    labels[:20] = 0  # terminal cells take no part
+    z = np.c_[chain[:, 0] ** 3, -chain[:, 1], np.ones(200)]
+    z[:20] = rng.normal(size=(20, 3))
+    agree = _fate.fine_agreement(z, chain, labels)
+    np.testing.assert_allclose(agree[:2], [1.0, -1.0])  # monotone up / down: exactly +-1
+    assert np.isnan(agree[2])  # a constant score has no rank correlation
+
+
+def test_fine_evidence_against_the_chain_is_set_aside(tree):
+    a = tree.copy()
+    gg.tl.fate_bias(a, "terminal", min_fine_agreement=None)
+    info = a.uns["genegrad"]["fate_bias"]
+    chain = a.obsm["genegrad_fate_probs_chain"].to_numpy()
+    z = a.obsm["genegrad_fate_deviation"].to_numpy()
+    labels = np.array([-1 if t == "" else 0 for t in info["terminal"]])
+    np.testing.assert_allclose(info["fine_agreement"], _fate.fine_agreement(z, chain, labels))
+    assert not np.allclose(a.obsm["genegrad_fate_probs"].to_numpy(), chain)  # the fine step moved them
+    # a bar no fate clears (agreement < 1 unless the ranks coincide): every fate's evidence is set aside
+    b = tree.copy()
+    with pytest.warns(gg.GenegradWarning, match="ranks the progenitors against"):
+        gg.tl.fate_bias(b, "terminal", min_fine_agreement=1.0)
+    np.testing.assert_allclose(b.obsm["genegrad_fate_probs"].to_numpy(), chain, atol=1e-12)
+    np.testing.assert_array_equal(b.obsm["genegrad_fate_deviation"].to_numpy(), z)  # the evidence is still stored
+
+
 def test_branch_cells_lean_to_their_branch(fated):
     # cells well into branch A (pseudotime 1.5-1.75, past the stretch where A's switch genes are still near
     # zero and its cells overlap segment 2's): most of their probability is A's
@@ -146,6 +175,7 @@ def test_evaluate_fate_features(fated):
     ({"terminal_states": "terminal", "beta": -1}, ValueError, "beta"),
     ({"terminal_states": "terminal", "coarse_scale": 0}, ValueError, "coarse_scale"),
     ({"terminal_states": "terminal", "fine_weight": -1}, ValueError, "fine_weight"),
+    ({"terminal_states": "terminal", "min_fine_agreement": 2.0}, ValueError, "min_fine_agreement"),
     ({"terminal_states": "terminal", "scale": 3}, ValueError, "scale"),
 ])
 def test_bad_inputs_leave_adata_untouched(tree, kwargs, exc, match):

@@ -211,6 +211,24 @@ def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int
     return out
 
 
+def fine_agreement(z: NDArray, chain: NDArray, labels: NDArray) -> NDArray[np.float64]:
+    """``(fates,)``: Spearman correlation, over the progenitors, of each fate's fine score with its chain probability.
+
+    NaN where it is undefined (a constant score or probability, or fewer than three progenitors).
+    """
+    from scipy.stats import spearmanr
+
+    prog = (labels < 0) & np.all(np.isfinite(chain), axis=1)
+    out = np.full(z.shape[1], np.nan)
+    if prog.sum() < 3:
+        return out
+    for f in range(z.shape[1]):
+        a, b = z[prog, f], chain[prog, f]
+        if np.ptp(a) > 0 and np.ptp(b) > 0:
+            out[f] = float(spearmanr(a, b)[0])
+    return out
+
+
 def fate_flows(model, F, programs: NDArray, *, scale: int) -> NDArray[np.float64]:
     """``(N, fates, d)``: tangent gradients of the program scores ``F w_f`` at ``scale``."""
     S = np.asarray(F @ programs.T, dtype=np.float32)  # (N, fates)

@@ -9,11 +9,11 @@ import numpy as np
 from scipy import sparse
 
 from .. import _keys
+from .._core import _lsi
 from .._validation import check_finite, check_range, check_unique_names
 
 if TYPE_CHECKING:
     import anndata as ad
-    from numpy.typing import NDArray
 
 logger = logging.getLogger(__name__)
 
@@ -136,35 +136,25 @@ def preprocess_atac(
                f"or more on {C.shape[0]} cells; lower `min_cells` or pass more peaks.")
         raise ValueError(msg)
 
-    X, idf = tfidf(C, scale_factor=scale_factor)
+    X, idf = _lsi.tfidf(C, scale_factor=scale_factor)
     logger.info("TF-IDF of %d peaks; LSI of %d components on %d peaks", C.shape[1], n_comps_eff,
                 int(selected.sum()))
-    scores, loadings, ratio = lsi(X[:, selected], n_comps_eff, random_state=random_state)
-    logd = np.log(depth)
-    corr = np.array([_pearson(scores[:, j], logd) for j in range(scores.shape[1])])
-    dropped = np.flatnonzero(np.abs(corr) > max_depth_corr)
-    kept = np.setdiff1d(np.arange(scores.shape[1]), dropped)
-    if kept.size < 2:
-        msg = (f"Only {kept.size} LSI components do not correlate with depth beyond `max_depth_corr` "
-               f"({max_depth_corr}); raise it or `n_comps`.")
-        raise ValueError(msg)
-    logger.info("dropped LSI components %s (|correlation with log depth| > %.2f)", dropped.tolist(),
+    fit = _lsi.lsi(X[:, selected], depth, n_comps_eff, max_depth_corr=max_depth_corr,
+                   normalize_rows=normalize_rows, random_state=random_state)
+    logger.info("dropped LSI components %s (|correlation with log depth| > %.2f)", fit.dropped.tolist(),
                 max_depth_corr)
-    Y = scores[:, kept]
-    if normalize_rows:
-        norms = np.linalg.norm(Y, axis=1)
-        Y = Y / np.where(norms > 0, norms, 1.0)[:, None]
+    kept, dropped = fit.kept, fit.dropped
     full_loadings = np.zeros((C.shape[1], kept.size), dtype=np.float32)
-    full_loadings[selected] = loadings[:, kept]
+    full_loadings[selected] = fit.loadings
 
     result = {
         ("layers", "counts"): sparse.csr_matrix(counts, dtype=np.float32),
-        ("obsm", "X_lsi"): Y.astype(np.float32),
+        ("obsm", "X_lsi"): fit.scores.astype(np.float32),
         ("varm", "LSI"): full_loadings,
     }
     var_cols = {"highly_variable": selected, "n_cells": n_cells.astype(np.int64), "idf": idf}
     uns = {
-        "lsi": {"variance_ratio": ratio, "depth_corr": corr, "dropped": dropped.astype(int),
+        "lsi": {"variance_ratio": fit.variance_ratio, "depth_corr": fit.depth_corr, "dropped": dropped.astype(int),
                 "kept": kept.astype(int), "normalize_rows": bool(normalize_rows)},
         _keys.PREPROCESS: {
             "modality": "atac", "n_comps": int(kept.size), "n_top_peaks": int(selected.sum()),
@@ -185,41 +175,3 @@ def preprocess_atac(
                     "obsm['X_lsi']", "varm['LSI']", "uns['lsi']", f"uns['{_keys.PREPROCESS}']"):
             logger.info("added `adata.%s`", key)
     return target if copy else None
-
-
-def tfidf(C: sparse.csr_matrix, *, scale_factor: float = 1e4) -> tuple[sparse.csr_matrix, NDArray[np.float64]]:
-    """``log1p(scale_factor * (c_ig / n_i) * (N / n_g))`` (CSR float32) and the ``idf`` ``N / n_g`` (0 if unseen)."""
-    C = sparse.csr_matrix(C, dtype=np.float64)
-    depth = np.asarray(C.sum(axis=1)).ravel()
-    peak_tot = np.asarray(C.sum(axis=0)).ravel()
-    idf = np.divide(C.shape[0], peak_tot, out=np.zeros_like(peak_tot), where=peak_tot > 0)
-    X = sparse.diags(1.0 / depth) @ C @ sparse.diags(idf * scale_factor)
-    X = sparse.csr_matrix(X)
-    X.data = np.log1p(X.data)
-    X.eliminate_zeros()
-    return X.astype(np.float32), idf
-
-
-def lsi(
-    X: sparse.spmatrix, n_comps: int, *, random_state: int = 0
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Truncated SVD of ``X`` (uncentred): scores ``U S``, loadings ``V`` and each component's variance ratio.
-
-    scikit-learn's randomised ``TruncatedSVD``; signs fixed so that each loading vector's largest entry is
-    positive (the same data give the same coordinates).
-    """
-    from sklearn.decomposition import TruncatedSVD
-
-    svd = TruncatedSVD(n_components=n_comps, algorithm="randomized", n_iter=7, random_state=random_state)
-    scores = svd.fit_transform(sparse.csr_matrix(X, dtype=np.float64))
-    V = svd.components_.T.copy()
-    flip = np.sign(V[np.abs(V).argmax(axis=0), np.arange(V.shape[1])])
-    flip[flip == 0] = 1.0
-    return scores * flip, V * flip, np.asarray(svd.explained_variance_ratio_, dtype=np.float64)
-
-
-def _pearson(a: NDArray, b: NDArray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    den = np.sqrt((a @ a) * (b @ b))
-    return float(a @ b / den) if den > 0 else 0.0

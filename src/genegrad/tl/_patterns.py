@@ -327,14 +327,29 @@ def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng) -> tupl
     params = adata.uns[key]["params"]
     rep = params["use_rep"]
     n_comps = adata.obsm[rep].shape[1] if rep in adata.obsm else 50
+    lsi = _fold_lsi(adata)
+    if lsi is not None:
+        n_comps += len(adata.uns["lsi"]["dropped"])  # the folds' LSIs drop their depth components too
     graphs = []
     for h in range(2):
         logger.info("structure test: graph of gene fold %d of 2 (%d genes)", h + 1, int((pool_fold == h).sum()))
         X = read_signal(adata, layer, pool[pool_fold == h])
         graphs.append(_holdout.fold_graph(X, n_comps=n_comps, n_neighbors=model.n_neighbors, alpha=model.alpha,
                                           knn_method=params.get("knn_method", "auto"),
-                                          random_state=model.random_state))
+                                          random_state=model.random_state, lsi=lsi))
     return graphs, fold
+
+
+def _fold_lsi(adata: ad.AnnData) -> dict | None:
+    """For data made by :func:`genegrad.pp.preprocess_atac`: the LSI settings the folds' graphs are built with."""
+    prep = adata.uns.get(_keys.PREPROCESS, {})
+    if prep.get("modality") != "atac" or "counts" not in adata.layers or "lsi" not in adata.uns:
+        return None
+    depth = np.asarray(adata.layers["counts"].sum(axis=1), dtype=np.float64).ravel()
+    if prep.get("binarize", False):
+        depth = np.asarray((adata.layers["counts"] > 0).sum(axis=1), dtype=np.float64).ravel()
+    return {"depth": depth, "max_depth_corr": float(prep["max_depth_corr"]),
+            "normalize_rows": bool(adata.uns["lsi"].get("normalize_rows", True))}
 
 
 def _depth_strata(adata: ad.AnnData, depth_key: str | None, n_bins: int = 10) -> NDArray | None:
