@@ -25,3 +25,13 @@ def test_quickstart_runs():
                             "import pytest\nwith pytest.raises(ImportError, match='pip install cellrank'):\n"
                             "    gg.tl.to_cellrank(adata)")
     exec(compile(code, str(README), "exec"), {"pytest": pytest})
+
+
+def test_atac_block_runs():
+    text = README.read_text()
+    block = re.search(r"### scATAC-seq and multiome\s+```python\n(.*?)```", text, re.S)
+    assert block, "README.md lost its scATAC-seq python block"
+    scope = {}
+    exec(compile(block.group(1), str(README), "exec"), scope)
+    assert scope["rna"].uns["genegrad"]["params"]["use_rep"] == "X_lsi"
+    assert scope["rna"].obsm["genegrad_gradients"].shape[:2] == (1500, 300)

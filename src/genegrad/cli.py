@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
 
     run = sub.add_parser("run", help="preprocess (if needed), build the manifold and compute gradients")
-    run.add_argument("input", help="input .h5ad (raw counts in X, or already preprocessed with X_pca)")
+    run.add_argument("input", help="input .h5ad (raw counts in X, or already preprocessed with X_pca / X_lsi)")
+    run.add_argument("--atac", action="store_true",
+                     help="peak counts: TF-IDF and LSI (genegrad.pp.preprocess_atac); the manifold on X_lsi")
     run.add_argument("-o", "--output", required=True, help="output .h5ad")
     run.add_argument("--genes", default=None, help="comma-separated genes (default: highly variable genes)")
     run.add_argument("--n-neighbors", type=int, default=30)
@@ -62,10 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     import genegrad as gg
 
     adata = ad.read_h5ad(args.input)
-    if "X_pca" not in adata.obsm:
-        gg.pp.preprocess(adata)
+    rep = "X_lsi" if args.atac else "X_pca"
+    if rep not in adata.obsm:
+        (gg.pp.preprocess_atac if args.atac else gg.pp.preprocess)(adata)
     scales = tuple(int(s) for s in args.scales.split(",") if s.strip())
-    gg.pp.manifold(adata, n_neighbors=args.n_neighbors, n_dims=args.n_dims, scales=scales)
+    gg.pp.manifold(adata, use_rep=rep, n_neighbors=args.n_neighbors, n_dims=args.n_dims, scales=scales)
     genes = args.genes.split(",") if args.genes else None
     path = args.store_path or (str(args.output) + ".gradients.zarr" if args.store == "zarr" else None)
     gg.tl.gradients(adata, genes, backend=args.backend, scheduler=args.scheduler, memory_gb=args.memory,

@@ -314,3 +314,14 @@ def test_multiome_rna_on_the_atac_manifold(monkeypatch):
     knn_atac = mdata["atac"].obsm["genegrad_knn_indices"]
     names_rna, names_atac = np.asarray(mdata["rna"].obs_names), np.asarray(mdata["atac"].obs_names)
     np.testing.assert_array_equal(names_rna[knn_rna], names_atac[knn_atac[pos]])
+
+
+def test_cli_run_atac(atac, tmp_path):
+    from genegrad.cli import main
+
+    src, out = tmp_path / "peaks.h5ad", tmp_path / "out.h5ad"
+    atac[:400, :600].copy().write_h5ad(src)
+    assert main(["run", str(src), "-o", str(out), "--atac", "--n-neighbors", "15"]) == 0
+    res = ad.read_h5ad(out)
+    assert res.uns["genegrad"]["params"]["use_rep"] == "X_lsi"
+    assert res.obsm["genegrad_gradients"].shape[1] == int(res.var["highly_variable"].sum())
