@@ -128,7 +128,7 @@ def compare(adata, terminal_key, *, root, score, dataset, seed=None):
         "genegrad": lambda: run_genegrad(adata, terminal_key),
         "genegrad, fine scale against t=8 (coarse_scale=8)": lambda: run_genegrad(adata, terminal_key,
                                                                                    coarse_scale=8),
-        "genegrad, fine evidence never set aside (min_fine_agreement=None)": lambda: run_genegrad(
+        "genegrad, fine step whatever its agreement (min_fine_agreement=None)": lambda: run_genegrad(
             adata, terminal_key, min_fine_agreement=None),
         "genegrad chain only (fine_weight=0)": lambda: run_genegrad(adata, terminal_key, fine_weight=0.0),
         "diffusion (connectivities, beta=0, fine_weight=0)": lambda: run_genegrad(adata, terminal_key, beta=0.0,
@@ -312,9 +312,9 @@ def main():
                       "1Ery+2Ery, 8Mk, 14Mo+15Mo, 16Neu+17Neu; root = uns['iroot']. Lung: AUROC of p(AT1) against "
                       "the derived AT1/AT2 state of E18.5 cells (a sense check). 'coarse_scale=8': the fine-scale "
                       "step's residuals f - P^t f at t = 8 (the largest scale; the default before 2026-11-25) "
-                      "instead of t = 2. 'min_fine_agreement=None': every fate's fine evidence used, even where it "
-                      "ranks the progenitors against the chain (the default sets it aside below a Spearman correlation "
-                      "of -0.2). Peak GB is tracemalloc's peak."),
+                      "instead of t = 2. 'min_fine_agreement=None': the fine-scale step runs even where a fate's "
+                      "evidence ranks the progenitors against the chain (by default it is skipped when any fate's "
+                      "Spearman correlation is below -0.2). Peak GB is tracemalloc's peak."),
                pkgs=("cellrank", "palantir", "scikit-learn"))
 
 

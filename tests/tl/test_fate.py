@@ -117,7 +117,7 @@ def test_fine_agreement_is_the_rank_correlation_over_progenitors():
     assert np.isnan(agree[2])  # a constant score has no rank correlation
 
 
-def test_fine_evidence_against_the_chain_is_set_aside(tree):
+def test_fine_evidence_against_the_chain_falls_back_to_the_chain(tree):
     a = tree.copy()
     gg.tl.fate_bias(a, "terminal", min_fine_agreement=None)
     info = a.uns["genegrad"]["fate_bias"]
@@ -126,12 +126,14 @@ def test_fine_evidence_against_the_chain_is_set_aside(tree):
     labels = np.array([-1 if t == "" else 0 for t in info["terminal"]])
     np.testing.assert_allclose(info["fine_agreement"], _fate.fine_agreement(z, chain, labels))
     assert not np.allclose(a.obsm["genegrad_fate_probs"].to_numpy(), chain)  # the fine step moved them
-    # a bar no fate clears (agreement < 1 unless the ranks coincide): every fate's evidence is set aside
+    assert info["fine_step"]
+    # a bar no fate clears (agreement < 1 unless the ranks coincide): the step is skipped
     b = tree.copy()
     with pytest.warns(gg.GenegradWarning, match="ranks the progenitors against"):
         gg.tl.fate_bias(b, "terminal", min_fine_agreement=1.0)
     np.testing.assert_allclose(b.obsm["genegrad_fate_probs"].to_numpy(), chain, atol=1e-12)
     np.testing.assert_array_equal(b.obsm["genegrad_fate_deviation"].to_numpy(), z)  # the evidence is still stored
+    assert not b.uns["genegrad"]["fate_bias"]["fine_step"]
 
 
 def test_branch_cells_lean_to_their_branch(fated):
