@@ -135,3 +135,22 @@ def resolve_genes(adata: ad.AnnData, genes: Sequence[str] | str | None) -> list[
         msg = "`genes` lists some genes more than once; pass each gene once."
         raise ValueError(msg)
     return genes
+
+
+def read_counts(adata: ad.AnnData, layer: str | None, *, integer: bool = False) -> tuple[sparse.csr_matrix, str]:
+    """Counts from ``X`` or ``layers[layer]``: a CSR float32 copy, and the name to quote in messages.
+
+    Checked finite and non-negative (and integer when ``integer``).
+    """
+    if layer is not None and layer not in adata.layers:
+        msg = f"`adata.layers['{layer}']` not found (available: {list(adata.layers)}); pass another `layer`."
+        raise KeyError(msg)
+    counts = adata.X if layer is None else adata.layers[layer]
+    name = "adata.X" if layer is None else f"adata.layers['{layer}']"
+    check_finite(name, counts)
+    C = sparse.csr_matrix(counts, dtype=np.float32, copy=True)  # never a view of the user's data
+    if C.nnz and (C.data.min() < 0 or (integer and np.any(np.mod(C.data[:100_000], 1) != 0))):
+        kind = "non-negative integers" if integer else "non-negative values"
+        msg = f"Expected raw counts ({kind}) in `{name}`; pass the counts (or the layer that holds them)."
+        raise ValueError(msg)
+    return C, name

@@ -79,12 +79,16 @@ def test_binarize_and_top_peaks(atac):
     # the selected peaks are the most accessible ones
     assert out.var["n_cells"][out.var["highly_variable"]].min() >= out.var["n_cells"][~out.var["highly_variable"]].max()
     np.testing.assert_array_equal(np.unique(out.layers["counts"].data), np.unique(atac.X.data))  # counts kept raw
+    raw = atac.X.copy()
+    gg.pp.preprocess_atac(atac, n_comps=10, binarize=True)  # in place: the counts layer is the raw counts
+    assert (atac.layers["counts"] != raw).nnz == 0
+    assert raw.data.max() > 1
 
 
 @pytest.mark.parametrize(
     ("change", "kwargs", "exc", "match"),
     [
-        (lambda X: X.__setitem__((0, 0), -1.0), {}, ValueError, "non-negative"),
+        (lambda X: X.__setitem__((0, 0), -1.0), {}, ValueError, "non-negative values"),
         (lambda X: X.__setitem__((slice(0, 1), slice(None)), 0.0), {}, ValueError, "no counts in peaks"),
         (None, {"binarize": 1}, TypeError, "binarize"),
         (None, {"max_depth_corr": 2.0}, ValueError, "max_depth_corr"),
@@ -211,7 +215,7 @@ def test_gene_activity_errors(peaks, genes, tmp_path):
         gg.pp.gene_activity(peaks, genes.rename(columns={"gene_name": "name"}))
     logged = peaks.copy()
     logged.X = logged.X * 0.5
-    with pytest.raises(ValueError, match="raw peak counts"):
+    with pytest.raises(ValueError, match="non-negative integers"):
         gg.pp.gene_activity(logged, genes)
     with pytest.warns(gg.GenegradWarning, match="more than once"):
         gg.pp.gene_activity(peaks, pd.concat([genes, genes.iloc[:1]]))

@@ -10,7 +10,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._core import _lsi
-from .._validation import check_finite, check_range, check_unique_names
+from .._validation import check_range, check_unique_names, read_counts
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -104,16 +104,8 @@ def preprocess_atac(
     if adata.isbacked:
         msg = "`adata` is backed (on disk); load it with `adata.to_memory()` first."
         raise ValueError(msg)
-    if layer is not None and layer not in adata.layers:
-        msg = f"`adata.layers['{layer}']` not found (available: {list(adata.layers)}); pass another `layer`."
-        raise KeyError(msg)
-    counts = adata.X if layer is None else adata.layers[layer]
-    name = "adata.X" if layer is None else f"adata.layers['{layer}']"
-    check_finite(name, counts)
-    C = sparse.csr_matrix(counts, dtype=np.float32)
-    if C.nnz and C.data.min() < 0:
-        msg = f"Expected non-negative peak counts in `{name}`, found negative values; pass the raw counts."
-        raise ValueError(msg)
+    C, _ = read_counts(adata, layer)
+    counts = C.copy()
     if binarize:
         C.data[:] = 1.0
         C.eliminate_zeros()
@@ -148,7 +140,7 @@ def preprocess_atac(
     full_loadings[selected] = fit.loadings
 
     result = {
-        ("layers", "counts"): sparse.csr_matrix(counts, dtype=np.float32),
+        ("layers", "counts"): counts,
         ("obsm", "X_lsi"): fit.scores.astype(np.float32),
         ("varm", "LSI"): full_loadings,
     }

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _keys
-from .._validation import check_finite, check_range, warn
+from .._validation import check_range, read_counts, warn
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -95,19 +95,9 @@ def gene_activity(
     if not isinstance(gene_body, bool):
         msg = f"Expected `gene_body` to be True or False, got {gene_body!r}."
         raise TypeError(msg)
-    if layer is None:
-        layer = "counts" if "counts" in adata.layers else None
-    elif layer not in adata.layers:
-        msg = f"`adata.layers['{layer}']` not found (available: {list(adata.layers)}); pass another `layer`."
-        raise KeyError(msg)
-    counts = adata.X if layer is None else adata.layers[layer]
-    name = "adata.X" if layer is None else f"adata.layers['{layer}']"
-    check_finite(name, counts)
-    C = sparse.csr_matrix(counts, dtype=np.float32)
-    if C.nnz and (C.data.min() < 0 or np.any(np.mod(C.data[:100_000], 1) != 0)):
-        msg = (f"Expected raw peak counts (non-negative integers) in `{name}`; pass the counts layer, e.g. "
-               "`layer='counts'` after `genegrad.pp.preprocess_atac`.")
-        raise ValueError(msg)
+    if layer is None and "counts" in adata.layers:
+        layer = "counts"
+    C, _ = read_counts(adata, layer, integer=True)
 
     peaks = peak_ranges(adata)
     genes = read_annotation(annotation)
