@@ -13,16 +13,23 @@ if TYPE_CHECKING:
 
 
 def tfidf(C: sparse.spmatrix, *, scale_factor: float = 1e4) -> tuple[sparse.csr_matrix, NDArray[np.float64]]:
-    """``log1p(scale_factor * (c_ig / n_i) * (N / n_g))`` (CSR float32) and the ``idf`` ``N / n_g`` (0 if unseen)."""
-    C = sparse.csr_matrix(C, dtype=np.float64)
-    depth = np.asarray(C.sum(axis=1)).ravel()
-    peak_tot = np.asarray(C.sum(axis=0)).ravel()
-    idf = np.divide(C.shape[0], peak_tot, out=np.zeros_like(peak_tot), where=peak_tot > 0)
+    """``log1p(scale_factor * (c_ig / n_i) * (N / n_g))`` (CSR float32) and the ``idf`` ``N / n_g`` (0 if unseen).
+
+    Computed on the non-zeros of one float32 copy of ``C`` (memory: that copy).
+    """
+    X = sparse.csr_matrix(C, dtype=np.float32, copy=True)
+    X.sum_duplicates()
+    depth = np.asarray(X.sum(axis=1, dtype=np.float64)).ravel()
+    peak_tot = np.bincount(X.indices, weights=X.data, minlength=X.shape[1])
+    idf = np.divide(X.shape[0], peak_tot, out=np.zeros_like(peak_tot), where=peak_tot > 0)
     inv_depth = np.divide(1.0, depth, out=np.zeros_like(depth), where=depth > 0)
-    X = sparse.csr_matrix(sparse.diags(inv_depth) @ C @ sparse.diags(idf * scale_factor))
-    X.data = np.log1p(X.data)
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    X.data *= (inv_depth[rows] * scale_factor).astype(np.float32)
+    del rows
+    X.data *= idf[X.indices].astype(np.float32)
+    np.log1p(X.data, out=X.data)
     X.eliminate_zeros()
-    return X.astype(np.float32), idf
+    return X, idf
 
 
 def svd(X: sparse.spmatrix | NDArray, n_comps: int, *, random_state: int = 0):
@@ -34,9 +41,9 @@ def svd(X: sparse.spmatrix | NDArray, n_comps: int, *, random_state: int = 0):
     from sklearn.decomposition import TruncatedSVD
 
     est = TruncatedSVD(n_components=n_comps, algorithm="randomized", n_iter=7, random_state=random_state)
-    X = sparse.csr_matrix(X, dtype=np.float64) if sparse.issparse(X) else np.asarray(X, dtype=np.float64)
-    scores = est.fit_transform(X)
-    V = est.components_.T.copy()
+    X = sparse.csr_matrix(X, dtype=np.float32) if sparse.issparse(X) else np.asarray(X, dtype=np.float32)
+    scores = est.fit_transform(X).astype(np.float64)
+    V = est.components_.T.astype(np.float64)
     flip = np.sign(V[np.abs(V).argmax(axis=0), np.arange(V.shape[1])])
     flip[flip == 0] = 1.0
     return scores * flip, V * flip, np.asarray(est.explained_variance_ratio_, dtype=np.float64)
