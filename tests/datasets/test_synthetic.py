@@ -71,6 +71,50 @@ def test_true_gradients_in_pca_are_tangent_pushforwards():
     assert np.all(cos[big] > 1 - 1e-9)
 
 
+def _noise_free_representation(adata, basis, u):
+    """The representation ``basis`` of ``adata``'s noise-free signal at latent positions ``u``."""
+    from genegrad.datasets._truth import _model, _scale
+
+    b = adata.copy()
+    b.obsm["X_latent"] = u
+    model = _model(b)
+    x = np.log1p(_scale(b, model, None)[None, :] * model["pi"])
+    pos = {n: j for j, n in enumerate(model["names"])}
+    x = x[:, [pos[g] for g in b.var_names]]
+    if basis == "X_pca":
+        return x @ b.varm["PCs"]  # (PCA's centring is a constant offset: it does not move the Jacobian)
+    z = x @ b.varm["LSI"]
+    return z / np.linalg.norm(z, axis=1, keepdims=True) if b.uns["lsi"]["normalize_rows"] else z
+
+
+@pytest.mark.parametrize(("basis", "paired"), [("X_pca", False), ("X_lsi", False), ("X_lsi", True)])
+def test_pushed_forward_truth_has_the_latent_derivatives(basis, paired):
+    # v = J (J^T J)^-1 grad_u f satisfies J^T v = grad_u f, with J the Jacobian of the noise-free representation,
+    # here by central differences of that representation (LSI rows scaled to unit length included); with
+    # `embedding`, RNA genes are pushed into the LSI of the ATAC data simulated on the same cells
+    rna = gg.datasets.synthetic("plane", n_cells=150, n_genes=60, rng=2)
+    atac = gg.datasets.synthetic("plane", n_cells=150, n_genes=300, depth=300, library_sd=0.6, rng=2)
+    gg.pp.preprocess(rna, n_comps=8)
+    gg.pp.preprocess_atac(atac, n_comps=8, min_cells=1)
+    data = rna if paired or basis == "X_pca" else atac
+    emb = atac if paired else data
+    v = gg.datasets.true_gradients(data, basis=basis, embedding=atac if paired else None)
+    lat = gg.datasets.true_gradients(data, basis="latent")
+    u = emb.obsm["X_latent"]
+    eps = 1e-5
+    J = np.stack([(_noise_free_representation(emb, basis, u + eps * e) -
+                   _noise_free_representation(emb, basis, u - eps * e)) / (2 * eps) for e in np.eye(2)], axis=2)
+    np.testing.assert_allclose(np.einsum("npd,ngp->ngd", J, v), lat, atol=1e-5 * np.abs(lat).max())
+
+
+def test_embedding_must_be_the_same_cells():
+    rna = gg.datasets.synthetic("plane", n_cells=150, n_genes=60, rng=2)
+    other = gg.datasets.synthetic("plane", n_cells=150, n_genes=300, depth=300, rng=3)  # other latent positions
+    gg.pp.preprocess_atac(other, n_comps=8, min_cells=1)
+    with pytest.raises(ValueError, match="same cells"):
+        gg.datasets.true_gradients(rna, basis="X_lsi", embedding=other)
+
+
 @pytest.mark.parametrize("kind", ["plane", "tree"])
 def test_blocks_of_cells_give_the_same_counts(kind, monkeypatch):
     # large data is simulated block after block to bound memory; the negative binomial draws run in the same
