@@ -329,3 +329,10 @@ def test_cli_run_atac(atac, tmp_path):
     res = ad.read_h5ad(out)
     assert res.uns["genegrad"]["params"]["use_rep"] == "X_lsi"
     assert res.obsm["genegrad_gradients"].shape[1] == int(res.var["highly_variable"].sum())
+
+
+def test_rna_recipe_on_peaks_points_to_the_atac_one(atac):
+    a = atac[:300].copy()
+    a.var_names = [f"chr1:{100 * i}-{100 * i + 50}" for i in range(a.n_vars)]
+    with pytest.warns(gg.GenegradWarning, match="preprocess_atac"):
+        gg.pp.preprocess(a, n_comps=5)
