@@ -109,7 +109,11 @@ def geometry(kind, depth, seed):
             "seed": seed, "d": int(a.uns["genegrad"]["n_dims"]), "peaks described": int(hv.sum()),
             "structure AUROC": roc_auc_score(truth[hv] != "noise", score[hv]),
             "pattern ARI (structured peaks)": adjusted_rand_score(truth[s], found[s]),
-            "patterns found": len(set(found[hv]) - {"noise"}), "patterns s": elapsed}
+            "patterns found": len(set(found[hv]) - {"noise"}),
+            "noise peaks p<0.05": float(np.mean(a.var["genegrad_structured_pval"].to_numpy()[hv & (truth == "noise")]
+                                                < 0.05)),
+            "structured peaks q<0.05": float(np.mean(a.var["genegrad_structured_qval"].to_numpy()[s] < 0.05)),
+            "patterns s": elapsed}
 
 
 def multiome(kind, seed, n_eval=300):
