@@ -47,6 +47,15 @@ def simulate(kind, depth, seed, n_peaks=N_PEAKS):
                                  rng=seed)
 
 
+def scale_cosines(a, genes, rep, true):
+    """Median cosine at each scale over the (cell, gene) pairs whose true gradient is not negligible, and the mask."""
+    nt = np.linalg.norm(true, axis=2)
+    mask = nt >= 0.1 * np.percentile(nt, 95, axis=0)
+    per = {int(t): float(np.median(cosines(gg.get.gradients(a, genes, scale=int(t), basis=rep), true, mask)))
+           for t in a.uns["genegrad"]["scales"]}
+    return per, mask
+
+
 RECIPES = {
     "genegrad ATAC (LSI, unit rows)": ("X_lsi", {}),
     "LSI, rows not scaled": ("X_lsi", {"normalize_rows": False}),
@@ -72,10 +81,7 @@ def recovery(kind, depth, seed, n_eval=300):
         gg.tl.gradients(a, genes, with_se=False)
         elapsed = time.perf_counter() - t0
         true = gg.datasets.true_gradients(a, genes, basis=rep)
-        nt = np.linalg.norm(true, axis=2)
-        mask = nt >= 0.1 * np.percentile(nt, 95, axis=0)
-        per = {int(t): float(np.median(cosines(gg.get.gradients(a, genes, scale=int(t), basis=rep), true, mask)))
-               for t in a.uns["genegrad"]["scales"]}
+        per, mask = scale_cosines(a, genes, rep, true)
         best = max(per, key=per.get)
         row[f"{name}: d"] = int(a.uns["genegrad"]["n_dims"])
         row[f"{name}: cosine (best t)"] = per[best]
@@ -135,10 +141,7 @@ def multiome(kind, seed, n_eval=300):
             rep, emb = "X_lsi", atac
         gg.tl.gradients(a, genes, with_se=False)
         true = gg.datasets.true_gradients(a, genes, basis=rep, embedding=emb)
-        nt = np.linalg.norm(true, axis=2)
-        mask = nt >= 0.1 * np.percentile(nt, 95, axis=0)
-        per = {int(t): float(np.median(cosines(gg.get.gradients(a, genes, scale=int(t), basis=rep), true, mask)))
-               for t in a.uns["genegrad"]["scales"]}
+        per, _ = scale_cosines(a, genes, rep, true)
         best = max(per, key=per.get)
         row[f"{name}: d"] = int(a.uns["genegrad"]["n_dims"])
         row[f"{name}: cosine (best t)"] = per[best]
@@ -170,6 +173,17 @@ def granja():
     return rows
 
 
+def run_grid(fn, grid):
+    """``fn(*args)`` for every ``args`` of ``grid``, each row printed as it comes; the table, rounded."""
+    rows = []
+    for args in grid:
+        rows.append(fn(*args))
+        print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
+    table = pd.DataFrame(rows).round(3)
+    print(table.to_string(index=False))
+    return table
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="recovery,geometry,multiome,granja")
@@ -180,39 +194,21 @@ def main():
     seeds = [int(s) for s in args.seeds.split(",")]
     sections = []
     if "recovery" in parts:
-        rows = []
-        for kind in ("plane", "cycle", "tree"):
-            for depth in (300, 1000):
-                for seed in seeds:
-                    rows.append(recovery(kind, depth, seed))
-                    print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
-        table = pd.DataFrame(rows).round(3)
-        print(table.to_string(index=False))
+        table = run_grid(recovery, [(k, depth, seed) for k in ("plane", "cycle", "tree") for depth in (300, 1000)
+                                    for seed in seeds])
         sections.append(("scATAC-seq gradient recovery", table.to_markdown(index=False),
                          f"Synthetic accessibility counts: {N_CELLS} cells, {N_PEAKS} peaks (features of "
                          f"`gg.datasets.synthetic` drawn at 300 or 1,000 counts per cell, log-depth sd "
                          f"{LIBRARY_SD}); 300 structured peaks of the LSI; cosine in each recipe's own "
                          "representation; genegrad s = manifold + gradients."))
     if "geometry" in parts:
-        rows = []
-        for kind in ("cycle", "tree", "plane"):
-            for seed in seeds:
-                rows.append(geometry(kind, 600, seed))
-                print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
-        table = pd.DataFrame(rows).round(3)
-        print(table.to_string(index=False))
+        table = run_grid(geometry, [(k, 600, seed) for k in ("cycle", "tree", "plane") for seed in seeds])
         sections.append(("scATAC-seq gene geometry", table.to_markdown(index=False),
                          f"{N_CELLS} cells, 3,000 peaks at 600 counts per cell (log-depth sd {LIBRARY_SD}); "
                          "`gg.tl.patterns` with its defaults on the LSI manifold; the held-out graphs of the "
                          "structure test are LSIs of each half of the peaks."))
     if "multiome" in parts:
-        rows = []
-        for kind in ("plane", "cycle", "tree"):
-            for seed in seeds:
-                rows.append(multiome(kind, seed))
-                print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
-        table = pd.DataFrame(rows).round(3)
-        print(table.to_string(index=False))
+        table = run_grid(multiome, [(k, seed) for k in ("plane", "cycle", "tree") for seed in seeds])
         sections.append(("Multiome: RNA gradients on the ATAC manifold", table.to_markdown(index=False),
                          f"Paired synthetic cells ({N_CELLS}): ATAC {N_PEAKS} peaks at 300 counts per cell (~0.06 per "
                          f"peak, log-depth sd {LIBRARY_SD}) and RNA 1,000 genes at 1,000 UMIs per cell, simulated on "
