@@ -130,6 +130,8 @@ def compare(adata, terminal_key, *, root, score, dataset, seed=None):
                                                                                    coarse_scale=8),
         "genegrad, fine step whatever its agreement (min_fine_agreement=None)": lambda: run_genegrad(
             adata, terminal_key, min_fine_agreement=None),
+        "genegrad, weaker tilt (beta=1)": lambda: run_genegrad(adata, terminal_key, beta=1.0),
+        "genegrad, no tilt (beta=0; fine step on)": lambda: run_genegrad(adata, terminal_key, beta=0.0),
         "genegrad chain only (fine_weight=0)": lambda: run_genegrad(adata, terminal_key, fine_weight=0.0),
         "diffusion (connectivities, beta=0, fine_weight=0)": lambda: run_genegrad(adata, terminal_key, beta=0.0,
                                                                                   fine_weight=0.0),
@@ -314,7 +316,8 @@ def main():
                       "step's residuals f - P^t f at t = 8 (the largest scale; the default before 2026-11-25) "
                       "instead of t = 2. 'min_fine_agreement=None': the fine-scale step runs even where a fate's "
                       "evidence ranks the progenitors against the chain (by default it is skipped when any fate's "
-                      "Spearman correlation is below -0.2). Peak GB is tracemalloc's peak."),
+                      "Spearman correlation is below -0.2). 'beta=1', 'beta=0': the chain's tilt weakened or removed, "
+                      "everything else at its default (beta=3). Peak GB is tracemalloc's peak."),
                pkgs=("cellrank", "palantir", "scikit-learn"))
 
 
