@@ -336,3 +336,29 @@ def test_rna_recipe_on_peaks_points_to_the_atac_one(atac):
     a.var_names = [f"chr1:{100 * i}-{100 * i + 50}" for i in range(a.n_vars)]
     with pytest.warns(gg.GenegradWarning, match="preprocess_atac"):
         gg.pp.preprocess(a, n_comps=5)
+
+
+def test_plots_default_to_the_lsi(atac):
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a = atac[:600].copy()
+    gg.pp.preprocess_atac(a, n_comps=15)
+    gg.pp.manifold(a, use_rep="X_lsi", n_neighbors=20)
+    gg.tl.patterns(a)
+    fig = gg.pl.patterns(a, n_genes=2)
+    gene = a.var_names[a.var["genegrad_structured"].to_numpy(bool)][0]
+    gg.tl.gradients(a, [gene])
+    ax = gg.pl.gradient_stream(a, gene, scale=2)
+    assert ax.get_xlabel() == "X_lsi[0]"
+    half = a.obsm["X_lsi"][:, 0] > np.median(a.obsm["X_lsi"][:, 0])
+    a.obs["terminal"] = pd.Categorical(np.where(half & (a.obsm["X_lsi"][:, 1] > 0.3), "A",
+                                                np.where(~half & (a.obsm["X_lsi"][:, 1] < -0.3), "B", None)))
+    gg.tl.fate_bias(a, "terminal", fine_weight=0.0)
+    fig2 = gg.pl.fate_probs(a)
+    assert fig2.axes[0].get_xlabel().startswith("X_lsi")
+    plt.close(fig)
+    plt.close(fig2)
+    plt.close(ax.figure)

@@ -78,6 +78,13 @@ def gradients(
     return to_basis(adata, tangent, scale=scale, basis=basis, key=key)
 
 
+def default_basis(adata: ad.AnnData, key: str = _keys.UNS) -> str:
+    """The representation the manifold under ``key`` was built on (``'X_pca'`` when there is none)."""
+    info = adata.uns.get(key, {})
+    params = info.get("params", {}) if hasattr(info, "get") else {}
+    return str(params.get("use_rep", "X_pca"))
+
+
 def to_basis(adata: ad.AnnData, tangent: NDArray, *, scale: int, basis: str, key: str = _keys.UNS) -> NDArray:
     """Tangent gradients ``(N, g, d)`` at ``scale`` in ``basis`` (see :func:`gradients`)."""
     info = adata.uns[key]

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _keys
 from .._validation import require_key
-from ..get._gradients import to_basis
+from ..get._gradients import default_basis, to_basis
 from ._gradients import draw_stream
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def fate_probs(
     adata: ad.AnnData,
     *,
-    basis: str = "X_pca",
+    basis: str | None = None,
     fates: Sequence[str] | None = None,
     components: tuple[int, int] = (0, 1),
     grid_size: int = 30,
@@ -38,7 +38,9 @@ def fate_probs(
     adata
         Data on which :func:`genegrad.tl.fate_bias` ran.
     basis
-        An ``obsm`` embedding (``'X_pca'``, ``'X_umap'``, ...); the flows are pushed forward into it.
+        An ``obsm`` embedding (``'X_pca'``, ``'X_umap'``, ...); by default the representation the manifold was
+        built on (``'X_pca'`` after :func:`genegrad.pp.preprocess`, ``'X_lsi'`` after
+        :func:`genegrad.pp.preprocess_atac`). The flows are pushed forward into it.
     fates
         Fates to draw; all by default.
     components
@@ -62,6 +64,7 @@ def fate_probs(
         msg = f"Expected `show_terminal` to be True or False, got {show_terminal!r}."
         raise TypeError(msg)
     require_key(adata, "obsm", f"{key}_fate_probs", fix="run `genegrad.tl.fate_bias` first")
+    basis = default_basis(adata, key) if basis is None else basis
     require_key(adata, "obsm", basis, fix="compute the embedding first (e.g. `scanpy.tl.umap`)")
     info = adata.uns[key]["fate_bias"]
     all_fates = [str(f) for f in info["fates"]]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import get
+from ..get._gradients import default_basis
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -19,7 +20,7 @@ def gradient_stream(
     adata: ad.AnnData,
     gene: str,
     *,
-    basis: str = "X_pca",
+    basis: str | None = None,
     scale: int = 0,
     components: tuple[int, int] = (0, 1),
     grid_size: int = 40,
@@ -38,7 +39,9 @@ def gradient_stream(
     gene
         Gene to draw.
     basis
-        An ``obsm`` embedding (``'X_pca'``, ``'X_umap'``, ...).
+        An ``obsm`` embedding (``'X_pca'``, ``'X_umap'``, ...); by default the representation the manifold was
+        built on (``'X_pca'`` after :func:`genegrad.pp.preprocess`, ``'X_lsi'`` after
+        :func:`genegrad.pp.preprocess_atac`).
     scale
         Diffusion time of the gradient.
     components
@@ -54,6 +57,7 @@ def gradient_stream(
     -------
     The ``Axes``.
     """
+    basis = default_basis(adata) if basis is None else basis
     if basis not in adata.obsm:
         msg = f"`adata.obsm['{basis}']` not found (available: {list(adata.obsm)}); compute the embedding first."
         raise KeyError(msg)

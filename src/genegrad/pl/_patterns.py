@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _keys, get
-from ..get._gradients import to_basis
+from ..get._gradients import default_basis, to_basis
 from ..pp._manifold import load_model
 from ..tl._signal import read_signal
 from ._gradients import draw_stream
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def patterns(
     adata: ad.AnnData,
     *,
-    basis: str = "X_pca",
+    basis: str | None = None,
     n_genes: int = 3,
     patterns: Sequence[str] | None = None,
     scale: int | None = None,
@@ -44,7 +44,9 @@ def patterns(
     adata
         Data on which :func:`genegrad.tl.patterns` ran.
     basis
-        An ``obsm`` embedding (``'X_pca'``, ``'X_umap'``, ...).
+        An ``obsm`` embedding (``'X_pca'``, ``'X_umap'``, ...); by default the representation the manifold was
+        built on (``'X_pca'`` after :func:`genegrad.pp.preprocess`, ``'X_lsi'`` after
+        :func:`genegrad.pp.preprocess_atac`).
     n_genes
         Genes per pattern.
     patterns
@@ -68,6 +70,7 @@ def patterns(
 
     df = get.descriptors(adata, scale=scale, key=key)
     scale = int(adata.uns[key]["patterns"]["scale"]) if scale is None else scale
+    basis = default_basis(adata, key) if basis is None else basis
     if basis not in adata.obsm:
         msg = f"`adata.obsm['{basis}']` not found (available: {list(adata.obsm)}); compute the embedding first."
         raise KeyError(msg)
