@@ -134,7 +134,7 @@ def test_preprocess_rejects_bad_counts():
     empty.X = empty.X.toarray()
     empty.X[3] = 0
     before = empty.copy()
-    with pytest.raises(ValueError, match=r"1 cells have no counts; .*filter_cells"):
+    with pytest.raises(ValueError, match=r"1 cells have no counts in `adata.X`; .*filter_cells"):
         gg.pp.preprocess(empty)
     assert_equal(empty, before)
 
@@ -263,3 +263,12 @@ def test_cell_masks_are_checked(fitted):
         gg.tl.drivers(fitted, "A", cells=[True, False])
     with pytest.raises(ValueError, match="boolean mask of length 120"):
         gg.tl.evaluate_fate_features(fitted, "terminal", cells=np.arange(120))
+
+
+def test_preprocessing_names_a_missing_counts_layer():
+    a = gg.datasets.synthetic("plane", n_cells=50, n_genes=20, rng=0)
+    before = a.copy()
+    for fn in (gg.pp.preprocess, gg.pp.preprocess_atac):
+        with pytest.raises(KeyError, match=r"layers\['raw'\]` not found"):
+            fn(a, layer="raw")
+    assert_equal(a, before)

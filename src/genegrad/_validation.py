@@ -137,20 +137,31 @@ def resolve_genes(adata: ad.AnnData, genes: Sequence[str] | str | None) -> list[
     return genes
 
 
-def read_counts(adata: ad.AnnData, layer: str | None, *, integer: bool = False) -> tuple[sparse.csr_matrix, str]:
-    """Counts from ``X`` or ``layers[layer]``: a CSR float32 copy, and the name to quote in messages.
+def check_counts(adata: ad.AnnData, layer: str | None, *, integer: bool = False, nonempty: bool = True):
+    """The counts in ``X`` or ``layers[layer]`` (not copied) and their name for messages, after every check.
 
-    Checked finite and non-negative (and integer when ``integer``).
+    In memory, finite, non-negative counts (integers when ``integer``), and with ``nonempty`` no cell without
+    counts; each failure says how to fix it. The preprocessing tools all read their counts through this.
     """
+    if adata.isbacked:
+        msg = "`adata` is backed (on disk); load it with `adata.to_memory()` first."
+        raise ValueError(msg)
     if layer is not None and layer not in adata.layers:
         msg = f"`adata.layers['{layer}']` not found (available: {list(adata.layers)}); pass another `layer`."
         raise KeyError(msg)
     counts = adata.X if layer is None else adata.layers[layer]
     name = "adata.X" if layer is None else f"adata.layers['{layer}']"
     check_finite(name, counts)
-    C = sparse.csr_matrix(counts, dtype=np.float32, copy=True)  # never a view of the user's data
-    if C.nnz and (C.data.min() < 0 or (integer and np.any(np.mod(C.data[:100_000], 1) != 0))):
+    data = counts.data if sparse.issparse(counts) else np.asarray(counts)
+    if data.size and (data.min() < 0 or (integer and np.any(np.mod(data.ravel()[:100_000], 1) != 0))):
         kind = "non-negative integers" if integer else "non-negative values"
-        msg = f"Expected raw counts ({kind}) in `{name}`; pass the counts (or the layer that holds them)."
+        msg = (f"Expected non-negative counts ({kind}) in `{name}`; pass the raw counts (or the layer that "
+               "holds them).")
         raise ValueError(msg)
-    return C, name
+    if nonempty:
+        totals = np.asarray(counts.sum(axis=1)).ravel()
+        if np.any(totals <= 0):
+            msg = (f"{int((totals <= 0).sum())} cells have no counts in `{name}`; remove them first, e.g. with "
+                   "`scanpy.pp.filter_cells(adata, min_counts=1)`.")
+            raise ValueError(msg)
+    return counts, name

@@ -88,8 +88,8 @@ def test_binarize_and_top_peaks(atac):
 @pytest.mark.parametrize(
     ("change", "kwargs", "exc", "match"),
     [
-        (lambda X: X.__setitem__((0, 0), -1.0), {}, ValueError, "non-negative values"),
-        (lambda X: X.__setitem__((slice(0, 1), slice(None)), 0.0), {}, ValueError, "no counts in peaks"),
+        (lambda X: X.__setitem__((0, 0), -1.0), {}, ValueError, "non-negative counts"),
+        (lambda X: X.__setitem__((slice(0, 1), slice(None)), 0.0), {}, ValueError, "1 cells have no counts"),
         (None, {"binarize": 1}, TypeError, "binarize"),
         (None, {"max_depth_corr": 2.0}, ValueError, "max_depth_corr"),
         (None, {"min_cells": 10_000}, ValueError, "Too few peaks"),

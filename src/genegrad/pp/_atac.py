@@ -10,7 +10,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._core import _lsi
-from .._validation import check_range, check_unique_names, read_counts
+from .._validation import check_counts, check_range, check_unique_names
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -101,21 +101,15 @@ def preprocess_atac(
             msg = f"Expected `{arg}` to be True or False, got {flag!r}."
             raise TypeError(msg)
     check_unique_names(adata)
-    if adata.isbacked:
-        msg = "`adata` is backed (on disk); load it with `adata.to_memory()` first."
-        raise ValueError(msg)
-    C, _ = read_counts(adata, layer)
-    counts = C.copy()
+    raw, _ = check_counts(adata, layer)
+    counts = sparse.csr_matrix(raw, dtype=np.float32, copy=True)  # a copy: never a view of the caller's data
+    counts.eliminate_zeros()
+    C = counts.copy()
     if binarize:
         C.data[:] = 1.0
-        C.eliminate_zeros()
     depth = np.asarray(C.sum(axis=1), dtype=np.float64).ravel()
-    if np.any(depth <= 0):
-        msg = (f"{int((depth <= 0).sum())} cells have no counts in peaks; remove them first, e.g. with "
-               "`scanpy.pp.filter_cells(adata, min_counts=1)`.")
-        raise ValueError(msg)
 
-    n_cells = np.diff(sparse.csc_matrix(C).indptr)
+    n_cells = np.bincount(C.indices, minlength=C.shape[1])
     selected = n_cells >= min_cells
     if n_top_peaks is not None and selected.sum() > n_top_peaks:
         order = np.lexsort((np.arange(C.shape[1]), -n_cells))  # most accessible first, ties by position

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _keys
-from .._validation import check_range, read_counts, warn
+from .._validation import check_counts, check_range, warn
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -97,7 +97,8 @@ def gene_activity(
         raise TypeError(msg)
     if layer is None and "counts" in adata.layers:
         layer = "counts"
-    C, _ = read_counts(adata, layer, integer=True)
+    raw, _ = check_counts(adata, layer, integer=True, nonempty=False)
+    C = sparse.csr_matrix(raw, dtype=np.float32)
 
     peaks = peak_ranges(adata)
     genes = read_annotation(annotation)

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from .. import _keys
-from .._validation import check_finite, check_range, check_unique_names, warn
+from .._validation import check_counts, check_range, check_unique_names, warn
 from ._gene_activity import PEAK_NAME
 
 if TYPE_CHECKING:
@@ -67,20 +67,7 @@ def preprocess(
     if _looks_like_peaks(adata.var_names):
         warn("`adata.var_names` look like genomic intervals (e.g. 'chr1:100-200'): for scATAC-seq peak counts use "
              "`genegrad.pp.preprocess_atac` (TF-IDF and LSI), then `genegrad.pp.manifold(adata, use_rep='X_lsi')`.")
-    if adata.isbacked:
-        msg = "`adata` is backed (on disk); load it with `adata.to_memory()` first."
-        raise ValueError(msg)
-    counts = adata.X if layer is None else adata.layers[layer]
-    check_finite("adata.X" if layer is None else f"adata.layers['{layer}']", counts)
-    data = counts.data if sparse.issparse(counts) else np.asarray(counts)
-    if data.size and data.min() < 0:
-        msg = "Expected non-negative counts, found negative values; pass raw counts (or the counts `layer`)."
-        raise ValueError(msg)
-    totals = np.asarray(counts.sum(axis=1)).ravel()
-    if np.any(totals <= 0):
-        msg = (f"{int((totals <= 0).sum())} cells have no counts; remove them first, e.g. with "
-               "`scanpy.pp.filter_cells(adata, min_counts=1)`.")
-        raise ValueError(msg)
+    counts, _ = check_counts(adata, layer)
     n_comps_eff = min(n_comps, adata.n_obs - 1, adata.n_vars - 1)
     check_range("n_comps (limited by the data's shape)", n_comps_eff, 2, None, integer=True)
 
