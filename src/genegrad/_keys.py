@@ -62,3 +62,10 @@ def gradients(key: str = UNS) -> str:
 def gradients_se(key: str = UNS) -> str:
     """``obsm``: standard errors of the gradients' lengths ``(N, G_sel, T)``."""
     return f"{key}_gradients_se"
+
+
+#: Everything :func:`genegrad.pp.manifold` writes, as functions of the prefix (``obsm``, ``obsp``) and the
+#: entries of ``uns[prefix]`` (the tools add their own entries there later). What moves with a manifold.
+MANIFOLD_OBSM = (frames, knn_indices, operator, gram, ridge, weights, dof, se_factors)
+MANIFOLD_OBSP = (connectivities, diffusion)
+MANIFOLD_UNS = ("params", "scales", "fit_scales", "n_dims", "local_spectrum", "n_components")

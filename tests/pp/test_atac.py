@@ -244,6 +244,18 @@ def _strip(a):
     return out
 
 
+def test_the_manifold_key_lists_are_what_manifold_writes():
+    # transfer_manifold moves the keys listed in _keys: a key pp.manifold adds must be listed there too
+    from genegrad import _keys
+
+    a = gg.datasets.synthetic("plane", n_cells=120, n_genes=30, rng=0)
+    gg.pp.preprocess(a, n_comps=6)
+    gg.pp.manifold(a, n_neighbors=10)
+    assert {k for k in a.obsm if k.startswith("genegrad_")} == {f("genegrad") for f in _keys.MANIFOLD_OBSM}
+    assert {k for k in a.obsp if k.startswith("genegrad_")} == {f("genegrad") for f in _keys.MANIFOLD_OBSP}
+    assert set(a.uns["genegrad"]) == set(_keys.MANIFOLD_UNS)
+
+
 def test_transferred_manifold_gives_the_same_gradients_in_any_cell_order(plane_adata):
     source = plane_adata
     genes = list(source.var_names[:12])

@@ -17,14 +17,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: ``obsm`` keys of a manifold (per-cell rows), by their function in :mod:`genegrad._keys`.
-OBSM = (_keys.frames, _keys.knn_indices, _keys.operator, _keys.gram, _keys.ridge, _keys.weights, _keys.dof,
-        _keys.se_factors)
-#: ``obsp`` keys of a manifold.
-OBSP = (_keys.connectivities, _keys.diffusion)
-#: ``uns[key]`` entries that describe the manifold (the rest describes the source's genes).
-UNS_FIELDS = ("params", "scales", "fit_scales", "n_dims", "local_spectrum", "n_components")
-
 
 def transfer_manifold(
     adata: ad.AnnData,
@@ -72,17 +64,18 @@ def transfer_manifold(
     'X_lsi'
     """
     require_key(source, "uns", key, fix="run `genegrad.pp.manifold` on the source first")
-    for slot, fn in [("obsm", f) for f in OBSM] + [("obsp", f) for f in OBSP]:
+    for slot, fn in [("obsm", f) for f in _keys.MANIFOLD_OBSM] + [("obsp", f) for f in _keys.MANIFOLD_OBSP]:
         require_key(source, slot, fn(key), fix="run `genegrad.pp.manifold` on the source first")
     order = _match_cells(source, adata)
     info = source.uns[key]
     rep = str(info["params"]["use_rep"])
     writes: dict[tuple[str, str], object] = {}
-    for fn in OBSM:
-        writes["obsm", fn(key)] = np.asarray(source.obsm[fn(key)])[order]
-    writes["obsm", _keys.knn_indices(key)] = _reindex_neighbors(np.asarray(source.obsm[_keys.knn_indices(key)]),
-                                                               order, source.n_obs)
-    for fn in OBSP:
+    for fn in _keys.MANIFOLD_OBSM:
+        if fn is _keys.knn_indices:  # positions of neighbours: renumbered, not only reordered
+            writes["obsm", fn(key)] = _reindex_neighbors(np.asarray(source.obsm[fn(key)]), order, source.n_obs)
+        else:
+            writes["obsm", fn(key)] = np.asarray(source.obsm[fn(key)])[order]
+    for fn in _keys.MANIFOLD_OBSP:
         writes["obsp", fn(key)] = sparse.csr_matrix(source.obsp[fn(key)])[order][:, order]
     if rep != "X" and rep in source.obsm:
         Y = np.asarray(source.obsm[rep])[order]
@@ -92,7 +85,7 @@ def transfer_manifold(
                    f"adata.obsm.pop('{rep}')`) and transfer again.")
             raise ValueError(msg)
         writes["obsm", rep] = Y
-    uns = {k: info[k] for k in UNS_FIELDS if k in info}
+    uns = {k: info[k] for k in _keys.MANIFOLD_UNS if k in info}
     out = adata.copy() if copy else adata
     for (slot, k), value in writes.items():
         getattr(out, slot)[k] = value
