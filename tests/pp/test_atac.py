@@ -14,7 +14,7 @@ from anndata.tests.helpers import assert_equal
 from scipy import sparse
 
 import genegrad as gg
-from genegrad.pp._gene_activity import overlaps
+from genegrad._core._intervals import overlaps
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 

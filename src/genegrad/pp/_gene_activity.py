@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,18 +11,17 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _keys
+from .._core import _intervals
 from .._validation import check_counts, check_range, warn
+from ._transfer import transfer_manifold
 
 if TYPE_CHECKING:
     import anndata as ad
-    from numpy.typing import NDArray
 
 logger = logging.getLogger(__name__)
 
 #: Column names accepted for a peak's chromosome in ``adata.var``.
 CHROM_COLUMNS = ("chrom", "chr", "seqnames", "chromosome")
-#: Peak names genegrad can parse when ``var`` has no coordinates: ``chr1:100-200``, ``chr1_100_200``, ``chr1-100-200``.
-PEAK_NAME = re.compile(r"^(?P<chrom>.+?)[:_-](?P<start>\d+)[_-](?P<end>\d+)$")
 
 
 def gene_activity(
@@ -102,8 +100,8 @@ def gene_activity(
 
     peaks = peak_ranges(adata)
     genes = read_annotation(annotation)
-    windows = _windows(genes, upstream=upstream, downstream=downstream, gene_body=gene_body)
-    M = overlaps(peaks, windows)  # peaks x genes, 0/1
+    windows = _intervals.gene_windows(genes, upstream=upstream, downstream=downstream, gene_body=gene_body)
+    M = _intervals.overlaps(peaks, windows)  # peaks x genes, 0/1
     n_peaks = np.diff(M.tocsc().indptr)
     has = n_peaks > 0
     if not has.any():
@@ -130,8 +128,6 @@ def gene_activity(
                                  "upstream": int(upstream), "downstream": int(downstream),
                                  "gene_body": bool(gene_body)}
     if key in adata.uns:
-        from ._transfer import transfer_manifold
-
         transfer_manifold(out, adata, key=key)
     return out
 
@@ -145,7 +141,7 @@ def peak_ranges(adata: ad.AnnData) -> pd.DataFrame:
                             "start": pd.to_numeric(var["start"]).to_numpy(np.int64),
                             "end": pd.to_numeric(var["end"]).to_numpy(np.int64)})
     else:
-        parsed = pd.Series(adata.var_names.astype(str)).str.extract(PEAK_NAME)
+        parsed = pd.Series(adata.var_names.astype(str)).str.extract(_intervals.PEAK_NAME)
         bad = parsed["chrom"].isna()
         if bad.any():
             example = adata.var_names[np.flatnonzero(bad.to_numpy())[0]]
@@ -226,52 +222,3 @@ def _read_bed(path: Path) -> pd.DataFrame:
     if bed.shape[1] >= 6:
         out["strand"] = bed[5]
     return out
-
-
-def _windows(genes: pd.DataFrame, *, upstream: int, downstream: int, gene_body: bool) -> pd.DataFrame:
-    """Each gene's window ``[start, end)`` on its chromosome, strand-aware."""
-    plus = genes["strand"].to_numpy() == "+"
-    s, e = genes["start"].to_numpy(), genes["end"].to_numpy()
-    if gene_body:
-        lo = np.where(plus, s - upstream, s - downstream)
-        hi = np.where(plus, e + downstream, e + upstream)
-    else:
-        tss = np.where(plus, s, e)
-        lo = np.where(plus, tss - upstream, tss - downstream)
-        hi = np.where(plus, tss + downstream, tss + upstream)
-    return pd.DataFrame({"chrom": genes["chrom"].to_numpy(), "start": np.maximum(lo, 0), "end": np.maximum(hi, 1)})
-
-
-def overlaps(peaks: pd.DataFrame, windows: pd.DataFrame) -> sparse.csr_matrix:
-    """Peaks x windows 0/1 matrix: peak ``[s, e)`` overlaps window ``[a, b)`` when ``s < b`` and ``e > a``.
-
-    Per chromosome, peaks sorted by start: the candidates of a window start in ``[a - W, b)`` (``W`` the widest
-    peak) and are found by binary search; memory is the number of candidate pairs.
-    """
-    rows: list[NDArray] = []
-    cols: list[NDArray] = []
-    pchrom = peaks["chrom"].to_numpy()
-    wchrom = windows["chrom"].to_numpy()
-    for chrom in np.intersect1d(np.unique(pchrom), np.unique(wchrom)):
-        pi = np.flatnonzero(pchrom == chrom)
-        order = np.argsort(peaks["start"].to_numpy()[pi], kind="stable")
-        pi = pi[order]
-        ps = peaks["start"].to_numpy()[pi]
-        pe = peaks["end"].to_numpy()[pi]
-        width = int((pe - ps).max())
-        wi = np.flatnonzero(wchrom == chrom)
-        a = windows["start"].to_numpy()[wi]
-        b = windows["end"].to_numpy()[wi]
-        lo = np.searchsorted(ps, a - width, side="left")
-        hi = np.searchsorted(ps, b, side="left")
-        n = hi - lo
-        if n.sum() == 0:
-            continue
-        win = np.repeat(np.arange(wi.size), n)
-        pos = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
-        hit = (pe[pos] > a[win]) & (ps[pos] < b[win])
-        rows.append(pi[pos[hit]])
-        cols.append(wi[win[hit]])
-    r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    return sparse.csr_matrix((np.ones(r.size, dtype=np.float32), (r, c)), shape=(len(peaks), len(windows)))

@@ -9,8 +9,8 @@ import numpy as np
 from scipy import sparse
 
 from .. import _keys
+from .._core._intervals import looks_like_peaks
 from .._validation import check_counts, check_range, check_unique_names, warn
-from ._gene_activity import PEAK_NAME
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -64,7 +64,7 @@ def preprocess(
     check_range("n_comps", n_comps, 2, None, integer=True)
     check_range("target_sum", target_sum, 1e-12, None)
     check_unique_names(adata)
-    if _looks_like_peaks(adata.var_names):
+    if looks_like_peaks(adata.var_names):
         warn("`adata.var_names` look like genomic intervals (e.g. 'chr1:100-200'): for scATAC-seq peak counts use "
              "`genegrad.pp.preprocess_atac` (TF-IDF and LSI), then `genegrad.pp.manifold(adata, use_rep='X_lsi')`.")
     counts, _ = check_counts(adata, layer)
@@ -103,9 +103,3 @@ def preprocess(
                 f"uns['{_keys.PREPROCESS}']"):
         logger.info("added `adata.%s`", key)
     return None
-
-
-def _looks_like_peaks(names, n: int = 1000) -> bool:
-    """Whether nine in ten of the first ``n`` feature names read as genomic intervals."""
-    head = [str(x) for x in names[:n]]
-    return bool(head) and sum(PEAK_NAME.match(x) is not None for x in head) >= 0.9 * len(head)
