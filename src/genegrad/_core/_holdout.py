@@ -17,6 +17,8 @@ from scipy import sparse
 from . import _graph
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from numpy.typing import NDArray
 
 
@@ -34,24 +36,17 @@ def fold_graph(
     alpha: float = 1.0,
     knn_method: str = "auto",
     random_state: int = 0,
-    lsi: dict | None = None,
+    embed: Callable[[NDArray | sparse.spmatrix, int], NDArray] | None = None,
 ) -> sparse.csr_matrix:
     """Row-stochastic diffusion operator of the kNN graph on the PCA of ``X`` (cells x the fold's genes).
 
     Built as :func:`genegrad.pp.manifold` builds its own (adaptive Gaussian affinities, density-normalised with
-    ``alpha``), on ``n_comps`` principal components (:func:`pca`) of the fold's log-normalised genes; or, with
-    ``lsi`` (the keywords of :func:`genegrad._core._lsi.lsi`, ``depth`` included), on the LSI of the fold's
-    TF-IDF peaks, as :func:`genegrad.pp.preprocess_atac` makes it.
+    ``alpha``), on ``n_comps`` principal components (:func:`pca`) of the fold's log-normalised genes, or on
+    ``embed(X, n_comps)`` (e.g. the LSI of a fold of TF-IDF peaks).
     """
     n, g = X.shape
     k = int(min(n_comps, g - 1, n - 1))
-    if lsi is None:
-        Y = pca(X, n_comps=k)
-    else:
-        from . import _lsi
-
-        opts = dict(lsi)
-        Y = _lsi.lsi(X, opts.pop("depth"), k, random_state=random_state, **opts).scores
+    Y = pca(X, n_comps=k) if embed is None else embed(X, k)
     idx, dist = _graph.knn(Y, n_neighbors, method=knn_method, random_state=random_state)
     return _graph.diffusion_graph(idx, dist, alpha=alpha)[2]
 

@@ -93,6 +93,15 @@ def lsi(
                dropped=dropped.astype(np.int64))
 
 
+def lsi_scores(
+    X: sparse.spmatrix | NDArray, n_comps: int, *, depth: NDArray, max_depth_corr: float = 0.5,
+    normalize_rows: bool = True, random_state: int = 0,
+) -> NDArray[np.float64]:
+    """The kept scores of :func:`lsi`, as a representation ``(X, n_comps) -> Y``."""
+    return lsi(X, depth, n_comps, max_depth_corr=max_depth_corr, normalize_rows=normalize_rows,
+               random_state=random_state).scores
+
+
 def _pearson(a: NDArray, b: NDArray) -> float:
     a = a - a.mean()
     b = b - b.mean()

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _keys
-from .._core import _descriptors, _holdout, _patterns, _regions
+from .._core import _descriptors, _holdout, _lsi, _patterns, _regions
 from .._core._model import n_threads
 from .._validation import as_rng, check_range, check_scale, check_unique_names, resolve_genes, warn
 from ..pp._manifold import load_model
@@ -327,8 +327,8 @@ def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng) -> tupl
     params = adata.uns[key]["params"]
     rep = params["use_rep"]
     n_comps = adata.obsm[rep].shape[1] if rep in adata.obsm else 50
-    lsi = _fold_lsi(adata)
-    if lsi is not None:
+    embed = _fold_lsi(adata, random_state=model.random_state)
+    if embed is not None:
         n_comps += len(adata.uns["lsi"]["dropped"])  # the folds' LSIs drop their depth components too
     graphs = []
     for h in range(2):
@@ -336,20 +336,20 @@ def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng) -> tupl
         X = read_signal(adata, layer, pool[pool_fold == h])
         graphs.append(_holdout.fold_graph(X, n_comps=n_comps, n_neighbors=model.n_neighbors, alpha=model.alpha,
                                           knn_method=params.get("knn_method", "auto"),
-                                          random_state=model.random_state, lsi=lsi))
+                                          random_state=model.random_state, embed=embed))
     return graphs, fold
 
 
-def _fold_lsi(adata: ad.AnnData) -> dict | None:
-    """For data made by :func:`genegrad.pp.preprocess_atac`: the LSI settings the folds' graphs are built with."""
+def _fold_lsi(adata: ad.AnnData, *, random_state: int):
+    """For data made by :func:`genegrad.pp.preprocess_atac`: the folds' representation, an LSI made the same way."""
     prep = adata.uns.get(_keys.PREPROCESS, {})
     if prep.get("modality") != "atac" or "counts" not in adata.layers or "lsi" not in adata.uns:
         return None
-    depth = np.asarray(adata.layers["counts"].sum(axis=1), dtype=np.float64).ravel()
-    if prep.get("binarize", False):
-        depth = np.asarray((adata.layers["counts"] > 0).sum(axis=1), dtype=np.float64).ravel()
-    return {"depth": depth, "max_depth_corr": float(prep["max_depth_corr"]),
-            "normalize_rows": bool(adata.uns["lsi"].get("normalize_rows", True))}
+    counts = adata.layers["counts"]
+    depth = np.asarray((counts > 0).sum(axis=1) if prep.get("binarize", False) else counts.sum(axis=1),
+                       dtype=np.float64).ravel()
+    return partial(_lsi.lsi_scores, depth=depth, max_depth_corr=float(prep["max_depth_corr"]),
+                   normalize_rows=bool(adata.uns["lsi"].get("normalize_rows", True)), random_state=random_state)
 
 
 def _depth_strata(adata: ad.AnnData, depth_key: str | None, n_bins: int = 10) -> NDArray | None:
