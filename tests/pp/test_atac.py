@@ -209,6 +209,8 @@ def test_gene_activity_errors(peaks, genes, tmp_path):
     nameless.var_names = [f"peak{i}" for i in range(nameless.n_vars)]
     with pytest.raises(ValueError, match="Peak coordinates not found"):
         gg.pp.gene_activity(nameless, genes)
+    with pytest.raises(TypeError, match="GTF or BED path or a DataFrame"):
+        gg.pp.gene_activity(peaks, 42)
     with pytest.raises(FileNotFoundError, match="not found"):
         gg.pp.gene_activity(peaks, tmp_path / "none.gtf")
     with pytest.raises(ValueError, match="columns"):

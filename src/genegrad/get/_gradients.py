@@ -80,9 +80,7 @@ def gradients(
 
 def default_basis(adata: ad.AnnData, key: str = _keys.UNS) -> str:
     """The representation the manifold under ``key`` was built on (``'X_pca'`` when there is none)."""
-    info = adata.uns.get(key, {})
-    params = info.get("params", {}) if hasattr(info, "get") else {}
-    return str(params.get("use_rep", "X_pca"))
+    return str(adata.uns.get(key, {}).get("params", {}).get("use_rep", "X_pca"))
 
 
 def to_basis(adata: ad.AnnData, tangent: NDArray, *, scale: int, basis: str, key: str = _keys.UNS) -> NDArray:

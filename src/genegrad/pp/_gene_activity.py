@@ -159,6 +159,10 @@ def peak_ranges(adata: ad.AnnData) -> pd.DataFrame:
 
 def read_annotation(annotation: str | Path | pd.DataFrame) -> pd.DataFrame:
     """Genes as a DataFrame (``chrom``, 0-based ``start``, ``end``, ``strand``, ``gene_name``), first of duplicates."""
+    if not isinstance(annotation, (str, Path, pd.DataFrame)):
+        msg = (f"Expected `annotation` to be a GTF or BED path or a DataFrame, got {type(annotation).__name__}; "
+               "e.g. `gene_activity(adata, 'genes.gtf.gz')`.")
+        raise TypeError(msg)
     if isinstance(annotation, pd.DataFrame):
         need = {"chrom", "start", "end", "gene_name"}
         if not need <= set(annotation.columns):

@@ -78,11 +78,11 @@ def fate_bias(
     (the synthetic trees). Compare with ``fine_weight=0`` on your data. Where the progenitors border a fate's
     terminal cells, those cells lift their neighbourhood's mean, and the fate's fine program ranks the
     progenitors nearest to it last: on the Granja et al. bone-marrow scATAC-seq subset, the GMP fine scores
-    correlated at -0.61 with the chain's p(GMP) over the progenitors, and the step inverted the chain's
+    correlated negatively with the chain's p(GMP) over the progenitors, and the step inverted the chain's
     ranking of CMP/LMPP against CLP cells (``benchmarks/RESULTS.md``, scATAC-seq fate check). The agreement
     check (``min_fine_agreement``) catches this. It was added after that result; it leaves the synthetic trees'
-    and paul15's probabilities unchanged, and on the Treutlein lung data (whose AT2 evidence correlated at
-    -0.27 yet pointed the right way) it falls back to the chain at a small cost (see the fate benchmark).
+    and paul15's probabilities unchanged, and on the Treutlein lung data (whose AT2 evidence correlated
+    negatively yet pointed the right way) it falls back to the chain at a small cost (see the fate benchmark).
 
     The tilt makes the chain confident. Where two branches overlap in expression before their genes diverge,
     it follows whichever programs rise fastest there, and can be confidently wrong. In an exploratory check on
