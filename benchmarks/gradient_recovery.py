@@ -62,6 +62,23 @@ def exact_frames_cosine(adata, model, genes, true, mask, *, d, scale):
     return float(np.median(cosines(np.einsum("npd,ndg->ngp", U, g), true, mask)))
 
 
+#: Latent box of each manifold's sampler (``datasets._manifolds.sample_latent``); the tree: its segments' lengths.
+LATENT_BOX = {"plane": 4.0, "curved_sheet": 4.0, "cube": 8.0, "swissroll": 6 * np.pi, "cycle": 2 * np.pi, "tree": 4.5}
+
+
+def intrinsic_volume(kind, n_samples=200_000):
+    """Length, area or volume of the manifold in its ambient coordinates: box x mean sqrt(det J^T J).
+
+    The cells are uniform in the latent box, so cells per unit volume compare manifolds of different size: the
+    swiss roll (area 12.6) at 3,000 cells is as sparse as the plane (area 4) at about 950.
+    """
+    from genegrad.datasets import _manifolds
+
+    u = _manifolds.sample_latent(kind, n_samples, np.random.default_rng(0))["u"]
+    J = _manifolds.embed(kind, u)[1]
+    return LATENT_BOX[kind] * float(np.sqrt(np.linalg.det(np.einsum("npd,npe->nde", J, J))).mean())
+
+
 def run_one(kind, n, depth, seed, n_genes=1000, n_eval=200):
     k = max(30, round(0.5 * np.sqrt(n)))  # neighbourhoods grow with N
     adata = gg.datasets.synthetic(kind, n_cells=n, n_genes=n_genes, depth=depth, rng=seed)
@@ -100,7 +117,8 @@ def run_one(kind, n, depth, seed, n_genes=1000, n_eval=200):
     proj = np.einsum("npd,nqd,gq->ngp", U, U, V)
     pca_proj = np.median(cosines(proj, true, mask))
     return {
-        "manifold": kind, "cells": n, "UMIs/cell": int(depth), "k": k, "d": adata.uns["genegrad"]["n_dims"],
+        "manifold": kind, "cells": n, "cells per unit volume": round(n / intrinsic_volume(kind)),
+        "UMIs/cell": int(depth), "k": k, "d": adata.uns["genegrad"]["n_dims"],
         "best t": best, "cosine (best t)": per_scale[best][0], "cosine t=2": per_scale[2][0],
         "magnitude ratio (best t)": per_scale[best][1], "magnitude ratio t=2": per_scale[2][1],
         "finite differences": fd_best, "PCA loading projection": pca_proj, "exact frames": exact,
@@ -125,6 +143,7 @@ def main():
     ap.add_argument("--seeds", default="1", help="simulation seeds; with several, the table gives mean and sd")
     ap.add_argument("--kinds", default=None, help="manifolds of the 3,000-cell grid (default: all six)")
     ap.add_argument("--depths", default=None, help="UMIs/cell of the 3,000-cell grid (default: 250,1000,5000)")
+    ap.add_argument("--cells", default=None, help="numbers of cells of the grid instead of 3,000 (e.g. 3000,10000)")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     seeds = [int(x) for x in args.seeds.split(",")]
@@ -134,8 +153,9 @@ def main():
     if args.quick:
         grid = [(m, 3000, d) for m in ("plane", "tree") for d in (1000, 5000)]
     else:
-        grid = [(m, 3000, d) for m in kinds for d in depths]
-        if not (args.kinds or args.depths):
+        cells = [int(x) for x in args.cells.split(",")] if args.cells else [3000]
+        grid = [(m, n, d) for m in kinds for n in cells for d in depths]
+        if not (args.kinds or args.depths or args.cells):
             grid += [(m, n, 1000) for m in ("plane", "tree") for n in (1000, 10000)]
     rows, patterns = [], []
     for kind, n, depth in grid:
@@ -149,7 +169,7 @@ def main():
                 patterns.append({"manifold": kind, "t": t, **per_pattern(adata, genes, mask, t)})
     table = pd.DataFrame(rows)
     if len(seeds) > 1:
-        keys = ["manifold", "cells", "UMIs/cell"]
+        keys = ["manifold", "cells", "cells per unit volume", "UMIs/cell"]
         cols = ["cosine (best t)", "magnitude ratio (best t)", "finite differences", "exact frames"]
         agg = table.groupby(keys, sort=False)[cols].agg(["mean", "std"])
         agg.columns = [f"{a} {b}" for a, b in agg.columns]
@@ -164,13 +184,16 @@ def main():
     if not args.no_record:
         cmd = "python benchmarks/gradient_recovery.py" + (" --quick" if args.quick else "")
         cmd += "".join(f" --{k} {v}" for k, v in (("seeds", args.seeds if args.seeds != "1" else None),
-                                                  ("kinds", args.kinds), ("depths", args.depths)) if v)
+                                                  ("kinds", args.kinds), ("depths", args.depths),
+                                                  ("cells", args.cells)) if v)
         record("Gradient recovery", cmd,
                table.to_markdown(index=False) + "\n\nMedian cosine per pattern class (3,000 cells, 1,000 "
                f"UMIs/cell, best scale, seed {seeds[0]}):\n\n" + ptable.to_markdown(index=False),
                notes="Cosine: median over (cell, gene) pairs with a non-negligible true gradient, 200 structured "
                      f"genes per run, seeds {args.seeds}" + (" (mean and sd over seeds)" if len(seeds) > 1 else "")
-                     + ". k = max(30, 0.5 sqrt(N)). Magnitudes against the gradient of the "
+                     + ". Cells per unit volume: cells / the manifold's length, area or volume in its ambient "
+                     "coordinates (plane 4, swiss roll 12.6, curved sheet 6.4, cycle 6.3, tree 4.5, cube 8). "
+                     "k = max(30, 0.5 sqrt(N)). Magnitudes against the gradient of the "
                      "noise-free log1p signal. Baselines in the same run: finite differences along kNN edges "
                      "(best of t = 0..4), PCA loading projected on genegrad's tangent frames. 'exact frames': "
                      "genegrad's fits at the best t on the exact tangent spaces (the span of the true gradients) "
