@@ -179,16 +179,18 @@ def main():
     table = table.round(3)
     ptable = pd.DataFrame(patterns).round(3)
     print("\n" + table.to_string(index=False))
-    print("\nmedian cosine per pattern class (3,000 cells, 1,000 UMIs/cell, best scale)\n"
-          + ptable.to_string(index=False))
+    if len(ptable):  # only grids with the 3,000-cell, 1,000-UMI runs have it
+        print("\nmedian cosine per pattern class (3,000 cells, 1,000 UMIs/cell, best scale)\n"
+              + ptable.to_string(index=False))
     if not args.no_record:
         cmd = "python benchmarks/gradient_recovery.py" + (" --quick" if args.quick else "")
         cmd += "".join(f" --{k} {v}" for k, v in (("seeds", args.seeds if args.seeds != "1" else None),
                                                   ("kinds", args.kinds), ("depths", args.depths),
                                                   ("cells", args.cells)) if v)
         record("Gradient recovery", cmd,
-               table.to_markdown(index=False) + "\n\nMedian cosine per pattern class (3,000 cells, 1,000 "
-               f"UMIs/cell, best scale, seed {seeds[0]}):\n\n" + ptable.to_markdown(index=False),
+               table.to_markdown(index=False) + ("\n\nMedian cosine per pattern class (3,000 cells, 1,000 "
+               f"UMIs/cell, best scale, seed {seeds[0]}):\n\n" + ptable.to_markdown(index=False)
+                                                  if len(ptable) else ""),
                notes="Cosine: median over (cell, gene) pairs with a non-negligible true gradient, 200 structured "
                      f"genes per run, seeds {args.seeds}" + (" (mean and sd over seeds)" if len(seeds) > 1 else "")
                      + ". Cells per unit volume: cells / the manifold's length, area or volume in its ambient "
