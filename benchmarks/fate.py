@@ -125,14 +125,21 @@ def compare(adata, terminal_key, *, root, score, dataset, seed=None):
     """Run every method; ``score(probs) -> AUROC`` on the early cells."""
     rows, extra = [], {}
     methods = {
-        "genegrad": lambda: run_genegrad(adata, terminal_key),
-        "genegrad, fine scale against t=8 (coarse_scale=8)": lambda: run_genegrad(adata, terminal_key,
+        "genegrad": lambda: run_genegrad(adata, terminal_key, root=root),
+        "genegrad without a root (no time orientation; the default before 2026-11-25)": lambda: run_genegrad(
+            adata, terminal_key),
+        "genegrad, stronger orientation (forward=30)": lambda: run_genegrad(adata, terminal_key, root=root,
+                                                                             forward=30.0),
+        "genegrad, fine scale against t=8 (coarse_scale=8)": lambda: run_genegrad(adata, terminal_key, root=root,
                                                                                    coarse_scale=8),
         "genegrad, fine step whatever its agreement (min_fine_agreement=None)": lambda: run_genegrad(
-            adata, terminal_key, min_fine_agreement=None),
-        "genegrad, weaker tilt (beta=1)": lambda: run_genegrad(adata, terminal_key, beta=1.0),
-        "genegrad, no tilt (beta=0; fine step on)": lambda: run_genegrad(adata, terminal_key, beta=0.0),
-        "genegrad chain only (fine_weight=0)": lambda: run_genegrad(adata, terminal_key, fine_weight=0.0),
+            adata, terminal_key, root=root, min_fine_agreement=None),
+        "genegrad, weaker tilt (beta=1)": lambda: run_genegrad(adata, terminal_key, root=root, beta=1.0),
+        "genegrad, no tilt (beta=0; fine step on)": lambda: run_genegrad(adata, terminal_key, root=root, beta=0.0),
+        "genegrad chain only (fine_weight=0)": lambda: run_genegrad(adata, terminal_key, root=root,
+                                                                    fine_weight=0.0),
+        "oriented diffusion (beta=0, fine_weight=0, with the root)": lambda: run_genegrad(
+            adata, terminal_key, root=root, beta=0.0, fine_weight=0.0),
         "diffusion (connectivities, beta=0, fine_weight=0)": lambda: run_genegrad(adata, terminal_key, beta=0.0,
                                                                                   fine_weight=0.0),
         "CellRank 2 (PseudotimeKernel + GPCCA)": lambda: run_cellrank(adata, terminal_key, root=root),
@@ -317,7 +324,11 @@ def main():
                       "instead of t = 2. 'min_fine_agreement=None': the fine-scale step runs even where a fate's "
                       "evidence ranks the progenitors against the chain (by default it is skipped when any fate's "
                       "Spearman correlation is below -0.2). 'beta=1', 'beta=0': the chain's tilt weakened or removed, "
-                      "everything else at its default (beta=3). Peak GB is tracemalloc's peak."),
+                      "everything else at its default (beta=3). genegrad gets the peers' root (rows say where "
+                      "not): with it the chain's steps back in the graph pseudotime are down-weighted "
+                      "(forward=10, CellRank's soft-scheme default). 'diffusion': the plain random walk on "
+                      "genegrad's graph; 'oriented diffusion': the same with the time orientation, a "
+                      "PseudotimeKernel on genegrad's graph. Peak GB is tracemalloc's peak."),
                pkgs=("cellrank", "palantir", "scikit-learn"))
 
 

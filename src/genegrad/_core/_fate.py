@@ -24,8 +24,9 @@ def tilted_transitions(K: sparse.spmatrix, Y: NDArray, v: NDArray, *, beta: floa
                        edge_block: int = 1 << 20) -> sparse.csr_matrix:
     """``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))``, rows summing to one.
 
-    ``K`` are the symmetric affinities of the kNN graph, ``Y`` ``(N, p)`` the coordinates, ``v`` ``(N, p)`` the
-    flow at every cell. Where ``v_i`` is zero the step is the plain diffusion ``K_ij / sum_j K_ij``.
+    ``K`` are the affinities of the kNN graph (symmetric, or oriented by :func:`forward_affinities`), ``Y``
+    ``(N, p)`` the coordinates, ``v`` ``(N, p)`` the flow at every cell. Where ``v_i`` is zero the step is the
+    plain diffusion ``K_ij / sum_j K_ij``.
     """
     K = sparse.csr_matrix(K, dtype=np.float64)
     K.eliminate_zeros()
@@ -46,6 +47,26 @@ def tilted_transitions(K: sparse.spmatrix, Y: NDArray, v: NDArray, *, beta: floa
     if isolated.any():  # a cell without edges stays where it is
         T = T + sparse.diags(isolated.astype(np.float64))
     return sparse.csr_matrix(T)
+
+
+def forward_affinities(K: sparse.spmatrix, pseudotime: NDArray, *, strength: float) -> sparse.csr_matrix:
+    """``K`` with each edge to an earlier cell down-weighted: ``K_ij 2 / (1 + exp(b (tau_i - tau_j)))^2``.
+
+    ``b = strength``; ``tau`` is the pseudotime over its 99th percentile (about ``[0, 1]``). Edges to later or
+    equal cells keep their weight, and so does every edge of a cell whose pseudotime is not finite (unreached
+    from the root). This is CellRank's soft threshold scheme (``PseudotimeKernel``, after Stassen et al. 2021;
+    its defaults ``b = 10``, ``nu = 1/2``). The result is not symmetric: row ``i`` is where a chain at ``i``
+    may step.
+    """
+    K = sparse.csr_matrix(K, dtype=np.float64)
+    tau = np.asarray(pseudotime, dtype=np.float64)
+    finite = np.isfinite(tau)
+    top = np.percentile(tau[finite], 99) if finite.any() else 0.0
+    tau = np.where(finite, tau / top, np.nan) if top > 0 else np.full_like(tau, np.nan)
+    rows = np.repeat(np.arange(K.shape[0]), np.diff(K.indptr))
+    back = np.nan_to_num(tau[rows] - tau[K.indices], nan=0.0)  # > 0: a step back in pseudotime
+    w = np.where(back > 0, 2.0 / (1.0 + np.exp(np.minimum(strength * back, 700.0))) ** 2, 1.0)
+    return sparse.csr_matrix((K.data * w, K.indices.copy(), K.indptr.copy()), shape=K.shape)
 
 
 def absorption_probabilities(T: sparse.spmatrix, terminal: NDArray, n_fates: int) -> NDArray[np.float64]:
