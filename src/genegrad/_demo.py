@@ -95,15 +95,15 @@ def _patterns_and_fates(adata, out: Path) -> dict:
     plt.close(fig)
 
     # the branch ends as genegrad finds them from a cell of the starting population, against the true fates
+    root = int(adata.obs["pseudotime"].argmin())
     try:
-        found_states = gg.tl.fate_bias(adata, root=int(adata.obs["pseudotime"].argmin()), groupby="fate",
-                                       copy=True)
+        found_states = gg.tl.fate_bias(adata, root=root, groupby="fate", copy=True)
         detected = pd.crosstab(found_states.obs["genegrad_terminal_states"].rename("detected terminal state"),
                                found_states.obs["segment"].rename("true segment")).to_string()
     except ValueError as err:  # too few cells to tell the branch ends apart: say so, the demo goes on
         detected = f"none detected: {err}"
     adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
-    gg.tl.fate_bias(adata, "terminal")
+    gg.tl.fate_bias(adata, "terminal", root=root)  # the root orients the chain in time
     seg = adata.obs["segment"].astype(int)
     branch = (seg.isin([1, 2]) & adata.obs["terminal"].isna()).to_numpy()  # after the first split, not terminal
     p_a = adata.obsm["genegrad_fate_probs"]["A"].to_numpy()

@@ -93,6 +93,46 @@ def fated(tree):
     return a
 
 
+def test_forward_affinities_weigh_steps_back_by_the_soft_scheme():
+    K = path_graph(5) * 2.0
+    tau = np.array([0.0, 1.0, 2.0, 3.0, np.inf])  # the last cell is unreached from the root
+    b = 4.0
+    top = np.percentile(tau[:4], 99)  # pseudotime scaled by its 99th percentile
+    W = _fate.forward_affinities(K, tau, strength=b).toarray()
+    back = 2.0 * 2.0 / (1.0 + np.exp(b * 1.0 / top)) ** 2  # CellRank's soft scheme, nu = 1/2
+    np.testing.assert_allclose([W[0, 1], W[1, 2], W[2, 3]], 2.0)  # forward steps keep their weight
+    np.testing.assert_allclose([W[1, 0], W[2, 1], W[3, 2]], back)
+    np.testing.assert_allclose([W[3, 4], W[4, 3]], 2.0)  # a cell without finite pseudotime: unchanged
+    assert np.array_equal(K.toarray() > 0, W > 0)  # the same edges
+
+
+def test_a_root_orients_the_chain_forward(tree):
+    a = tree.copy()
+    a.obs["terminal"] = gg.datasets.tree_terminal_states(a)
+    root = int(a.obs["pseudotime"].argmin())
+    gg.tl.fate_bias(a, "terminal", root=root, forward=0.0, fine_weight=0.0)
+    plain = a.obsp["genegrad_transitions"].astype(np.float64)
+    b = tree.copy()
+    b.obs["terminal"] = a.obs["terminal"]
+    gg.tl.fate_bias(b, "terminal", fine_weight=0.0)
+    assert abs(plain - b.obsp["genegrad_transitions"]).max() == 0  # forward=0: the unoriented chain
+    gg.tl.fate_bias(a, "terminal", root=root, fine_weight=0.0)  # forward=10 by default
+    oriented = a.obsp["genegrad_transitions"].astype(np.float64)
+    tau = a.obs["genegrad_pseudotime"].to_numpy()
+    ok = np.isfinite(tau)
+    tau = np.where(ok, tau, 0.0)
+
+    def mean_step(T):  # expected change of pseudotime in one step, per cell
+        T = sparse.csr_matrix(T)
+        rows = np.repeat(np.arange(T.shape[0]), np.diff(T.indptr))
+        return np.bincount(rows, T.data * (tau[T.indices] - tau[rows]), minlength=T.shape[0])
+
+    gain = (mean_step(oriented) - mean_step(plain))[ok]
+    assert (gain >= -1e-9).all()  # no cell steps back more than before
+    assert np.median(gain) > 0
+    assert a.uns["genegrad"]["fate_bias"]["forward"] == pytest.approx(10.0)
+
+
 def test_fate_bias_writes_probabilities(fated):
     P = fated.obsm["genegrad_fate_probs"]
     assert isinstance(P, pd.DataFrame)
@@ -175,6 +215,7 @@ def test_evaluate_fate_features(fated):
     ({"terminal_states": ["A"], "groupby": "fate"}, ValueError, "at least two"),
     ({"terminal_states": "fate"}, ValueError, "Every cell is terminal"),
     ({"terminal_states": "terminal", "beta": -1}, ValueError, "beta"),
+    ({"terminal_states": "terminal", "forward": -1}, ValueError, "forward"),
     ({"terminal_states": "terminal", "coarse_scale": 0}, ValueError, "coarse_scale"),
     ({"terminal_states": "terminal", "fine_weight": -1}, ValueError, "fine_weight"),
     ({"terminal_states": "terminal", "min_fine_agreement": 2.0}, ValueError, "min_fine_agreement"),
