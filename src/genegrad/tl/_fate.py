@@ -253,6 +253,9 @@ def fate_bias(
     flows = _fate.fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
     v = model.to_ambient(flows.sum(axis=1)[:, None, :])[:, 0, :]
     oriented = forward > 0 and pseudotime is not None
+    if forward > 0 and pseudotime is None:
+        logger.info("no `root`: the chain is not oriented in time; pass `root` (a cell of the starting population) "
+                    "to down-weight steps back in pseudotime")
     K_chain = _fate.forward_affinities(K, pseudotime, strength=forward) if oriented else K
     T = _fate.tilted_transitions(K_chain, Y, v, beta=beta)
     chain = _fate.absorption_probabilities(T, labels, len(fates))
