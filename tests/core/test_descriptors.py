@@ -164,3 +164,29 @@ def test_cluster_patterns_recovers_separated_groups_and_its_number():
     assert typicality.min() > 0.99
     again, _ = _patterns.cluster_patterns(X, random_state=1, n_runs=6, n_jobs=2)
     assert np.array_equal(labels, again)
+
+
+def test_split_patterns_splits_two_shapes_kept_together_and_only_them():
+    """A pattern holding two groups 8 SDs apart is split along them; one Gaussian group is not; a side smaller
+    than ``min_size`` and a full budget of patterns stop a split."""
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(3)
+    two = np.repeat([0, 1], 60)
+    X = np.vstack([rng.normal(size=(120, 3)) + 8.0 * np.eye(3)[two], rng.normal(size=(100, 3)) - 20.0])
+    labels = np.repeat([0, 1], [120, 100])  # the global fit kept the two groups in pattern 0
+    typ = np.full(220, 0.9)
+    out, out_typ = _patterns.split_patterns(X, labels, typ, max_patterns=10, random_state=0)
+    assert len(np.unique(out)) == 3
+    assert adjusted_rand_score(two, out[:120]) > 1 - 1e-12  # split along the two groups
+    assert np.array_equal(out[120:], labels[120:])  # the single Gaussian group stays whole
+    assert (out_typ[:120] > 0.85).all()
+    assert (out_typ[:120] <= 0.9).all()
+    np.testing.assert_array_equal(out_typ[120:], 0.9)
+    # a side below min_size, or no room for another pattern: no split
+    small = np.repeat([0, 1], [30, 90])
+    Xs = rng.normal(size=(120, 3)) + 8.0 * np.eye(3)[small]
+    kept, _ = _patterns.split_patterns(Xs, np.zeros(120, int), np.ones(120), max_patterns=10, random_state=0)
+    assert (kept == 0).all()
+    full, _ = _patterns.split_patterns(X, labels, typ, max_patterns=2, random_state=0)
+    assert np.array_equal(full, labels)

@@ -68,9 +68,9 @@ def patterns(
 
     Streams over gene chunks (the cells x genes x dims x scales tensor is never held): for each gene and scale,
     descriptors of its gradient field (see Notes); a permutation test of structure; Gaussian-mixture clusters of
-    the structured genes on their shape descriptors (the patterns: the consensus of 20 random starts, see
-    :func:`~genegrad._core._patterns.cluster_patterns`); and modules of co-directional genes from their
-    gradient similarity.
+    the structured genes on their shape descriptors (the patterns: the consensus of 20 random starts, each
+    pattern then tested for a split on its own genes, see :func:`~genegrad._core._patterns.cluster_patterns`);
+    and modules of co-directional genes from their gradient similarity.
 
     Parameters
     ----------
@@ -79,7 +79,8 @@ def patterns(
     genes
         Genes to describe; by default the highly variable genes, else all.
     n_patterns
-        Number of patterns; chosen by BIC (1-10) in each start of the mixture fit when ``None``.
+        Number of patterns; chosen by BIC (1-10) in each start of the mixture fit when ``None``, and then by the
+        split tests (at most 10 in all). A given number is kept exactly: no pattern is split.
     scale
         Diffusion time at which the shape descriptors are clustered and gradient similarity is measured; the
         largest scale by default (noise has died there, shape has not).
