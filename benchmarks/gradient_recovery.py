@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 import genegrad as gg
+from genegrad.datasets import _manifolds
 from genegrad.pp._manifold import load_model
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
@@ -62,23 +63,6 @@ def exact_frames_cosine(adata, model, genes, true, mask, *, d, scale):
     return float(np.median(cosines(np.einsum("npd,ndg->ngp", U, g), true, mask)))
 
 
-#: Latent box of each manifold's sampler (``datasets._manifolds.sample_latent``); the tree: its segments' lengths.
-LATENT_BOX = {"plane": 4.0, "curved_sheet": 4.0, "cube": 8.0, "swissroll": 6 * np.pi, "cycle": 2 * np.pi, "tree": 4.5}
-
-
-def intrinsic_volume(kind, n_samples=200_000):
-    """Length, area or volume of the manifold in its ambient coordinates: box x mean sqrt(det J^T J).
-
-    The cells are uniform in the latent box, so cells per unit volume compare manifolds of different size: the
-    swiss roll (area 12.6) at 3,000 cells is as sparse as the plane (area 4) at about 950.
-    """
-    from genegrad.datasets import _manifolds
-
-    u = _manifolds.sample_latent(kind, n_samples, np.random.default_rng(0))["u"]
-    J = _manifolds.embed(kind, u)[1]
-    return LATENT_BOX[kind] * float(np.sqrt(np.linalg.det(np.einsum("npd,npe->nde", J, J))).mean())
-
-
 def run_one(kind, n, depth, seed, n_genes=1000, n_eval=200):
     k = max(30, round(0.5 * np.sqrt(n)))  # neighbourhoods grow with N
     adata = gg.datasets.synthetic(kind, n_cells=n, n_genes=n_genes, depth=depth, rng=seed)
@@ -117,7 +101,7 @@ def run_one(kind, n, depth, seed, n_genes=1000, n_eval=200):
     proj = np.einsum("npd,nqd,gq->ngp", U, U, V)
     pca_proj = np.median(cosines(proj, true, mask))
     return {
-        "manifold": kind, "cells": n, "cells per unit volume": round(n / intrinsic_volume(kind)),
+        "manifold": kind, "cells": n, "cells per unit volume": round(n / _manifolds.volume(kind)),
         "UMIs/cell": int(depth), "k": k, "d": adata.uns["genegrad"]["n_dims"],
         "best t": best, "cosine (best t)": per_scale[best][0], "cosine t=2": per_scale[2][0],
         "magnitude ratio (best t)": per_scale[best][1], "magnitude ratio t=2": per_scale[2][1],

@@ -140,8 +140,9 @@ def resolve_genes(adata: ad.AnnData, genes: Sequence[str] | str | None) -> list[
 def check_counts(adata: ad.AnnData, layer: str | None, *, integer: bool = False, nonempty: bool = True):
     """The counts in ``X`` or ``layers[layer]`` (not copied) and their name for messages, after every check.
 
-    In memory, finite, non-negative counts (integers when ``integer``), and with ``nonempty`` no cell without
-    counts; each failure says how to fix it. The preprocessing tools all read their counts through this.
+    In memory, finite, non-negative counts (integers when ``integer``: checked on the first 100,000 stored
+    values, enough to catch log-normalised data), and with ``nonempty`` no cell without counts; each failure
+    says how to fix it. The preprocessing tools all read their counts through this.
     """
     if adata.isbacked:
         msg = "`adata` is backed (on disk); load it with `adata.to_memory()` first."

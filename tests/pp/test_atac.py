@@ -166,6 +166,11 @@ def test_gene_activity_windows_follow_the_strand(peaks, genes):
                               gene_body=False)
     # on + strand B's TSS is 0: [0, 10) misses peak 3 -> B has no peak and is dropped
     assert list(ga2.var_names) == ["A"]
+    # an unknown strand ('.') is read as '+', with a warning: the same result as ga2
+    with pytest.warns(UserWarning, match="strand other than"):
+        ga3 = gg.pp.gene_activity(peaks, genes.assign(strand=["+", ".", "+"]), upstream=100, downstream=10,
+                                  gene_body=False)
+    assert list(ga3.var_names) == ["A"]
 
 
 def test_overlap_search_matches_brute_force():

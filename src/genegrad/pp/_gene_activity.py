@@ -186,7 +186,12 @@ def read_annotation(annotation: str | Path | pd.DataFrame) -> pd.DataFrame:
             raise ValueError(msg)
     if "strand" not in genes:
         genes["strand"] = "+"
-    genes["strand"] = genes["strand"].astype(str).where(genes["strand"].astype(str).isin(["+", "-"]), "+")
+    strand = genes["strand"].astype(str)
+    unknown = ~strand.isin(["+", "-"])
+    if unknown.any():
+        warn(f"{int(unknown.sum())} genes have a strand other than '+' or '-' (e.g. {strand[unknown].iloc[0]!r}); "
+             "they are read as '+' (the TSS at their start).")
+    genes["strand"] = strand.where(~unknown, "+")
     genes["chrom"] = genes["chrom"].astype(str)
     genes["start"] = pd.to_numeric(genes["start"]).astype(np.int64)
     genes["end"] = pd.to_numeric(genes["end"]).astype(np.int64)
