@@ -32,8 +32,20 @@ def test_atac_and_multiome_load(monkeypatch):
 
 
 def test_missing_dataset_says_where_it_looked(monkeypatch, tmp_path):
-    monkeypatch.setenv("GENEGRAD_DATA", str(tmp_path))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
+    # the search list is patched to one empty folder: a shared/data above the test's temporary folder (a
+    # checkout under /tmp) must not make the file findable
+    from genegrad.datasets import _real
+
+    monkeypatch.setattr(_real, "data_dirs", lambda: [tmp_path])
     with pytest.raises(FileNotFoundError, match="GENEGRAD_DATA"):
         gg.datasets.paul15()
+
+
+def test_data_dirs_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENEGRAD_DATA", str(tmp_path / "mine"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    dirs = gg.datasets._real.data_dirs()
+    assert dirs[:3] == [tmp_path / "mine", tmp_path / "home" / ".cache" / "genegrad",
+                        tmp_path.resolve() / "shared" / "data"]
+    assert tmp_path.resolve().parent / "shared" / "data" in dirs  # beside the working directory
