@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, get, pl, pp, tl
+from . import datasets, get, io, pl, pp, tl
 from ._core._model import GradientModel
 from ._validation import GenegradWarning
 
@@ -11,4 +11,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["GenegradWarning", "GradientModel", "datasets", "get", "pl", "pp", "tl"]
+__all__ = ["GenegradWarning", "GradientModel", "datasets", "get", "io", "pl", "pp", "tl"]

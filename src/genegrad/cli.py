@@ -1,4 +1,4 @@
-"""Command line: ``genegrad demo`` and ``genegrad run``, a thin layer over the public functions."""
+"""Command line: ``genegrad demo``, ``genegrad run`` and ``genegrad report``, a thin layer over the public functions."""
 
 from __future__ import annotations
 
@@ -35,6 +35,20 @@ def main(argv: list[str] | None = None) -> int:
                      help="keep the gradient tensor in the h5ad (obsm) or stream it to a zarr store")
     run.add_argument("--store-path", default=None, help="folder of the zarr store (default: OUTPUT.gradients.zarr)")
     run.add_argument("--patterns", action="store_true", help="also describe every gene and find patterns")
+    run.add_argument("--terminal", default=None, metavar="KEY",
+                     help="obs column of terminal states (missing = not terminal): also compute fate probabilities")
+    run.add_argument("--root", default=None, metavar="CELL",
+                     help="a cell of the starting population (obs name or position): orients the fate chain in "
+                          "time; without --terminal, the terminal states are detected from it")
+    run.add_argument("--groupby", default=None, metavar="KEY",
+                     help="obs column naming the detected terminal states by their majority category")
+    run.add_argument("--report", default=None, metavar="DIR", help="also write a report folder (genegrad report)")
+
+    report = sub.add_parser("report", help="write an HTML page, figures and CSV tables of what genegrad computed")
+    report.add_argument("input", help="an .h5ad written by genegrad run (or by the Python API)")
+    report.add_argument("-o", "--outdir", required=True, help="output folder")
+    report.add_argument("--basis", default=None, help="obsm embedding of the figures (default: the manifold's)")
+    report.add_argument("--n-genes", type=int, default=10, help="genes listed per pattern and per fate")
     args = parser.parse_args(argv)
 
     if args.verbose:
@@ -64,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     import genegrad as gg
 
     adata = ad.read_h5ad(args.input)
+    if args.command == "report":
+        index = gg.io.write_report(adata, args.outdir, basis=args.basis, n_genes=args.n_genes)
+        print(f"wrote {index}")
+        return 0
+    if args.groupby and not (args.root and not args.terminal):
+        parser.error("--groupby names detected terminal states: give it with --root and without --terminal")
     rep = "X_lsi" if args.atac else "X_pca"
     if rep not in adata.obsm:
         (gg.pp.preprocess_atac if args.atac else gg.pp.preprocess)(adata)
@@ -75,8 +95,15 @@ def main(argv: list[str] | None = None) -> int:
                     store=args.store, path=path)
     if args.patterns:
         gg.tl.patterns(adata, genes, backend=args.backend, scheduler=args.scheduler)
+    if args.terminal or args.root:
+        root = args.root
+        if root is not None and root not in adata.obs_names and root.lstrip("-").isdigit():
+            root = int(root)  # a position, unless a cell is named so
+        gg.tl.fate_bias(adata, args.terminal, root=root, groupby=args.groupby)
     adata.write_h5ad(args.output)
     print(f"wrote {args.output}")
+    if args.report:
+        print(f"wrote {gg.io.write_report(adata, args.report)}")
     return 0
 
 

@@ -1,0 +1,202 @@
+"""A report folder of what genegrad computed: an HTML page with its tables and figures, and the tables as CSV."""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .. import _keys
+from .._validation import check_range, require_key
+
+if TYPE_CHECKING:
+    import anndata as ad
+    from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
+
+_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}"
+        "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}"
+        "img{max-width:100%;border:1px solid #eee}code{background:#f3f3f3;padding:0 3px}.note{color:#666}")
+
+
+def write_report(
+    adata: ad.AnnData,
+    outdir: str | Path,
+    *,
+    basis: str | None = None,
+    n_genes: int = 10,
+    key: str = _keys.UNS,
+) -> Path:
+    """Write what genegrad computed on ``adata`` to a folder: ``index.html``, its figures and CSV tables.
+
+    Each part is written when the tool behind it ran: the manifold (:func:`genegrad.pp.manifold`) always; gene
+    patterns after :func:`genegrad.tl.patterns`; fate probabilities and driver genes after
+    :func:`genegrad.tl.fate_bias`. A part that is missing is named on the page with the call that adds it.
+    ``adata`` is only read.
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`genegrad.pp.manifold` (and possibly the tools) ran.
+    outdir
+        Folder to write to; created if missing, files of the same names replaced.
+    basis
+        ``obsm`` embedding of the figures; by default the representation the manifold was built on.
+    n_genes
+        Genes listed per pattern and per fate.
+    key
+        Prefix of the keys genegrad wrote.
+
+    Returns
+    -------
+    The path of ``index.html``. Next to it, as available: ``patterns.csv`` (every described gene's descriptors,
+    pattern, structure test and module: :func:`genegrad.get.descriptors`), ``patterns.png``
+    (:func:`genegrad.pl.patterns`), ``fate_probs.csv`` (``obsm['genegrad_fate_probs']`` with the terminal
+    states), ``fates.png`` (:func:`genegrad.pl.fate_probs`), ``drivers.csv`` (:func:`genegrad.tl.drivers` of
+    every fate) and ``drivers_<fate>.png`` (:func:`genegrad.pl.drivers`, when a pseudotime is stored).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import genegrad as gg
+    >>> adata = gg.datasets.synthetic("cycle", n_cells=300, n_genes=40, rng=0)
+    >>> gg.pp.preprocess(adata, n_comps=10)
+    >>> gg.pp.manifold(adata, n_neighbors=15)
+    >>> gg.io.write_report(adata, tempfile.mkdtemp()).name
+    'index.html'
+    """
+    check_range("n_genes", n_genes, 1, None, integer=True)
+    require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` (or `genegrad run` on the command line) first")
+    info = adata.uns[key]
+    if basis is None:
+        from ..get._gradients import default_basis
+
+        basis = default_basis(adata, key)
+    require_key(adata, "obsm", basis, fix="pass `basis`, an obsm embedding such as 'X_umap'")
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    logger.info("writing a report of `adata.uns['%s']` to %s", key, out)
+    body = [f"<h1>genegrad report</h1><p>{adata.n_obs:,} cells &times; {adata.n_vars:,} features.</p>",
+            _manifold_section(info)]
+    body.append(_patterns_section(adata, out, basis=basis, n_genes=n_genes, key=key)
+                if "patterns" in info else _missing("Gene patterns", "genegrad.tl.patterns(adata)", "--patterns"))
+    body.append(_fate_section(adata, out, basis=basis, n_genes=n_genes, key=key)
+                if "fate_bias" in info else _missing("Fate bias", "genegrad.tl.fate_bias(adata, ...)",
+                                                     "--terminal KEY or --root CELL"))
+    from .. import __version__
+
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>genegrad report</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(body)}"
+            f"<p class='note'>Written by genegrad {html.escape(__version__)}.</p></body></html>\n")
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    logger.info("wrote %s", index)
+    return index
+
+
+def _missing(title: str, call: str, flag: str) -> str:
+    return (f"<h2>{title}</h2><p class='note'>Not computed: run <code>{html.escape(call)}</code> (on the command "
+            f"line, <code>genegrad run</code> with <code>{html.escape(flag)}</code>).</p>")
+
+
+def _table(df: pd.DataFrame, **kwargs) -> str:
+    return df.to_html(border=0, escape=True, float_format=lambda x: f"{x:.3g}", **kwargs)
+
+
+def _figure(fig: Figure, path: Path, alt: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f"<p><img src='{html.escape(path.name)}' alt='{html.escape(alt)}'></p>"
+
+
+def _manifold_section(info) -> str:
+    params = info.get("params", {})
+    rows = {
+        "representation": params.get("use_rep"),
+        "neighbours (k)": params.get("n_neighbors"),
+        "intrinsic dimension (d)": info.get("n_dims"),
+        "diffusion scales (t)": ", ".join(str(int(t)) for t in np.asarray(info.get("scales", []))),
+        "local-quadratic fits": params.get("quadratic"),
+    }
+    grads = info.get("gradients")
+    if grads is not None:
+        rows["genes with gradients"] = f"{len(grads['genes']):,} (stored in {grads['store']})"
+    table = pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
+    return f"<h2>Manifold</h2>{_table(table, header=False)}"
+
+
+def _patterns_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key: str) -> str:
+    from .. import get, pl
+
+    desc = get.descriptors(adata, key=key)
+    desc.to_csv(out / "patterns.csv")
+    structured = desc["structured"].astype(bool)
+    parts = [f"<h2>Gene patterns</h2><p>{int(structured.sum()):,} of {len(desc):,} described genes are "
+             f"structured (q &lt; {adata.uns[key]['patterns']['params']['fdr']:g}); every gene's descriptors, "
+             "pattern, structure test and module: <a href='patterns.csv'>patterns.csv</a>.</p>"]
+    rows = []
+    for name, group in desc.groupby("pattern", observed=True):
+        typical = group.sort_values(["typicality", "score"], ascending=False).index[:n_genes]
+        medians = {c: group[c].median() for c in ("peaks", "troughs", "coherence", "localisation") if c in group}
+        rows.append({"pattern": name, "genes": len(group), **medians, "typical genes": ", ".join(typical)})
+    parts.append(_table(pd.DataFrame(rows), index=False))
+    modules = desc["module"].dropna().astype(str)
+    if len(modules):
+        sizes = modules.value_counts()
+        parts.append(f"<p>{len(sizes)} modules of co-directional genes (largest: {int(sizes.iloc[0])} genes).</p>")
+    if (desc["pattern"].astype(str) != "noise").any():
+        parts.append(_figure(pl.patterns(adata, basis=basis, key=key), out / "patterns.png", "pattern gallery"))
+    return "".join(parts)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "fate"
+
+
+def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key: str) -> str:
+    from .. import pl, tl
+
+    info = adata.uns[key]["fate_bias"]
+    fates = [str(f) for f in info["fates"]]
+    probs = adata.obsm[f"{key}_fate_probs"]
+    terminal = pd.Series(np.asarray(info["terminal"]).astype(str), index=adata.obs_names).replace("", np.nan)
+    table = probs.copy()
+    table.insert(0, "terminal_state", terminal)
+    table.to_csv(out / "fate_probs.csv", index_label="cell")
+    progenitor = terminal.isna().to_numpy()
+    summary = pd.DataFrame({
+        "terminal cells": [int((terminal == f).sum()) for f in fates],
+        "mean probability (other cells)": [float(np.nanmean(probs[f].to_numpy()[progenitor]))
+                                           if progenitor.any() else np.nan for f in fates],
+    }, index=pd.Index(fates, name="fate"))
+    how = "detected from the root" if bool(info["detected"]) else "given"
+    root = int(info["root"])
+    step = "ran" if bool(info["fine_step"]) else "was skipped (or off)"
+    parts = [f"<h2>Fate bias</h2><p>Terminal states {how}; root: "
+             f"{html.escape(str(adata.obs_names[root])) if root >= 0 else 'none (the chain is not oriented in time)'}; "
+             f"tilt beta = {float(info['beta']):g}; the fine-scale step {step}. Per cell: "
+             "<a href='fate_probs.csv'>fate_probs.csv</a>.</p>", _table(summary)]
+    parts.append(_figure(pl.fate_probs(adata, basis=basis, key=key), out / "fates.png", "fate probabilities"))
+    tables, names = [], set()
+    for fate in fates:
+        d = tl.drivers(adata, fate, n_genes=n_genes, key=key).reset_index()
+        tables.append(d.assign(fate=fate))
+        parts.append(f"<h3>Drivers of {html.escape(fate)}</h3>{_table(d, index=False)}")
+        if f"{key}_pseudotime" in adata.obs:
+            name = f"drivers_{_slug(fate)}"
+            name = name if name not in names else f"{name}_{len(names)}"  # two fates of the same slug
+            names.add(name)
+            parts.append(_figure(pl.drivers(adata, fate, n_genes=n_genes, key=key), out / f"{name}.png",
+                                 f"drivers of {fate}"))
+    pd.concat(tables, ignore_index=True).to_csv(out / "drivers.csv", index=False)
+    parts.append("<p>Driver genes of every fate: <a href='drivers.csv'>drivers.csv</a>.</p>")
+    return "".join(parts)

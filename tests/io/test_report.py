@@ -1,0 +1,121 @@
+"""The report folder: what it writes equals what the tools and accessors return; the AnnData is only read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import genegrad as gg
+
+
+@pytest.fixture(scope="module")
+def _tree():
+    adata = gg.datasets.synthetic("tree", n_cells=600, n_genes=120, depth=2000, rng=0)
+    gg.pp.preprocess(adata, n_comps=15)
+    gg.pp.manifold(adata)
+    gg.tl.gradients(adata, list(adata.var_names[:20]))
+    gg.tl.patterns(adata, n_null=60)
+    # fate names that are not safe in HTML nor in a file name
+    names = {"A": "A<1>", "B": "B/2", "C": "C"}
+    adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata).map(names)
+    gg.tl.fate_bias(adata, "terminal", root=int(adata.obs["pseudotime"].argmin()))
+    return adata
+
+
+@pytest.fixture
+def tree(_tree):
+    return _tree.copy()
+
+
+def _snapshot(adata):
+    return (list(adata.obs.columns), list(adata.var.columns), sorted(adata.uns), sorted(adata.uns["genegrad"]),
+            sorted(adata.obsm), sorted(adata.varm), sorted(adata.obsp), adata.X.toarray())
+
+
+def test_report_writes_the_tools_results(tree, tmp_path):
+    before = _snapshot(tree)
+    index = gg.io.write_report(tree, tmp_path / "rep", n_genes=5)
+    out = tmp_path / "rep"
+    assert index == out / "index.html"
+    after = _snapshot(tree)
+    assert before[:-1] == after[:-1]
+    np.testing.assert_array_equal(before[-1], after[-1])
+
+    desc = pd.read_csv(out / "patterns.csv", index_col=0)
+    ref = gg.get.descriptors(tree)
+    assert list(desc.index) == list(ref.index)
+    assert list(desc["pattern"].astype(str)) == list(ref["pattern"].astype(str))
+    np.testing.assert_allclose(desc["coherence"], ref["coherence"], rtol=1e-6)
+
+    probs = pd.read_csv(out / "fate_probs.csv", index_col=0)
+    fates = ["A<1>", "B/2", "C"]
+    assert list(probs.columns) == ["terminal_state", *fates]
+    np.testing.assert_allclose(probs[fates].to_numpy(), tree.obsm["genegrad_fate_probs"][fates].to_numpy(),
+                               rtol=1e-6)
+    assert (probs["terminal_state"].fillna("") == tree.obs["terminal"].astype(object).fillna("")).all()
+
+    drivers = pd.read_csv(out / "drivers.csv")
+    assert drivers.groupby("fate").size().to_dict() == dict.fromkeys(fates, 5)
+    ref = gg.tl.drivers(tree, "B/2", n_genes=5)
+    got = drivers[drivers["fate"] == "B/2"]
+    assert list(got["gene"]) == list(ref.index)
+    np.testing.assert_allclose(got["score"], ref["score"], rtol=1e-6)
+
+    page = index.read_text()
+    assert "A&lt;1&gt;" in page
+    assert "A<1>" not in page
+    for name in ("patterns.png", "fates.png", "drivers_A_1.png", "drivers_B_2.png", "drivers_C.png"):
+        assert (out / name).stat().st_size > 5_000
+        assert f"src='{name}'" in page
+    for pattern in ref_patterns(tree):
+        assert f"<td>{pattern}</td>" in page
+
+
+def ref_patterns(adata):
+    return sorted(set(adata.var["genegrad_pattern"].dropna().astype(str)))
+
+
+def test_report_of_a_manifold_names_what_is_missing(tmp_path):
+    adata = gg.datasets.synthetic("cycle", n_cells=300, n_genes=40, rng=0)
+    gg.pp.preprocess(adata, n_comps=10)
+    gg.pp.manifold(adata, n_neighbors=15)
+    page = gg.io.write_report(adata, tmp_path).read_text()
+    assert "genegrad.tl.patterns(adata)" in page
+    assert "genegrad.tl.fate_bias(adata, ...)" in page
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html"]
+    assert f"<td>{adata.uns['genegrad']['n_dims']}</td>" in page  # the intrinsic dimension
+
+
+def test_report_bad_input(tree, tmp_path):
+    with pytest.raises(KeyError, match=r"run `genegrad.pp.manifold`"):
+        gg.io.write_report(gg.datasets.synthetic("cycle", n_cells=50, n_genes=10, rng=0), tmp_path)
+    with pytest.raises(KeyError, match="X_umap"):
+        gg.io.write_report(tree, tmp_path, basis="X_umap")
+    with pytest.raises(ValueError, match="n_genes"):
+        gg.io.write_report(tree, tmp_path, n_genes=0)
+    assert not any(tmp_path.iterdir())  # nothing written before the checks
+
+
+def test_cli_runs_fates_and_reports(tmp_path):
+    from genegrad.cli import main
+
+    adata = gg.datasets.synthetic("tree", n_cells=500, n_genes=80, depth=2000, rng=1)
+    adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
+    root = adata.obs_names[int(adata.obs["pseudotime"].argmin())]
+    src = tmp_path / "in.h5ad"
+    adata.write_h5ad(src)
+    out = tmp_path / "out.h5ad"
+    assert main(["run", str(src), "-o", str(out), "--terminal", "terminal", "--root", root,
+                 "--report", str(tmp_path / "rep")]) == 0
+    import anndata as ad
+
+    back = ad.read_h5ad(out)
+    assert list(back.obsm["genegrad_fate_probs"].columns) == ["A", "B", "C"]
+    assert back.uns["genegrad"]["fate_bias"]["root"] == adata.obs_names.get_loc(root)
+    assert (tmp_path / "rep" / "fates.png").exists()
+    assert not (tmp_path / "rep" / "patterns.csv").exists()
+    assert main(["report", str(out), "-o", str(tmp_path / "rep2"), "--n-genes", "3"]) == 0
+    assert len(pd.read_csv(tmp_path / "rep2" / "drivers.csv")) == 9
+    with pytest.raises(SystemExit):
+        main(["run", str(src), "-o", str(out), "--terminal", "terminal", "--groupby", "fate"])
