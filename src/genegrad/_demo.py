@@ -74,6 +74,7 @@ def run_demo(
     fig.savefig(out / "gradients.png", dpi=110)
     plt.close(fig)
     extra = _patterns_and_fates(adata, out)
+    gg.io.write_report(adata, out / "report")
     adata.write_h5ad(out / "demo.h5ad")
     logger.info("demo finished in %.1f s", elapsed)
     return table, elapsed, extra

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nadjusted Rand index of the patterns: {extra['ari']:.2f}")
         print(f"fate bias, AUROC of p(A) for the true fate on branch cells: {extra['fate_auroc']:.2f}")
         print(f"\n{args.n_cells} cells, 1000 genes, 5 scales: manifold + gradients in {elapsed:.1f} s; wrote "
-              f"{args.outdir}/summary.csv, gradients.png, patterns.csv, patterns.png, fates.png, demo.h5ad")
+              f"{args.outdir}/summary.csv, gradients.png, patterns.csv, patterns.png, fates.png, demo.h5ad and "
+              f"report/index.html")
         return 0
 
     import anndata as ad

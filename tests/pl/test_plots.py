@@ -88,6 +88,22 @@ def test_driver_heatmap_rows_are_the_drivers(fated):
     plt.close(fig)
 
 
+def test_driver_heatmap_leaves_bins_without_the_fate_blank(fated):
+    a = fated.copy()
+    t = a.obs["pseudotime"].to_numpy()
+    late = t > np.quantile(t, 0.8)
+    probs = a.obsm["genegrad_fate_probs"].copy()
+    probs.loc[late, "A"] = 0.0  # the last fifth of the cells carry none of A's probability
+    a.obsm["genegrad_fate_probs"] = probs
+    fig = gg.pl.drivers(a, "A", pseudotime="pseudotime", n_genes=5, n_bins=10)
+    M = fig.axes[0].images[0].get_array()
+    assert M.mask[:, 8:].all()  # blank, not drawn as each gene's minimum
+    assert not M.mask[:, :8].any()
+    np.testing.assert_allclose(M.min(axis=1), 0.0)  # each row scaled to [0, 1] over the bins it shows
+    np.testing.assert_allclose(M.max(axis=1), 1.0)
+    plt.close(fig)
+
+
 def test_driver_heatmap_defaults_to_the_root_pseudotime(fated):
     with pytest.raises(KeyError, match=r"fate_bias\(\.\.\., root=\.\.\.\)"):
         gg.pl.drivers(fated, "A")  # fate_bias ran without a root: no pseudotime of its own

@@ -112,6 +112,8 @@ def test_demo_cli(tmp_path):
     assert (tmp_path / "patterns.png").stat().st_size > 10_000
     assert (tmp_path / "fates.png").stat().st_size > 10_000
     assert (tmp_path / "patterns.csv").exists()
+    assert (tmp_path / "report" / "drivers.csv").exists()
+    assert "Drivers of A" in (tmp_path / "report" / "index.html").read_text()
 
 
 def test_backed_adata(plane_adata, tmp_path):

@@ -105,7 +105,8 @@ def drivers(
     """Heatmap of ``fate``'s driver genes (:func:`genegrad.tl.drivers`) along pseudotime, cells binned.
 
     Each gene's expression is averaged in ``n_bins`` equal-count bins of ``obs[pseudotime]``, cells weighted by
-    their probability of ``fate``, and scaled to [0, 1] per gene.
+    their probability of ``fate``, and scaled to [0, 1] per gene. Bins holding less than one cell's worth of that
+    probability (e.g. the late cells of other fates) are left blank.
 
     Parameters
     ----------
@@ -144,11 +145,17 @@ def drivers(
     order = np.flatnonzero(np.isfinite(t))
     order = order[np.argsort(t[order], kind="stable")]
     bins = np.array_split(order, min(n_bins, len(order)))
-    M = np.array([(X[b] * w[b, None]).sum(axis=0) / max(w[b].sum(), 1e-12) for b in bins]).T
-    lo, hi = M.min(axis=1, keepdims=True), M.max(axis=1, keepdims=True)
-    M = (M - lo) / np.where(hi > lo, hi - lo, 1.0)
+    # a bin with less than one cell's worth of the fate's probability (the late cells of other fates) has no
+    # average to show: blank, not the gene's minimum
+    mass = np.array([w[b].sum() for b in bins])
+    M = np.array([(X[b] * w[b, None]).sum(axis=0) / max(m, 1e-12) for b, m in zip(bins, mass, strict=True)]).T
+    M[:, mass < 1.0] = np.nan
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.nanmin(M, axis=1, keepdims=True), np.nanmax(M, axis=1, keepdims=True)
+        M = (M - lo) / np.where(hi > lo, hi - lo, 1.0)
     fig, ax = plt.subplots(figsize=(6, 0.25 * len(genes) + 1.2))
-    im = ax.imshow(M, aspect="auto", cmap="viridis", interpolation="nearest")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    im = ax.imshow(np.ma.masked_invalid(M), aspect="auto", cmap=cmap, interpolation="nearest")
     ax.set_yticks(range(len(genes)), genes, fontsize=7)
     ax.set_xlabel(f"{pseudotime} (binned, weighted by p({fate}))")
     ax.set_title(f"drivers of {fate}")
