@@ -163,7 +163,9 @@ def _slug(name: str) -> str:
 
 
 def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key: str) -> str:
-    from .. import pl, tl
+    from .. import pl
+    from ..pl._fate import driver_heatmap
+    from ..tl._drivers import driver_scores
 
     info = adata.uns[key]["fate_bias"]
     fates = [str(f) for f in info["fates"]]
@@ -187,16 +189,17 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
              "<a href='fate_probs.csv'>fate_probs.csv</a>.</p>", _table(summary)]
     parts.append(_figure(pl.fate_probs(adata, basis=basis, key=key), out / "fates.png", "fate probabilities"))
     tables, names = [], set()
+    scores = driver_scores(adata, fates, key=key)  # every fate in one pass over the genes' gradients
     for fate in fates:
-        d = tl.drivers(adata, fate, n_genes=n_genes, key=key).reset_index()
+        d = scores[fate].head(n_genes).reset_index()
         tables.append(d.assign(fate=fate))
         parts.append(f"<h3>Drivers of {html.escape(fate)}</h3>{_table(d, index=False)}")
         if f"{key}_pseudotime" in adata.obs:
             name = f"drivers_{_slug(fate)}"
             name = name if name not in names else f"{name}_{len(names)}"  # two fates of the same slug
             names.add(name)
-            parts.append(_figure(pl.drivers(adata, fate, n_genes=n_genes, key=key), out / f"{name}.png",
-                                 f"drivers of {fate}"))
+            fig = driver_heatmap(adata, fate, list(d["gene"]), pseudotime=f"{key}_pseudotime", n_bins=50, key=key)
+            parts.append(_figure(fig, out / f"{name}.png", f"drivers of {fate}"))
     pd.concat(tables, ignore_index=True).to_csv(out / "drivers.csv", index=False)
     parts.append("<p>Driver genes of every fate: <a href='drivers.csv'>drivers.csv</a>.</p>")
     return "".join(parts)

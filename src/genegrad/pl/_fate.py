@@ -129,15 +129,20 @@ def drivers(
     -------
     The ``Figure``.
     """
-    import matplotlib.pyplot as plt
-
     from ..tl import drivers as find_drivers
 
     pseudotime = f"{key}_pseudotime" if pseudotime is None else pseudotime
     require_key(adata, "obs", pseudotime, fix="pass `pseudotime`, an obs column (e.g. scanpy's `dpt_pseudotime`), "
                                              "or run `genegrad.tl.fate_bias(..., root=...)`")
     table = find_drivers(adata, fate, n_genes=n_genes, key=key)
-    genes = list(table.index)
+    return driver_heatmap(adata, fate, list(table.index), pseudotime=pseudotime, n_bins=n_bins, key=key)
+
+
+def driver_heatmap(adata: ad.AnnData, fate: str, genes: list[str], *, pseudotime: str, n_bins: int,
+                   key: str) -> Figure:
+    """The heatmap of :func:`drivers` for given ``genes`` (already found, and ``obs[pseudotime]`` checked)."""
+    import matplotlib.pyplot as plt
+
     X = adata[:, genes].X
     X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
     w = np.nan_to_num(adata.obsm[f"{key}_fate_probs"][fate].to_numpy(dtype=np.float64))

@@ -55,16 +55,29 @@ def drivers(
     -------
     DataFrame indexed by gene: ``score``, ``alignment``, ``corr``, sorted by ``score``.
     """
+    check_range("n_genes", n_genes, 1, None, integer=True)
+    return driver_scores(adata, [fate], genes=genes, cells=cells, key=key)[fate].head(n_genes)
+
+
+def driver_scores(
+    adata: ad.AnnData,
+    fates: Sequence[str],
+    *,
+    genes: Sequence[str] | None = None,
+    cells: Sequence[bool] | None = None,
+    key: str = _keys.UNS,
+) -> dict[str, pd.DataFrame]:
+    """:func:`drivers` of several fates, every candidate gene sorted by score: one pass over the genes' gradients."""
     require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` first")
     info = adata.uns[key].get("fate_bias")
     if info is None:
         msg = "No fate flows found; run `genegrad.tl.fate_bias` first."
         raise KeyError(msg)
-    fates = [str(f) for f in info["fates"]]
-    if fate not in fates:
-        msg = f"Unknown fate {fate!r}; choose among {fates}."
-        raise ValueError(msg)
-    check_range("n_genes", n_genes, 1, None, integer=True)
+    known = [str(f) for f in info["fates"]]
+    for fate in fates:
+        if fate not in known:
+            msg = f"Unknown fate {fate!r}; choose among {known}."
+            raise ValueError(msg)
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
@@ -75,26 +88,34 @@ def drivers(
         raise ValueError(msg)
     model = load_model(adata, key)
     j_scale = model.scales_.index(int(info["scale"]))
-    j = fates.index(fate)
     flows = np.asarray(adata.obsm[f"{key}_fate_flow"], dtype=np.float64)[early]  # tangent (n, fates, d)
-    contrast = flows[:, j] - np.delete(flows, j, axis=1).mean(axis=1)
-    c_norm = np.linalg.norm(contrast, axis=1)
-    prob = np.asarray(adata.obsm[f"{key}_fate_probs"][fate], dtype=np.float64)[early]
-    prob_c = prob - np.nanmean(prob)
+    contrast, c_norm, prob_c = [], [], []
+    for fate in fates:
+        j = known.index(fate)
+        c = flows[:, j] - np.delete(flows, j, axis=1).mean(axis=1)
+        contrast.append(c)
+        c_norm.append(np.linalg.norm(c, axis=1))
+        prob = np.asarray(adata.obsm[f"{key}_fate_probs"][fate], dtype=np.float64)[early]
+        prob_c.append(prob - np.nanmean(prob))
     layer = info["layer"]
     F = read_signal(adata, None if layer == "X" else layer, adata.var_names.get_indexer(genes))
-    align = np.empty(len(genes))
-    corr = np.empty(len(genes))
+    align = np.empty((len(fates), len(genes)))
+    corr = np.empty((len(fates), len(genes)))
     for part in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=False, with_signals=True):
         g = part.gradients[early, :, :, j_scale].astype(np.float64)  # (n, g, d)
-        num = np.einsum("ngd,nd->g", g, contrast)
-        den = (np.linalg.norm(g, axis=2) * c_norm[:, None]).sum(axis=0)
-        align[part.start:part.stop] = np.where(den > 0, num / np.maximum(den, 1e-300), 0.0)
+        g_norm = np.linalg.norm(g, axis=2)
         s = part.signals[early, :, j_scale].astype(np.float64)
         s_c = s - s.mean(axis=0)
-        sd = np.sqrt((s_c**2).sum(axis=0) * np.nansum(prob_c**2))
-        cov = np.nansum(s_c * prob_c[:, None], axis=0)
-        corr[part.start:part.stop] = np.where(sd > 0, cov / np.maximum(sd, 1e-300), 0.0)
-    df = pd.DataFrame({"score": align * np.clip(corr, 0, None), "alignment": align, "corr": corr},
-                      index=pd.Index(genes, name="gene"))
-    return df.sort_values("score", ascending=False).head(n_genes)
+        for i in range(len(fates)):
+            num = np.einsum("ngd,nd->g", g, contrast[i])
+            den = (g_norm * c_norm[i][:, None]).sum(axis=0)
+            align[i, part.start:part.stop] = np.where(den > 0, num / np.maximum(den, 1e-300), 0.0)
+            sd = np.sqrt((s_c**2).sum(axis=0) * np.nansum(prob_c[i] ** 2))
+            cov = np.nansum(s_c * prob_c[i][:, None], axis=0)
+            corr[i, part.start:part.stop] = np.where(sd > 0, cov / np.maximum(sd, 1e-300), 0.0)
+    out = {}
+    for i, fate in enumerate(fates):
+        df = pd.DataFrame({"score": align[i] * np.clip(corr[i], 0, None), "alignment": align[i], "corr": corr[i]},
+                          index=pd.Index(genes, name="gene"))
+        out[fate] = df.sort_values("score", ascending=False)
+    return out
