@@ -2,10 +2,10 @@
 
 genegrad = manifold + patterns of all 2,000 genes (their gradients at 5 scales, streamed, plus the permutation
 null) + fate probabilities; timed apart (not in its wall time), the fate probabilities again with the terminal
-states detected from the root. CellRank 2 = scanpy neighbours + diffusion pseudotime + PseudotimeKernel + GPCCA
-fate probabilities (direct solver). Palantir = diffusion maps + multiscale space + run_palantir (500
-waypoints). Each method runs in its own process (peak RSS = VmHWM of that process); same terminal cells and
-root for all. Needs the peers: ``pip install -e ".[bench]"``.
+states detected from the root, and the report of that (``genegrad report``). CellRank 2 = scanpy neighbours +
+diffusion pseudotime + PseudotimeKernel + GPCCA fate probabilities (direct solver). Palantir = diffusion maps +
+multiscale space + run_palantir (500 waypoints). Each method runs in its own process (peak RSS = VmHWM of that
+process); same terminal cells and root for all. Needs the peers: ``pip install -e ".[bench]"``.
 
     python benchmarks/scale.py --sizes 10000,30000,100000
 """
@@ -52,10 +52,15 @@ def worker(method: str, path: str) -> dict:
         # apart, not in the wall time: the fate probabilities again with terminal states detected from the root
         t1 = time.perf_counter()
         detected = gg.tl.fate_bias(adata, root=root, groupby="fate", copy=True)
+        t_detected = time.perf_counter() - t1
+        # apart as well: the report of it all (genegrad report), with the detected states and their pseudotime
+        t2 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as out:
+            gg.io.write_report(detected, out)
         extra = {"d": int(adata.uns["genegrad"]["n_dims"]), "manifold s": t_manifold, "patterns s": t_patterns,
-                 "fate s": t_fate, "fate, detected states s": time.perf_counter() - t1,
+                 "fate s": t_fate, "fate, detected states s": t_detected,
                  "states detected": ",".join(detected.obs["genegrad_terminal_states"].cat.categories),
-                 "wall": wall}
+                 "report s": time.perf_counter() - t2, "wall": wall}
     elif method == "CellRank 2":
         # its default solver: the direct one (used in fate.py for paul15) ran out of memory at 30,000 cells
         run_cellrank(adata, "terminal", root=root, solver="gmres")
@@ -103,7 +108,8 @@ def main():
                                 for c, w in zip(table["cells"], table.get("wall s", np.nan).astype(float),
                                                 strict=True)]
     cols = [c for c in ["cells", "method", "wall s", "peak GB", "data GB", "d", "manifold s", "patterns s", "fate s",
-                        "fate, detected states s", "states detected", "genegrad / this", "error"] if c in table]
+                        "fate, detected states s", "states detected", "report s", "genegrad / this", "error"]
+            if c in table]
     table = table[cols].round(3)
     notes = []
     for method, sub in table.groupby("method"):
@@ -126,7 +132,8 @@ def main():
                      "`tl.patterns`, streamed) besides the fate probabilities; the peers compute fate "
                      "probabilities only. 'data GB' is the process's peak RSS after loading the AnnData. 'fate, "
                      "detected states s': gg.tl.fate_bias(root=..., groupby='fate') on the same fitted manifold, "
-                     "timed apart (not in 'wall s'), with the states it named.",
+                     "timed apart (not in 'wall s'), with the states it named. 'report s': gg.io.write_report "
+                     "of that result (patterns, fates, drivers, five figures), timed apart too.",
                pkgs=("cellrank", "palantir"))
 
 

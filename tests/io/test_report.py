@@ -119,5 +119,10 @@ def test_cli_runs_fates_and_reports(tmp_path):
     assert not (tmp_path / "rep" / "patterns.csv").exists()
     assert main(["report", str(out), "-o", str(tmp_path / "rep2"), "--n-genes", "3"]) == 0
     assert len(pd.read_csv(tmp_path / "rep2" / "drivers.csv")) == 9
+    no_root = tmp_path / "no_root.h5ad"
+    assert main(["run", str(src), "-o", str(no_root), "--terminal", "terminal"]) == 0
+    assert main(["report", str(no_root), "-o", str(tmp_path / "rep3")]) == 0
+    assert "without a <code>root</code>" in (tmp_path / "rep3" / "index.html").read_text()
+    assert not list((tmp_path / "rep3").glob("drivers_*.png"))
     with pytest.raises(SystemExit):
         main(["run", str(src), "-o", str(out), "--terminal", "terminal", "--groupby", "fate"])

@@ -121,3 +121,27 @@ def test_pattern_profile_without_region_counts():
 
     rows = pd.DataFrame({"coherence": [0.1, 0.3, 0.5], "localisation": [0.2, 0.2, 0.4]})
     assert _profile(rows).split("\n") == ["3 genes", "coherence 0.30, localisation 0.20"]
+
+
+def test_stream_grid_matches_the_untruncated_kernel():
+    # the k-d tree grid cuts the Gaussian at 4h. Against every cell weighed at every grid point, an average moves
+    # by at most (weight cut) / (weight kept) x the vectors' range: a cell beyond 4h weighs < exp(-8) ~ 3e-4, and
+    # a grid point that is drawn keeps > exp(-2/9) ~ 0.8 from its nearest cell alone (within one step, h / 1.5)
+    from genegrad.pl._gradients import _grid
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0, 3, 4000)
+    xy = np.column_stack([t * np.cos(t), t * np.sin(t)]) + rng.normal(0, 0.1, (4000, 2))
+    v = np.column_stack([np.cos(t), np.sin(3 * t)]) + rng.normal(0, 0.3, (4000, 2))
+    gx, gy, U, W = _grid(xy, v, 25)
+    X, Y = np.meshgrid(gx, gy)
+    h = np.mean((xy.max(0) - xy.min(0)) / 25) * 1.5
+    d2 = (X.ravel()[:, None] - xy[None, :, 0]) ** 2 + (Y.ravel()[:, None] - xy[None, :, 1]) ** 2
+    k = np.exp(-d2 / (2 * h * h))
+    ref = (k @ v) / k.sum(axis=1, keepdims=True)
+    empty = np.sqrt(d2.min(axis=1)) > h / 1.5
+    np.testing.assert_array_equal(np.isnan(U.ravel()), empty)
+    np.testing.assert_array_equal(np.isnan(W.ravel()), empty)
+    assert 0 < empty.sum() < empty.size  # the spiral leaves empty grid points, and fills others
+    np.testing.assert_allclose(U.ravel()[~empty], ref[~empty, 0], atol=5e-3)
+    np.testing.assert_allclose(W.ravel()[~empty], ref[~empty, 1], atol=5e-3)

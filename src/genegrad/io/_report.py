@@ -200,6 +200,10 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
             names.add(name)
             fig = driver_heatmap(adata, fate, list(d["gene"]), pseudotime=f"{key}_pseudotime", n_bins=50, key=key)
             parts.append(_figure(fig, out / f"{name}.png", f"drivers of {fate}"))
+    if f"{key}_pseudotime" not in adata.obs:
+        parts.append("<p class='note'>No heatmaps of the drivers along pseudotime: <code>fate_bias</code> ran "
+                     "without a <code>root</code>, so no pseudotime was stored "
+                     "(<code>genegrad.pl.drivers(adata, fate, pseudotime=...)</code> takes any obs column).</p>")
     pd.concat(tables, ignore_index=True).to_csv(out / "drivers.csv", index=False)
     parts.append("<p>Driver genes of every fate: <a href='drivers.csv'>drivers.csv</a>.</p>")
     return "".join(parts)
