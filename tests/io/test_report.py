@@ -50,7 +50,8 @@ def test_report_writes_the_tools_results(tree, tmp_path):
 
     probs = pd.read_csv(out / "fate_probs.csv", index_col=0)
     fates = ["A<1>", "B/2", "C"]
-    assert list(probs.columns) == ["terminal_state", *fates]
+    assert list(probs.columns) == ["terminal_state", "pseudotime", *fates]
+    np.testing.assert_allclose(probs["pseudotime"], tree.obs["genegrad_pseudotime"], rtol=1e-6)
     np.testing.assert_allclose(probs[fates].to_numpy(), tree.obsm["genegrad_fate_probs"][fates].to_numpy(),
                                rtol=1e-6)
     assert (probs["terminal_state"].fillna("") == tree.obs["terminal"].astype(object).fillna("")).all()

@@ -1,7 +1,8 @@
 """Accessors: read what the tools wrote, in the shape a user needs."""
 
 from ._descriptors import descriptors
+from ._fates import fates
 from ._gradients import gradients
 from ._similarity import gradient_similarity
 
-__all__ = ["descriptors", "gradient_similarity", "gradients"]
+__all__ = ["descriptors", "fates", "gradient_similarity", "gradients"]

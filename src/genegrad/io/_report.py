@@ -163,17 +163,15 @@ def _slug(name: str) -> str:
 
 
 def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key: str) -> str:
-    from .. import pl
+    from .. import get, pl
     from ..pl._fate import driver_heatmap
     from ..tl._drivers import driver_scores
 
     info = adata.uns[key]["fate_bias"]
     fates = [str(f) for f in info["fates"]]
-    probs = adata.obsm[f"{key}_fate_probs"]
-    terminal = pd.Series(np.asarray(info["terminal"]).astype(str), index=adata.obs_names).replace("", np.nan)
-    table = probs.copy()
-    table.insert(0, "terminal_state", terminal)
+    table = get.fates(adata, key=key)
     table.to_csv(out / "fate_probs.csv", index_label="cell")
+    terminal, probs = table["terminal_state"], table[fates]
     progenitor = terminal.isna().to_numpy()
     summary = pd.DataFrame({
         "terminal cells": [int((terminal == f).sum()) for f in fates],
