@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("report", help="write an HTML page, figures and CSV tables of what genegrad computed")
     report.add_argument("input", help="an .h5ad written by genegrad run (or by the Python API)")
     report.add_argument("-o", "--outdir", required=True, help="output folder")
-    report.add_argument("--basis", default=None, help="obsm embedding of the figures (default: the manifold's)")
+    report.add_argument("--basis", default=None,
+                        help="obsm embedding of the figures (default: X_umap when present, else the manifold's)")
     report.add_argument("--n-genes", type=int, default=10, help="genes listed per pattern and per fate")
     args = parser.parse_args(argv)
 

@@ -90,6 +90,22 @@ def test_report_of_a_manifold_names_what_is_missing(tmp_path):
     assert f"<td>{adata.uns['genegrad']['n_dims']}</td>" in page  # the intrinsic dimension
 
 
+def test_report_draws_on_umap_when_there_is_one(tree, tmp_path, monkeypatch):
+    seen = []
+    real = gg.pl.fate_probs
+
+    def spy(adata, **kwargs):
+        seen.append(kwargs["basis"])
+        return real(adata, **kwargs)
+
+    monkeypatch.setattr(gg.pl, "fate_probs", spy)
+    gg.io.write_report(tree, tmp_path / "pca")
+    tree.obsm["X_umap"] = tree.obsm["X_pca"][:, [1, 0]]
+    gg.io.write_report(tree, tmp_path / "umap")
+    gg.io.write_report(tree, tmp_path / "asked", basis="X_pca")
+    assert seen == ["X_pca", "X_umap", "X_pca"]
+
+
 def test_report_bad_input(tree, tmp_path):
     with pytest.raises(KeyError, match=r"run `genegrad.pp.manifold`"):
         gg.io.write_report(gg.datasets.synthetic("cycle", n_cells=50, n_genes=10, rng=0), tmp_path)

@@ -48,7 +48,8 @@ def write_report(
     outdir
         Folder to write to; created if missing, files of the same names replaced.
     basis
-        ``obsm`` embedding of the figures; by default the representation the manifold was built on.
+        ``obsm`` embedding of the figures; by default ``'X_umap'`` when there is one (scanpy's ``tl.umap``), else
+        the representation the manifold was built on.
     n_genes
         Genes listed per pattern and per fate.
     key
@@ -78,7 +79,7 @@ def write_report(
     if basis is None:
         from ..get._gradients import default_basis
 
-        basis = default_basis(adata, key)
+        basis = "X_umap" if "X_umap" in adata.obsm else default_basis(adata, key)
     require_key(adata, "obsm", basis, fix="pass `basis`, an obsm embedding such as 'X_umap'")
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
