@@ -60,8 +60,9 @@ def write_report(
     The path of ``index.html``. Next to it, as available: ``patterns.csv`` (every described gene's descriptors,
     pattern, structure test and module: :func:`genegrad.get.descriptors`), ``patterns.png``
     (:func:`genegrad.pl.patterns`), ``fate_probs.csv`` (:func:`genegrad.get.fates`: each cell's terminal state,
-    pseudotime and fate probabilities), ``fates.png`` (:func:`genegrad.pl.fate_probs`), ``drivers.csv`` (:func:`genegrad.tl.drivers` of
-    every fate) and ``drivers_<fate>.png`` (:func:`genegrad.pl.drivers`, when a pseudotime is stored).
+    pseudotime and fate probabilities), ``fates.png`` (:func:`genegrad.pl.fate_probs`), ``drivers.csv``
+    (:func:`genegrad.tl.drivers` of every fate) and ``drivers_<fate>.png`` (:func:`genegrad.pl.drivers`, when a
+    pseudotime is stored).
 
     Examples
     --------
