@@ -29,3 +29,17 @@ def test_docs_build_without_warnings(tmp_path):
             assert f"generated/genegrad.{module}.{name}.html" in api
     page = (out / "generated" / "genegrad.tl.patterns.html").read_text()
     assert "genegrad_pattern" in page  # the Returns section, with the keys written
+
+
+def test_first_analysis_runs(tmp_path, monkeypatch):
+    # the index page's code is what a reader copies: it runs as written (in a temporary folder: it writes report/)
+    import re
+
+    text = (DOCS / "index.rst").read_text()
+    block = re.search(r"A first analysis\n-+\n\n\.\. code-block:: python\n\n(.*?)\n\n\S", text, re.S)
+    assert block, "docs/index.rst lost its 'A first analysis' code block"
+    code = "\n".join(line[3:] for line in block.group(1).splitlines())
+    code = code.replace('n_cells=3000', 'n_cells=800')  # the same calls on a smaller tree
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, str(DOCS / "index.rst"), "exec"), {})
+    assert (tmp_path / "report" / "index.html").exists()
