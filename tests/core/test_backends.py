@@ -55,7 +55,11 @@ def test_dask_local_cluster_matches_numpy(model_and_signal):
         reduce = _describer(model, F)
         remote = list(model.iter_gradients(F, chunk_size=16, with_signals=True, backend="dask", client=client,
                                            reduce=reduce))
+        two = list(model.iter_gradients(F, chunk_size=16, backend="dask", client=client, scales=[1, 4]))
     _same(ref, out)
+    cols = [model.scales_.index(1), model.scales_.index(4)]  # a subset of the scales, computed on the workers
+    np.testing.assert_array_equal(np.concatenate([c.gradients for c in two], axis=1),
+                                  np.concatenate([c.gradients[..., cols] for c in ref], axis=1))
     local = [reduce(model, c) for c in ref]
     assert [r.shape for r in remote] == [(16, len(_descriptors.DESCRIPTORS), len(model.scales_))] * 2 + [
         (8, len(_descriptors.DESCRIPTORS), len(model.scales_))]

@@ -117,3 +117,20 @@ def test_quadratic_design_reduces_bias_on_a_curved_function():
         errs[quad] = np.abs(g - true)[inner].max()
     assert errs[True] < 1e-3
     assert errs[True] < errs[False] / 10
+
+
+def test_a_subset_of_scales_is_the_same_computation(plane_model):
+    # the same diffusion steps and products in the same order, the larger scales' skipped: equal to the bit
+    Z, Y, Q, model = plane_model
+    rng = np.random.default_rng(0)
+    F = np.column_stack([np.sin(3 * Z[:, 0]), Z[:, 1] ** 2, rng.normal(size=len(Z))])
+    full = model.gradients_chunk(F, with_signals=True)
+    for subset in ([0], [2], [1, 4], [8]):
+        part = model.gradients_chunk(F, with_signals=True, scales=subset)
+        cols = [model.scales_.index(t) for t in subset]
+        np.testing.assert_array_equal(part.gradients, full.gradients[..., cols])
+        np.testing.assert_array_equal(part.se, full.se[..., cols])  # the noise is always estimated at t = 0
+        np.testing.assert_array_equal(part.signals, full.signals[..., cols])
+    for bad in ([3], [4, 1], [], [0, 0]):
+        with pytest.raises(ValueError, match="subset of the model's"):
+            model.gradients_chunk(F, scales=bad)

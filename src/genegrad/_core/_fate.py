@@ -175,8 +175,9 @@ def fate_programs(model, F, labels: NDArray, *, n_fates: int, scale: int, n_gene
     """
     effect = fate_effects(F, labels, n_fates=n_fates)
     cand = np.unique(np.argsort(-effect, axis=1)[:, : 2 * n_genes])
-    reduce = partial(_mean_snr, scale_index=model.scales_.index(scale))
-    snr = np.concatenate(list(model.iter_gradients(F[:, cand], with_se=True, n_jobs=n_jobs, reduce=reduce)))
+    reduce = partial(_mean_snr, scale_index=0)
+    snr = np.concatenate(list(model.iter_gradients(F[:, cand], with_se=True, n_jobs=n_jobs, reduce=reduce,
+                                                   scales=[scale])))
     signif = np.zeros(F.shape[1])
     signif[cand] = np.clip(1.0 - 1.0 / np.maximum(snr, 1e-12), 0.0, 1.0)
     weights = np.clip(effect, 0.0, None) * signif[None, :]
@@ -253,5 +254,5 @@ def fine_agreement(z: NDArray, chain: NDArray, labels: NDArray) -> NDArray[np.fl
 def fate_flows(model, F, programs: NDArray, *, scale: int) -> NDArray[np.float64]:
     """``(N, fates, d)``: tangent gradients of the program scores ``F w_f`` at ``scale``."""
     S = np.asarray(F @ programs.T, dtype=np.float32)  # (N, fates)
-    grads = model.gradients(S, with_se=False).gradients  # (N, fates, d, T)
-    return grads[:, :, :, model.scales_.index(scale)].astype(np.float64)
+    grads = model.gradients(S, with_se=False, scales=[scale]).gradients  # (N, fates, d, 1)
+    return grads[:, :, :, 0].astype(np.float64)

@@ -300,8 +300,13 @@ class GradientModel:
         device: str | None = None,
         client: Any = None,
         reduce: Callable[[GradientModel, GradientChunk], Any] | None = None,
+        scales: Sequence[int] | None = None,
     ) -> Iterator[Any]:
         """Yield gradients of the columns of ``F`` (cells x signals), ``chunk_size`` columns at a time, in order.
+
+        ``scales``: the diffusion times computed (a subset of :attr:`scales_`, in increasing order; all by
+        default). Fewer scales save the products of the larger ones: one scale ``t`` costs ``t`` diffusion steps
+        and one gradient product, instead of ``max(scales_)`` steps and ``len(scales_)`` products.
 
         ``backend``: ``'numpy'`` (scipy.sparse), ``'torch'`` (sparse CSR tensors on ``device``, CUDA when
         available) or ``'dask'`` (chunks as tasks on a ``dask.distributed`` ``client``, the model scattered to
@@ -328,14 +333,16 @@ class GradientModel:
         def block(s: int):
             return F[:, s:min(s + chunk_size, n_sig)]
 
+        scales = self._check_scales(scales)
         if backend == "dask":
             yield from self._iter_dask(block, starts, client=client, with_se=with_se, with_signals=with_signals,
-                                       reduce=reduce)
+                                       reduce=reduce, scales=scales)
             return
         ops = self._ops(backend, device)
 
         def task(s: int) -> Any:
-            chunk = self.gradients_chunk(block(s), start=s, with_se=with_se, with_signals=with_signals, ops=ops)
+            chunk = self.gradients_chunk(block(s), start=s, with_se=with_se, with_signals=with_signals, ops=ops,
+                                         scales=scales)
             return chunk if reduce is None else reduce(self, chunk)
 
         workers = n_threads(n_jobs) if backend == "numpy" else 1
@@ -347,7 +354,8 @@ class GradientModel:
         with ThreadPoolExecutor(workers) as pool:
             yield from _bounded(pool.submit, task, starts, 2 * workers)
 
-    def _iter_dask(self, block, starts, *, client, with_se: bool, with_signals: bool, reduce) -> Iterator[Any]:
+    def _iter_dask(self, block, starts, *, client, with_se: bool, with_signals: bool, reduce,
+                   scales: list[int]) -> Iterator[Any]:
         try:
             from distributed import Client, LocalCluster
         except ImportError as err:
@@ -364,7 +372,7 @@ class GradientModel:
             slots = max(1, 2 * sum(client.nthreads().values()))
 
             def submit(fn, s):
-                return client.submit(fn, model, block(s), s, with_se, with_signals, reduce, pure=False)
+                return client.submit(fn, model, block(s), s, with_se, with_signals, reduce, scales, pure=False)
 
             yield from _bounded(submit, _dask_chunk, starts, slots)
         finally:
@@ -407,14 +415,15 @@ class GradientModel:
         with_se: bool = True,
         with_signals: bool = False,
         ops: Any = None,
+        scales: Sequence[int] | None = None,
     ) -> GradientChunk:
-        """Gradients (and standard errors) of the columns of ``F`` at every scale."""
+        """Gradients (and standard errors) of the columns of ``F`` at every scale (or at ``scales``, a subset)."""
         ops = self._ops("numpy") if ops is None else ops
         X = F.toarray() if sparse.issparse(F) else np.asarray(F)
         X = np.ascontiguousarray(np.asarray(X, dtype=np.float32)[self._order])  # products in the graph's order
         n, g = X.shape
         d = self.n_dims_
-        scales = self.scales_
+        scales = self._check_scales(scales)
         grads = np.empty((n, g, d, len(scales)), dtype=np.float32)
         signals = np.empty((n, g, len(scales)), dtype=np.float32) if with_signals else None
         se = None
@@ -433,9 +442,19 @@ class GradientModel:
             sigma2 = self._noise_variance(ops, X0, ops.get(ops.mm("D0", ops.put(X0))).reshape(n, d, g))
         inv = self._inverse  # back to the cells' own order
         if with_se:
-            se = (np.sqrt(sigma2[inv])[:, :, None] * self.se_factors_[:, None, :]).astype(np.float32)
+            factors = self.se_factors_[:, [self.scales_.index(t) for t in scales]]
+            se = (np.sqrt(sigma2[inv])[:, :, None] * factors[:, None, :]).astype(np.float32)
         return GradientChunk(start=start, stop=start + g, gradients=grads[inv], se=se,
                              signals=None if signals is None else signals[inv])
+
+    def _check_scales(self, scales: Sequence[int] | None) -> list[int]:
+        if scales is None:
+            return list(self.scales_)
+        scales = [int(t) for t in scales]
+        if not scales or scales != sorted(set(scales)) or not set(scales) <= set(self.scales_):
+            msg = f"Expected `scales` in increasing order, a subset of the model's {self.scales_}, got {scales}."
+            raise ValueError(msg)
+        return scales
 
     def _noise_variance(self, ops, X: NDArray[np.float32], grad0: NDArray[np.float32]) -> NDArray[np.float32]:
         """Noise variance of every signal around every cell, ``(N, g)``.
@@ -464,13 +483,13 @@ class GradientModel:
 
     def gradients(
         self, F: NDArray | sparse.spmatrix, *, with_se: bool = True, backend: str = "numpy",
-        device: str | None = None,
+        device: str | None = None, scales: Sequence[int] | None = None,
     ) -> GradientChunk:
         """Gradients of all columns of ``F`` at once (small problems; stream with :meth:`iter_gradients`)."""
         if backend == "dask":
             msg = "backend='dask' streams chunks: use `iter_gradients(..., backend='dask')`."
             raise ValueError(msg)
-        return self.gradients_chunk(F, with_se=with_se, ops=self._ops(backend, device))
+        return self.gradients_chunk(F, with_se=with_se, ops=self._ops(backend, device), scales=scales)
 
     def smooth(self, X: NDArray, t: int) -> NDArray[np.float32]:
         """``P^t X`` for dense ``X`` (cells x signals), in the graph's memory order (see :meth:`_set_order`)."""
@@ -511,7 +530,8 @@ def _bounded(submit, fn, starts, slots: int) -> Iterator[Any]:
         yield pending.popleft().result()
 
 
-def _dask_chunk(model: GradientModel, F, start: int, with_se: bool, with_signals: bool, reduce=None) -> Any:
+def _dask_chunk(model: GradientModel, F, start: int, with_se: bool, with_signals: bool, reduce=None,
+                scales: list[int] | None = None) -> Any:
     """One gene chunk on a dask worker (numpy backend there), reduced there when ``reduce`` is given."""
-    chunk = model.gradients_chunk(F, start=start, with_se=with_se, with_signals=with_signals)
+    chunk = model.gradients_chunk(F, start=start, with_se=with_se, with_signals=with_signals, scales=scales)
     return chunk if reduce is None else reduce(model, chunk)

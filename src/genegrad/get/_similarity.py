@@ -63,7 +63,7 @@ def gradient_similarity(
         scale = int(info["scale"]) if info is not None else model.scales_[-1]
     check_scale(scale, model.scales_)
     F = read_signal(adata, layer, adata.var_names.get_indexer(genes))
-    grads = model.gradients(F, with_se=False).gradients[:, :, :, model.scales_.index(scale)]
+    grads = model.gradients(F, with_se=False, scales=[scale]).gradients[:, :, :, 0]
     S = _similarity(grads)
     flat = np.linalg.norm(grads, axis=2).max(axis=0) == 0
     S[flat, flat] = np.nan  # a constant gene has no direction

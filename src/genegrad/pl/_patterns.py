@@ -88,7 +88,7 @@ def patterns(
     model = load_model(adata, key)
     layer = adata.uns[key]["patterns"]["params"].get("layer", "X")
     F = read_signal(adata, None if layer == "X" else layer, adata.var_names.get_indexer(genes))
-    tangent = model.gradients(F, with_se=False).gradients[:, :, :, model.scales_.index(scale)]
+    tangent = model.gradients(F, with_se=False, scales=[scale]).gradients[:, :, :, 0]
     V = to_basis(adata, tangent, scale=scale, basis=basis, key=key)
     expr = F.toarray() if hasattr(F, "toarray") else np.asarray(F)
     fig, axes = plt.subplots(len(names), n_genes, figsize=(panel_size * n_genes, panel_size * len(names)),

@@ -87,7 +87,7 @@ def driver_scores(
         msg = f"Need at least 3 early cells, got {int(early.sum())}; pass `cells`."
         raise ValueError(msg)
     model = load_model(adata, key)
-    j_scale = model.scales_.index(int(info["scale"]))
+    scale = int(info["scale"])
     flows = np.asarray(adata.obsm[f"{key}_fate_flow"], dtype=np.float64)[early]  # tangent (n, fates, d)
     contrast, c_norm, prob_c = [], [], []
     for fate in fates:
@@ -101,10 +101,10 @@ def driver_scores(
     F = read_signal(adata, None if layer == "X" else layer, adata.var_names.get_indexer(genes))
     align = np.empty((len(fates), len(genes)))
     corr = np.empty((len(fates), len(genes)))
-    for part in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=False, with_signals=True):
-        g = part.gradients[early, :, :, j_scale].astype(np.float64)  # (n, g, d)
+    for part in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=False, with_signals=True, scales=[scale]):
+        g = part.gradients[early, :, :, 0].astype(np.float64)  # (n, g, d)
         g_norm = np.linalg.norm(g, axis=2)
-        s = part.signals[early, :, j_scale].astype(np.float64)
+        s = part.signals[early, :, 0].astype(np.float64)
         s_c = s - s.mean(axis=0)
         for i in range(len(fates)):
             num = np.einsum("ngd,nd->g", g, contrast[i])

@@ -383,8 +383,9 @@ def _modules(model, F, *, genes, score, structured, scale: int, n_genes: int, th
     cand = cand[np.argsort(-score[cand], kind="stable")][:n_genes]
     if cand.size < 2:
         return out
-    reduce = partial(_gradients_at, scale_index=model.scales_.index(scale))
-    parts = model.iter_gradients(F[:, cand], chunk_size=_chunk_size(model), with_se=False, reduce=reduce, **options)
+    reduce = partial(_gradients_at, scale_index=0)
+    parts = model.iter_gradients(F[:, cand], chunk_size=_chunk_size(model), with_se=False, reduce=reduce,
+                                 scales=[scale], **options)
     grads = np.concatenate(list(parts), axis=1)
     lab = _patterns.co_directional_modules(_patterns.gradient_similarity(grads), threshold=threshold)
     keep = lab >= 0
