@@ -124,9 +124,11 @@ def test_pattern_profile_without_region_counts():
 
 
 def test_stream_grid_matches_the_untruncated_kernel():
-    # the k-d tree grid cuts the Gaussian at 4h. Against every cell weighed at every grid point, an average moves
-    # by at most (weight cut) / (weight kept) x the vectors' range: a cell beyond 4h weighs < exp(-8) ~ 3e-4, and
-    # a grid point that is drawn keeps > exp(-2/9) ~ 0.8 from its nearest cell alone (within one step, h / 1.5)
+    # the grid bins the cells on a lattice 8x finer than the grid and cuts the Gaussian at 4h. Against every cell
+    # weighed at its own position at every grid point: the cut moves an average by at most (weight cut) / (weight
+    # kept) x the vectors' range (a cell beyond 4h weighs < exp(-8) ~ 3e-4; a drawn grid point keeps > exp(-2/9)
+    # ~ 0.8 from its nearest cell alone), and the binning moves each cell by <= 0.06h, changing its weight by a
+    # factor exp(+-0.06 d / h): weights of near cells barely change, far cells weigh little, a few thousandths here
     from genegrad.pl._gradients import _grid
 
     rng = np.random.default_rng(0)

@@ -103,29 +103,36 @@ def draw_stream(
     return ax
 
 
-def _grid(xy: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+def _grid(xy: np.ndarray, v: np.ndarray, n: int, *, fine: int = 8) -> tuple[np.ndarray, ...]:
     """Vectors ``v`` of the cells at ``xy`` averaged on an ``n x n`` grid by a Gaussian kernel (``h`` = 1.5 steps).
 
-    The kernel is cut at ``4h`` (weights below ``exp(-8)``, 3e-4), so each cell meets only the grid points near
-    it: a k-d tree finds those pairs, ``O(N)`` instead of every cell against every grid point. Grid points with no
-    cell within one step are NaN (no streamline drawn there).
+    The cells are binned on a lattice ``fine`` times finer than the grid (each moves by at most 0.06 ``h``), the
+    bins' counts and vector sums smoothed by the Gaussian (cut at ``4h``, where it weighs ``exp(-8)``) and read
+    at the grid points: ``O(N)`` plus a small image filter, instead of every cell against every grid point.
+    Grid points with no cell within one step are NaN (no streamline drawn there).
     """
+    from scipy import ndimage
     from scipy.spatial import cKDTree
 
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     gx = np.linspace(lo[0], hi[0], n)
     gy = np.linspace(lo[1], hi[1], n)
-    X, Y = np.meshgrid(gx, gy)
-    pts = np.column_stack([X.ravel(), Y.ravel()])
     h = max(float(np.mean((hi - lo) / n)) * 1.5, 1e-12)
-    cells = cKDTree(xy)
-    pairs = cKDTree(pts).sparse_distance_matrix(cells, 4.0 * h, output_type="ndarray")
-    k = np.exp(-(pairs["v"] ** 2) / (2 * h * h))
-    i, j = pairs["i"], pairs["j"]
-    dens = np.maximum(np.bincount(i, k, minlength=len(pts)), 1e-12)
-    U = np.bincount(i, k * v[j, 0], minlength=len(pts)) / dens
-    W = np.bincount(i, k * v[j, 1], minlength=len(pts)) / dens
-    empty = cells.query(pts)[0] > h / 1.5  # no cell within a grid step: draw nothing there
+    m = (n - 1) * fine + 1  # lattice points per axis, every fine-th one a grid point
+    step = np.where(hi > lo, (hi - lo) / (m - 1), 1.0)
+    ij = np.clip(np.rint((xy - lo) / step).astype(np.int64), 0, m - 1)
+    flat = ij[:, 1] * m + ij[:, 0]  # rows along y, as np.meshgrid lays the grid out
+    sigma = (h / step[1], h / step[0])
+
+    def smoothed(weights: np.ndarray) -> np.ndarray:
+        lattice = np.bincount(flat, weights, minlength=m * m).reshape(m, m)
+        return ndimage.gaussian_filter(lattice, sigma, mode="constant", truncate=4.0)[::fine, ::fine].ravel()
+
+    dens = np.maximum(smoothed(np.ones(len(xy))), 1e-12)
+    U = smoothed(v[:, 0]) / dens
+    W = smoothed(v[:, 1]) / dens
+    X, Y = np.meshgrid(gx, gy)
+    empty = cKDTree(xy).query(np.column_stack([X.ravel(), Y.ravel()]))[0] > h / 1.5  # no cell within a step
     U[empty] = np.nan
     W[empty] = np.nan
     return gx, gy, U.reshape(n, n), W.reshape(n, n)
