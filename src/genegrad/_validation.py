@@ -58,6 +58,16 @@ def require_key(adata: ad.AnnData, slot: str, key: str, *, fix: str) -> None:
         raise KeyError(msg)
 
 
+def fate_bias_info(adata: ad.AnnData, key: str) -> Any:
+    """``adata.uns[key]['fate_bias']``, or a ``KeyError`` that says to run :func:`genegrad.tl.fate_bias` first."""
+    require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` first")
+    info = adata.uns[key].get("fate_bias")
+    if info is None:
+        msg = f"No fate probabilities under `adata.uns['{key}']['fate_bias']`; run `genegrad.tl.fate_bias` first."
+        raise KeyError(msg)
+    return info
+
+
 def check_scales(scales: Sequence[int]) -> tuple[int, ...]:
     """Scales: a non-empty collection of distinct non-negative integers, returned sorted."""
     try:

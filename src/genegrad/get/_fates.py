@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import require_key
+from .._validation import fate_bias_info, require_key
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -56,11 +56,7 @@ def fates(
     if kind not in KINDS:
         msg = f"Expected `kind` in {sorted(KINDS)}, got {kind!r}."
         raise ValueError(msg)
-    require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` first")
-    info = adata.uns[key].get("fate_bias")
-    if info is None:
-        msg = "No fate probabilities found; run `genegrad.tl.fate_bias` first."
-        raise KeyError(msg)
+    info = fate_bias_info(adata, key)
     names = [str(f) for f in info["fates"]]
     require_key(adata, "obsm", f"{key}_{KINDS[kind]}", fix="run `genegrad.tl.fate_bias` again")
     values = pd.DataFrame(np.asarray(adata.obsm[f"{key}_{KINDS[kind]}"], dtype=np.float64), index=adata.obs_names,

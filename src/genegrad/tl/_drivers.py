@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import check_cell_mask, check_range, require_key, resolve_genes
+from .._validation import check_cell_mask, check_range, fate_bias_info, resolve_genes
 from ..pp._manifold import load_model
 from ._signal import read_signal
 
@@ -68,11 +68,7 @@ def driver_scores(
     key: str = _keys.UNS,
 ) -> dict[str, pd.DataFrame]:
     """:func:`drivers` of several fates, every candidate gene sorted by score: one pass over the genes' gradients."""
-    require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` first")
-    info = adata.uns[key].get("fate_bias")
-    if info is None:
-        msg = "No fate flows found; run `genegrad.tl.fate_bias` first."
-        raise KeyError(msg)
+    info = fate_bias_info(adata, key)
     known = [str(f) for f in info["fates"]]
     for fate in fates:
         if fate not in known:

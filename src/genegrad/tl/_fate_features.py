@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import check_cell_mask, check_range, require_key
+from .._validation import check_cell_mask, check_range, fate_bias_info, require_key
 from ..pp._manifold import load_model
 from ._signal import read_signal
 
@@ -55,11 +55,7 @@ def fate_features(
     -------
     ``None`` or a copy, with ``adata.obsm['genegrad_fate_features']``: a DataFrame, five columns per fate.
     """
-    require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` first")
-    info = adata.uns[key].get("fate_bias")
-    if info is None:
-        msg = "No fate programs found; run `genegrad.tl.fate_bias` first."
-        raise KeyError(msg)
+    info = fate_bias_info(adata, key)
     model = load_model(adata, key)
     coarse = model.scales_[-1] if coarse_scale is None else coarse_scale
     check_range("coarse_scale", coarse, 1, None, integer=True)
