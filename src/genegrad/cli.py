@@ -86,6 +86,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.groupby and not (args.root and not args.terminal):
         parser.error("--groupby names detected terminal states: give it with --root and without --terminal")
+    root = args.root  # checked here, before the long steps
+    if root is not None:
+        from .tl._fate import root_index
+
+        if root not in adata.obs_names and root.lstrip("-").isdigit():
+            root = int(root)  # a position, unless a cell is named so
+        try:
+            root_index(adata, root)
+        except (KeyError, ValueError) as err:
+            parser.error(f"--root: {err}")
+    for opt, col in (("--terminal", args.terminal), ("--groupby", args.groupby)):
+        if col is not None and col not in adata.obs:
+            parser.error(f"{opt} {col!r} is not a column of the input's obs (it has: {list(adata.obs.columns)})")
     rep = "X_lsi" if args.atac else "X_pca"
     if rep not in adata.obsm:
         (gg.pp.preprocess_atac if args.atac else gg.pp.preprocess)(adata)
@@ -98,9 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.patterns:
         gg.tl.patterns(adata, genes, backend=args.backend, scheduler=args.scheduler)
     if args.terminal or args.root:
-        root = args.root
-        if root is not None and root not in adata.obs_names and root.lstrip("-").isdigit():
-            root = int(root)  # a position, unless a cell is named so
         gg.tl.fate_bias(adata, args.terminal, root=root, groupby=args.groupby)
     adata.write_h5ad(args.output)
     print(f"wrote {args.output}")

@@ -141,5 +141,8 @@ def test_cli_runs_fates_and_reports(tmp_path):
     assert main(["report", str(no_root), "-o", str(tmp_path / "rep3")]) == 0
     assert "without a <code>root</code>" in (tmp_path / "rep3" / "index.html").read_text()
     assert not list((tmp_path / "rep3").glob("drivers_*.png"))
-    with pytest.raises(SystemExit):
-        main(["run", str(src), "-o", str(out), "--terminal", "terminal", "--groupby", "fate"])
+    for bad in (["--terminal", "terminal", "--groupby", "fate"], ["--terminal", "fates"], ["--root", "nocell"],
+                ["--root", "99999"]):
+        with pytest.raises(SystemExit):  # refused before the manifold is built
+            main(["run", str(src), "-o", str(tmp_path / "bad.h5ad"), *bad])
+        assert not (tmp_path / "bad.h5ad").exists()

@@ -64,6 +64,6 @@ def fates(
     terminal = np.asarray(info["terminal"]).astype(str)
     out = pd.DataFrame({"terminal_state": pd.Categorical(np.where(terminal == "", None, terminal), categories=names)},
                        index=adata.obs_names)
-    if int(info["root"]) >= 0 and f"{key}_pseudotime" in adata.obs:
+    if f"{key}_pseudotime" in adata.obs:  # written with a root, removed by a run without one
         out["pseudotime"] = adata.obs[f"{key}_pseudotime"].to_numpy(dtype=np.float64)
     return pd.concat([out, values], axis=1)

@@ -173,7 +173,7 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
     fates = [str(f) for f in info["fates"]]
     table = get.fates(adata, key=key)
     table.to_csv(out / "fate_probs.csv", index_label="cell")
-    terminal, probs = table["terminal_state"], table[fates]
+    terminal, probs, timed = table["terminal_state"], table[fates], "pseudotime" in table
     progenitor = terminal.isna().to_numpy()
     summary = pd.DataFrame({
         "terminal cells": [int((terminal == f).sum()) for f in fates],
@@ -194,13 +194,13 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
         d = scores[fate].head(n_genes).reset_index()
         tables.append(d.assign(fate=fate))
         parts.append(f"<h3>Drivers of {html.escape(fate)}</h3>{_table(d, index=False)}")
-        if f"{key}_pseudotime" in adata.obs:
+        if timed:
             name = f"drivers_{_slug(fate)}"
             name = name if name not in names else f"{name}_{len(names)}"  # two fates of the same slug
             names.add(name)
             fig = driver_heatmap(adata, fate, list(d["gene"]), pseudotime=f"{key}_pseudotime", n_bins=50, key=key)
             parts.append(_figure(fig, out / f"{name}.png", f"drivers of {fate}"))
-    if f"{key}_pseudotime" not in adata.obs:
+    if not timed:
         parts.append("<p class='note'>No heatmaps of the drivers along pseudotime: <code>fate_bias</code> ran "
                      "without a <code>root</code>, so no pseudotime was stored "
                      "(<code>genegrad.pl.drivers(adata, fate, pseudotime=...)</code> takes any obs column).</p>")

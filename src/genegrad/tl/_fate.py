@@ -179,7 +179,7 @@ def fate_bias(
     - ``adata.obsp['genegrad_transitions']``: the tilted transition matrix (row-stochastic; see
       :func:`genegrad.tl.to_cellrank`);
     - ``adata.obsm['genegrad_fate_flow']``: ``(N, fates, d)`` tangent fate flows;
-    - with ``root``: ``adata.obs['genegrad_pseudotime']``; with detected terminal states:
+    - with ``root``: ``adata.obs['genegrad_pseudotime']`` (removed by a run without one); with detected terminal states:
       ``adata.obs['genegrad_terminal_states']`` (categorical, missing outside them);
     - ``adata.uns['genegrad']['fate_bias']``: fates, terminal cells' labels, programs and parameters.
 
@@ -295,6 +295,8 @@ def fate_bias(
     target.obsm[f"{key}_fate_flow"] = flows.astype(np.float32)
     if pseudotime is not None:
         target.obs[f"{key}_pseudotime"] = np.where(np.isfinite(pseudotime), pseudotime, np.nan)
+    elif f"{key}_pseudotime" in target.obs:  # from an earlier run with a root: not this chain's orientation
+        del target.obs[f"{key}_pseudotime"]
     if detected:
         target.obs[f"{key}_terminal_states"] = pd.Categorical(
             np.array([fates[i] if i >= 0 else None for i in labels], dtype=object), categories=fates)
