@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--root", default=None, metavar="CELL",
                      help="a cell of the starting population (obs name or position): orients the fate chain in "
                           "time; without --terminal, the terminal states are detected from it")
+    run.add_argument("--time-key", default=None, metavar="KEY",
+                     help="obs column of a pseudotime (e.g. dpt_pseudotime) orienting the fate chain instead of the "
+                          "graph pseudotime from --root; needs --terminal or --root")
     run.add_argument("--groupby", default=None, metavar="KEY",
                      help="obs column naming the detected terminal states by their majority category")
     run.add_argument("--report", default=None, metavar="DIR", help="also write a report folder (genegrad report)")
@@ -96,9 +99,18 @@ def main(argv: list[str] | None = None) -> int:
             root_index(adata, root)
         except (KeyError, ValueError) as err:
             parser.error(f"--root: {err}")
-    for opt, col in (("--terminal", args.terminal), ("--groupby", args.groupby)):
+    if args.time_key and not (args.terminal or args.root):
+        parser.error("--time-key orients the fate chain: give it with --terminal or --root")
+    for opt, col in (("--terminal", args.terminal), ("--groupby", args.groupby), ("--time-key", args.time_key)):
         if col is not None and col not in adata.obs:
             parser.error(f"{opt} {col!r} is not a column of the input's obs (it has: {list(adata.obs.columns)})")
+    if args.time_key:
+        from .tl._fate import time_from_obs
+
+        try:
+            time_from_obs(adata, args.time_key)
+        except (TypeError, ValueError) as err:
+            parser.error(f"--time-key: {err}")
     rep = "X_lsi" if args.atac else "X_pca"
     if rep not in adata.obsm:
         (gg.pp.preprocess_atac if args.atac else gg.pp.preprocess)(adata)
@@ -111,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.patterns:
         gg.tl.patterns(adata, genes, backend=args.backend, scheduler=args.scheduler)
     if args.terminal or args.root:
-        gg.tl.fate_bias(adata, args.terminal, root=root, groupby=args.groupby)
+        gg.tl.fate_bias(adata, args.terminal, root=root, time_key=args.time_key, groupby=args.groupby)
     adata.write_h5ad(args.output)
     print(f"wrote {args.output}")
     if args.report:

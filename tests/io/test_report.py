@@ -141,8 +141,18 @@ def test_cli_runs_fates_and_reports(tmp_path):
     assert main(["report", str(no_root), "-o", str(tmp_path / "rep3")]) == 0
     assert "without a <code>root</code>" in (tmp_path / "rep3" / "index.html").read_text()
     assert not list((tmp_path / "rep3").glob("drivers_*.png"))
+    timed = tmp_path / "timed.h5ad"
+    assert main(["run", str(src), "-o", str(timed), "--terminal", "terminal", "--time-key", "pseudotime",
+                 "--report", str(tmp_path / "rep4")]) == 0
+    back = ad.read_h5ad(timed)
+    assert back.uns["genegrad"]["fate_bias"]["time_key"] == "pseudotime"
+    np.testing.assert_allclose(back.obs["genegrad_pseudotime"], adata.obs["pseudotime"] - adata.obs["pseudotime"].min(),
+                               rtol=1e-6)
+    assert "oriented by <code>obs[&#x27;pseudotime&#x27;]</code>" in (tmp_path / "rep4" / "index.html").read_text()
+    assert list((tmp_path / "rep4").glob("drivers_*.png"))  # the given time orders the heatmaps
     for bad in (["--terminal", "terminal", "--groupby", "fate"], ["--terminal", "fates"], ["--root", "nocell"],
-                ["--root", "99999"]):
+                ["--root", "99999"], ["--time-key", "pseudotime"], ["--terminal", "terminal", "--time-key", "nope"],
+                ["--terminal", "terminal", "--time-key", "fate"]):
         with pytest.raises(SystemExit):  # refused before the manifold is built
             main(["run", str(src), "-o", str(tmp_path / "bad.h5ad"), *bad])
         assert not (tmp_path / "bad.h5ad").exists()

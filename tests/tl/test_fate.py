@@ -133,6 +133,38 @@ def test_a_root_orients_the_chain_forward(tree):
     assert a.uns["genegrad"]["fate_bias"]["forward"] == pytest.approx(10.0)
 
 
+def test_time_key_orients_the_chain_as_the_root_does(tree):
+    # the graph pseudotime of a rooted run, given back as an obs column, must give the same chain without the root
+    a = tree.copy()
+    root = int(a.obs["pseudotime"].argmin())
+    gg.tl.fate_bias(a, "terminal", root=root, fine_weight=0.0)
+    b = tree.copy()
+    b.obs["t"] = a.obs["genegrad_pseudotime"].to_numpy() + 5.0  # an offset: only the order and spread matter
+    gg.tl.fate_bias(b, "terminal", time_key="t", fine_weight=0.0)
+    assert abs(a.obsp["genegrad_transitions"] - b.obsp["genegrad_transitions"]).max() == 0
+    np.testing.assert_array_equal(a.obsm["genegrad_fate_probs"], b.obsm["genegrad_fate_probs"])
+    np.testing.assert_allclose(b.obs["genegrad_pseudotime"], a.obs["genegrad_pseudotime"], rtol=1e-12)
+    info = b.uns["genegrad"]["fate_bias"]
+    assert info["time_key"] == "t"
+    assert info["root"] == -1
+    assert info["forward"] == pytest.approx(10.0)
+
+
+def test_time_key_overrides_the_root_in_the_chain_only(tree):
+    # with both, the chain follows obs[time_key]: reversing that time reverses which steps are down-weighted
+    a = tree.copy()
+    root = int(a.obs["pseudotime"].argmin())
+    a.obs["reversed"] = -a.obs["pseudotime"].to_numpy()
+    gg.tl.fate_bias(a, "terminal", root=root, time_key="reversed", beta=0.0, fine_weight=0.0)
+    T = sparse.csr_matrix(a.obsp["genegrad_transitions"].astype(np.float64))
+    tau = a.obs["pseudotime"].to_numpy()
+    rows = np.repeat(np.arange(T.shape[0]), np.diff(T.indptr))
+    step = np.bincount(rows, T.data * (tau[T.indices] - tau[rows]), minlength=T.shape[0])
+    assert np.median(step) < 0  # the chain walks towards the root
+    assert a.obs["genegrad_pseudotime"].min() == pytest.approx(0.0, abs=0.0)
+    assert np.argmax(a.obs["genegrad_pseudotime"].to_numpy()) == root
+
+
 def test_fate_bias_writes_probabilities(fated):
     P = fated.obsm["genegrad_fate_probs"]
     assert isinstance(P, pd.DataFrame)
@@ -220,9 +252,13 @@ def test_evaluate_fate_features(fated):
     ({"terminal_states": "terminal", "fine_weight": -1}, ValueError, "fine_weight"),
     ({"terminal_states": "terminal", "min_fine_agreement": 2.0}, ValueError, "min_fine_agreement"),
     ({"terminal_states": "terminal", "scale": 3}, ValueError, "scale"),
+    ({"terminal_states": "terminal", "time_key": "nope"}, KeyError, "dpt_pseudotime"),
+    ({"terminal_states": "terminal", "time_key": "fate"}, TypeError, "must hold numbers"),
+    ({"terminal_states": "terminal", "time_key": "const"}, ValueError, "constant"),
 ])
 def test_bad_inputs_leave_adata_untouched(tree, kwargs, exc, match):
     a = tree.copy()
+    a.obs["const"] = 1.0
     before = a.copy()
     with pytest.raises(exc, match=match):
         gg.tl.fate_bias(a, **kwargs)

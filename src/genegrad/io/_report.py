@@ -183,8 +183,14 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
     how = "detected from the root" if bool(info["detected"]) else "given"
     root = int(info["root"])
     step = "ran" if bool(info["fine_step"]) else "was skipped (or off)"
+    time_key = str(info.get("time_key", ""))  # absent in results written before time_key existed
+    if time_key:
+        oriented = f"the chain oriented by <code>obs[{html.escape(repr(time_key))}]</code>"
+    else:
+        oriented = ("the chain oriented by the graph pseudotime from it" if root >= 0
+                    else "the chain not oriented in time")
     parts = [f"<h2>Fate bias</h2><p>Terminal states {how}; root: "
-             f"{html.escape(str(adata.obs_names[root])) if root >= 0 else 'none (the chain is not oriented in time)'}; "
+             f"{html.escape(str(adata.obs_names[root])) if root >= 0 else 'none'}; {oriented}; "
              f"tilt beta = {float(info['beta']):g}; the fine-scale step {step}. Per cell: "
              "<a href='fate_probs.csv'>fate_probs.csv</a>.</p>", _table(summary)]
     parts.append(_figure(pl.fate_probs(adata, basis=basis, key=key), out / "fates.png", "fate probabilities"))
@@ -202,7 +208,7 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
             parts.append(_figure(fig, out / f"{name}.png", f"drivers of {fate}"))
     if not timed:
         parts.append("<p class='note'>No heatmaps of the drivers along pseudotime: <code>fate_bias</code> ran "
-                     "without a <code>root</code>, so no pseudotime was stored "
+                     "without a <code>root</code> or <code>time_key</code>, so no pseudotime was stored "
                      "(<code>genegrad.pl.drivers(adata, fate, pseudotime=...)</code> takes any obs column).</p>")
     pd.concat(tables, ignore_index=True).to_csv(out / "drivers.csv", index=False)
     parts.append("<p>Driver genes of every fate: <a href='drivers.csv'>drivers.csv</a>.</p>")

@@ -37,6 +37,7 @@ def fate_bias(
     *,
     groupby: str | None = None,
     root: str | int | None = None,
+    time_key: str | None = None,
     n_terminal: int | None = None,
     min_persistence: float = 0.05,
     genes: Sequence[str] | None = None,
@@ -61,10 +62,10 @@ def fate_bias(
        ``sum_g w_fg grad f_g`` (the operator is linear).
     3. **Tilted chain.** ``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))`` with ``v = sum_f Phi_f`` (towards
        maturation, whichever fate rises fastest locally), and absorption probabilities into the terminal cells
-       (sparse LU, or preconditioned GMRES for large data). With ``root``, the chain is also oriented in time:
-       steps back in the graph pseudotime ``tau`` (scaled by its 99th percentile) are down-weighted,
-       ``K_ij 2 / (1 + exp(forward (tau_i - tau_j)))^2`` (CellRank's soft scheme at its default ``b = 10``;
-       ``forward=0`` turns it off).
+       (sparse LU, or preconditioned GMRES for large data). With ``root`` (or ``time_key``), the chain is also
+       oriented in time: steps back in the graph pseudotime from the root (or in ``obs[time_key]``) ``tau``,
+       scaled by its 99th percentile, are down-weighted, ``K_ij 2 / (1 + exp(forward (tau_i - tau_j)))^2``
+       (CellRank's soft scheme at its default ``b = 10``; ``forward=0`` turns it off).
     4. **Fine-scale evidence.** The chain moves between neighbours, so it cannot tell apart neighbouring
        progenitors whose fates differ only in a few genes. For each fate, among the genes up in its terminal
        cells, the fine-scale residuals ``f - P^t f`` (``t = coarse_scale``) of the progenitors are decomposed;
@@ -94,6 +95,12 @@ def fate_bias(
     and 0.828 oriented; on paul15 0.910, and 0.933 (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate
     check). Its strength is CellRank's default, not tuned on those data (``forward=30`` is in the benchmark too).
     Give ``root`` whenever you know where the process starts.
+
+    The pseudotime that orients the chain matters. The graph pseudotime from the root is a geodesic distance
+    (one shortest path); scanpy's diffusion pseudotime (``sc.tl.dpt``, an average over all paths) is what
+    CellRank's ``PseudotimeKernel`` uses, and ``time_key='dpt_pseudotime'`` orients the chain by it instead. In
+    the fate benchmark (``benchmarks/RESULTS.md``, Fate bias) it raised paul15 and lowered the Treutlein lung
+    data; the synthetic trees did not change. Neither is better everywhere: compare them on your data.
 
     The tilt makes the chain confident. Where two branches overlap in expression before their genes diverge,
     it follows whichever programs rise fastest there, and can be confidently wrong. In an exploratory check on
@@ -127,8 +134,13 @@ def fate_bias(
         states, the ``obs`` key whose majority category names each of them.
     root
         A cell of the starting population, by ``obs`` name or position. Needed to detect the terminal states;
-        whenever given, the chain is oriented along the graph pseudotime from it (``forward``), and the
-        pseudotime is written to ``obs['genegrad_pseudotime']`` (e.g. for :func:`genegrad.pl.drivers`).
+        whenever given, the chain is oriented along the graph pseudotime from it (``forward``; unless
+        ``time_key`` is given), and the pseudotime is written to ``obs['genegrad_pseudotime']`` (e.g. for
+        :func:`genegrad.pl.drivers`).
+    time_key
+        An ``obs`` column holding a pseudotime (e.g. scanpy's ``'dpt_pseudotime'``, or a known time) that orients
+        the chain instead of the graph pseudotime from ``root``; it needs no root. Terminal states are still
+        detected from ``root``. Missing values (unreached cells) leave their cells' steps unweighted.
     n_terminal
         Detected terminal states: keep this many branch tips, the most persistent (default: every tip whose
         persistence reaches ``min_persistence``).
@@ -179,7 +191,9 @@ def fate_bias(
     - ``adata.obsp['genegrad_transitions']``: the tilted transition matrix (row-stochastic; see
       :func:`genegrad.tl.to_cellrank`);
     - ``adata.obsm['genegrad_fate_flow']``: ``(N, fates, d)`` tangent fate flows;
-    - with ``root``: ``adata.obs['genegrad_pseudotime']`` (removed by a run without one); with detected terminal states:
+    - with ``root`` or ``time_key``: ``adata.obs['genegrad_pseudotime']``, the pseudotime orienting the chain
+      (``obs[time_key]`` shifted to start at 0 when given; removed by a run without either); with detected terminal
+      states:
       ``adata.obs['genegrad_terminal_states']`` (categorical, missing outside them);
     - ``adata.uns['genegrad']['fate_bias']``: fates, terminal cells' labels, programs and parameters.
 
@@ -230,18 +244,21 @@ def fate_bias(
     Y = np.asarray(adata.obsm[rep], dtype=np.float64)
     K = adata.obsp[_keys.connectivities(key)]
     pseudotime = None
+    if time_key is not None:
+        pseudotime = time_from_obs(adata, time_key)
     if root is not None:
         K_snn = _terminal.shared_neighbor_graph(model.knn_indices_, K)
         # edge lengths on the coordinates denoised as for the frames: single noisy cells make no spurious tips
-        pseudotime = _terminal.graph_pseudotime(K_snn, model.smooth(Y, model.n_smooth), root_cell)
-        unreached = int((~np.isfinite(pseudotime)).sum())
+        graph_time = _terminal.graph_pseudotime(K_snn, model.smooth(Y, model.n_smooth), root_cell)
+        pseudotime = graph_time if time_key is None else pseudotime
+        unreached = int((~np.isfinite(graph_time)).sum())
         if unreached:
             warn(f"{unreached} cells cannot be reached from the root along the graph (another component, or edges "
                  "to cells sharing few neighbours); their pseudotime is NaN and they take no part in detecting "
                  "terminal states.")
     detected = terminal_states is None
     if detected:
-        labels, fates, tips = detect_terminal_states(adata, K_snn, pseudotime, groupby=groupby, n_terminal=n_terminal,
+        labels, fates, tips = detect_terminal_states(adata, K_snn, graph_time, groupby=groupby, n_terminal=n_terminal,
                                                      min_persistence=min_persistence)
     else:
         labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
@@ -256,7 +273,7 @@ def fate_bias(
     oriented = forward > 0 and pseudotime is not None
     if forward > 0 and pseudotime is None:
         logger.info("no `root`: the chain is not oriented in time; pass `root` (a cell of the starting population) "
-                    "to down-weight steps back in pseudotime")
+                    "or `time_key` (an obs pseudotime) to down-weight steps back in pseudotime")
     K_chain = _fate.forward_affinities(K, pseudotime, strength=forward) if oriented else K
     T = _fate.tilted_transitions(K_chain, Y, v, beta=beta)
     chain = _fate.absorption_probabilities(T, labels, len(fates))
@@ -310,6 +327,7 @@ def fate_bias(
         "coarse_scale": int(coarse), "fine_agreement": agreement, "fine_step": bool(use_fine),
         "min_fine_agreement": np.nan if min_fine_agreement is None else float(min_fine_agreement),
         "root": -1 if root_cell is None else root_cell,
+        "time_key": "" if time_key is None else str(time_key),
         "detected": detected,
         **({"persistence": np.array([t.persistence for t in tips]), "min_persistence": float(min_persistence)}
            if detected else {}),
@@ -319,6 +337,20 @@ def fate_bias(
     logger.info("added `adata.obsm['%s_fate_probs']`, `adata.obsp['%s_transitions']` and the fate flows",
                 key, key)
     return target if copy else None
+
+
+def time_from_obs(adata: ad.AnnData, time_key: str) -> NDArray[np.float64]:
+    """``obs[time_key]`` as a pseudotime starting at 0 (NaN kept), after checking that it is one."""
+    require_key(adata, "obs", time_key, fix="pass an obs column holding a pseudotime (e.g. scanpy's 'dpt_pseudotime')")
+    col = adata.obs[time_key]
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        msg = f"`obs[{time_key!r}]` must hold numbers (a pseudotime), got dtype {col.dtype}."
+        raise TypeError(msg)
+    t = col.to_numpy(dtype=np.float64)
+    if not np.isfinite(t).any() or np.nanmax(t) <= np.nanmin(t):
+        msg = f"`obs[{time_key!r}]` is constant or has no finite value: it cannot orient the chain."
+        raise ValueError(msg)
+    return t - np.nanmin(t)
 
 
 def root_index(adata: ad.AnnData, root: str | int) -> int:
