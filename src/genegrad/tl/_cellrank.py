@@ -12,10 +12,11 @@ if TYPE_CHECKING:
 
 
 def to_cellrank(adata: ad.AnnData, *, key: str = _keys.UNS) -> Any:
-    """The gradient-tilted transitions of :func:`genegrad.tl.fate_bias` as a CellRank ``PrecomputedKernel``.
+    """The transitions of :func:`genegrad.tl.fate_bias` as a CellRank ``PrecomputedKernel``.
 
-    CellRank's estimators (e.g. ``cellrank.estimators.GPCCA``) then run on genegrad's dynamics. Needs the
-    optional ``cellrank`` package (``pip install cellrank``).
+    They are oriented in time when ``fate_bias`` had a root or a ``time_key``, and tilted along the fate flows
+    when it ran with ``beta > 0``. CellRank's estimators (e.g. ``cellrank.estimators.GPCCA``) then run on
+    genegrad's dynamics. Needs the optional ``cellrank`` package (``pip install cellrank``).
 
     Parameters
     ----------

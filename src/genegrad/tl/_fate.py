@@ -1,4 +1,4 @@
-"""Fate bias from gene-gradient geometry: fate programs, fate flows, a gradient-tilted Markov chain."""
+"""Fate bias from gene-gradient geometry: fate programs, fate flows, a time-oriented (optionally tilted) chain."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def fate_bias(
     genes: Sequence[str] | None = None,
     n_program_genes: int = 50,
     scale: int | None = None,
-    beta: float = 3.0,
+    beta: float = 0.0,
     forward: float = 10.0,
     fine_weight: float = 1.0,
     coarse_scale: int | None = None,
@@ -53,15 +53,16 @@ def fate_bias(
     key: str = _keys.UNS,
     copy: bool = False,
 ) -> ad.AnnData | None:
-    """Fate probabilities from a Markov chain on the kNN graph tilted along the fates' gradient flow.
+    """Fate probabilities from a time-oriented Markov chain on the kNN graph and fine-scale gene evidence.
 
     1. **Fate programs.** For each terminal state ``f``, the genes most up in its cells against the other
        terminal cells (standardised mean difference), weighted by how far their gradient at ``scale`` rises
        above its noise (``1 - 1/SNR``): ``w_f``, summing to one.
     2. **Fate flows.** ``Phi_f = grad (F w_f)`` at ``scale``: the gradient of the program score, i.e.
        ``sum_g w_fg grad f_g`` (the operator is linear).
-    3. **Tilted chain.** ``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))`` with ``v = sum_f Phi_f`` (towards
-       maturation, whichever fate rises fastest locally), and absorption probabilities into the terminal cells
+    3. **Chain.** ``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))`` with ``v = sum_f Phi_f`` (towards
+       maturation, whichever fate rises fastest locally; ``beta=0``, the default, is the plain random walk on
+       the graph, untilted), and absorption probabilities into the terminal cells
        (sparse LU, or preconditioned GMRES for large data). With ``root`` (or ``time_key``), the chain is also
        oriented in time: steps back in the graph pseudotime from the root (or in ``obs[time_key]``) ``tau``,
        scaled by its 99th percentile, are down-weighted, ``K_ij 2 / (1 + exp(forward (tau_i - tau_j)))^2``
@@ -90,11 +91,11 @@ def fate_bias(
     negatively) it falls back to the chain: 0.979 against 0.923 for the step run regardless (see the fate
     benchmark; before the time orientation below, the fallback cost a little there).
 
-    The time orientation keeps the tilt from walking back. On the Treutlein lung data the unoriented chain
-    scored 0.877 against 0.985 for the plain diffusion, and 0.979 oriented; on the Granja scATAC-seq data 0.695,
-    and 0.828 oriented; on paul15 0.910, and 0.933 (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate
-    check). Its strength is CellRank's default, not tuned on those data (``forward=30`` is in the benchmark too).
-    Give ``root`` whenever you know where the process starts.
+    The time orientation keeps the chain from walking back. With the tilt (``beta=3``), on the Treutlein lung
+    data the unoriented chain scored 0.877 and the oriented one 0.979; on the Granja scATAC-seq data 0.695 and
+    0.828; on paul15 0.910 and 0.933 (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate check). Its
+    strength is CellRank's default, not tuned on those data (``forward=30`` is in the benchmark too). Give
+    ``root`` whenever you know where the process starts.
 
     The pseudotime that orients the chain matters. The graph pseudotime from the root is a geodesic distance
     (one shortest path); scanpy's diffusion pseudotime (``sc.tl.dpt``, an average over all paths) is what
@@ -102,12 +103,16 @@ def fate_bias(
     the fate benchmark (``benchmarks/RESULTS.md``, Fate bias) it raised paul15 and lowered the Treutlein lung
     data; the synthetic trees did not change. Neither is better everywhere: compare them on your data.
 
-    The tilt makes the chain confident. Where two branches overlap in expression before their genes diverge,
-    it follows whichever programs rise fastest there, and can be confidently wrong. In an exploratory check on
-    the synthetic tree (not a benchmark), the first 0.4 of branch A (its switch genes still near zero) gave a
-    median ``p(A)`` of 0.01-0.02 with ``beta=3``, 0.56 with ``beta=0``. In the fate benchmark
-    (``benchmarks/RESULTS.md``) the tilt helped on paul15 and hurt on the Treutlein lung data. Compare with
-    ``beta=0`` before trusting it.
+    **The tilt is off by default** (``beta=0`` since 2026-12-04; it was 3). With the fine-scale step and the
+    root, the untilted chain scored at least as high on every dataset of the fate benchmarks: 0.696 against
+    0.685 on the synthetic trees (3 seeds), 0.940 against 0.933 on paul15, 0.983 against 0.979 on the Treutlein
+    lung data and 0.918 against 0.828 on the Granja scATAC-seq data; on held-out trees (seeds 5-9) 0.722
+    against 0.711 (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate check). The tilt makes the chain
+    confident: where two branches overlap in expression before their genes diverge, it follows whichever
+    programs rise fastest there, and can be confidently wrong. In an exploratory check on the synthetic tree
+    (not a benchmark), the first 0.4 of branch A (its switch genes still near zero) gave a median ``p(A)`` of
+    0.01-0.02 with ``beta=3``, 0.56 with ``beta=0``. The fate flows are computed either way (they are drawn by
+    :func:`genegrad.pl.fate_probs`); pass ``beta > 0`` to let them steer the chain.
 
     **Detected terminal states** (``terminal_states=None``, needs ``root``). The pseudotime is the geodesic distance
     from the root along the kNN graph, each edge as long as in the representation smoothed by the manifold's
@@ -154,7 +159,8 @@ def fate_bias(
     scale
         Diffusion time of the flows; the smallest non-zero scale by default.
     beta
-        Strength of the tilt (0: the plain diffusion on the graph).
+        Strength of the tilt along the fate flows (0, the default: the plain diffusion on the graph, oriented in
+        time when a root or ``time_key`` is given; 3 until 2026-12-04).
     forward
         With ``root``: how strongly steps back in pseudotime are down-weighted (``b`` of CellRank's soft scheme,
         see step 3). 0 turns it off; any positive value at least halves every step back (the scheme's weight at a
@@ -188,7 +194,7 @@ def fate_bias(
     - ``adata.obsm['genegrad_fate_probs']``: DataFrame, one column per fate, rows summing to one (NaN for cells
       that cannot reach any terminal state);
     - ``adata.obs['genegrad_fate_bias']``: with two fates, ``p(first) - p(second)`` in ``[-1, 1]``;
-    - ``adata.obsp['genegrad_transitions']``: the tilted transition matrix (row-stochastic; see
+    - ``adata.obsp['genegrad_transitions']``: the chain's transition matrix (row-stochastic; see
       :func:`genegrad.tl.to_cellrank`);
     - ``adata.obsm['genegrad_fate_flow']``: ``(N, fates, d)`` tangent fate flows;
     - with ``root`` or ``time_key``: ``adata.obs['genegrad_pseudotime']``, the pseudotime orienting the chain
