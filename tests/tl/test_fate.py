@@ -110,13 +110,13 @@ def test_a_root_orients_the_chain_forward(tree):
     a = tree.copy()
     a.obs["terminal"] = gg.datasets.tree_terminal_states(a)
     root = int(a.obs["pseudotime"].argmin())
-    gg.tl.fate_bias(a, "terminal", root=root, forward=0.0, fine_weight=0.0)
+    gg.tl.fate_bias(a, "terminal", root=root, forward=0.0, fine_weight=0.0, beta=3.0)
     plain = a.obsp["genegrad_transitions"].astype(np.float64)
     b = tree.copy()
     b.obs["terminal"] = a.obs["terminal"]
-    gg.tl.fate_bias(b, "terminal", fine_weight=0.0)
+    gg.tl.fate_bias(b, "terminal", fine_weight=0.0, beta=3.0)
     assert abs(plain - b.obsp["genegrad_transitions"]).max() == 0  # forward=0: the unoriented chain
-    gg.tl.fate_bias(a, "terminal", root=root, fine_weight=0.0)  # forward=10 by default
+    gg.tl.fate_bias(a, "terminal", root=root, fine_weight=0.0, beta=3.0)  # forward=10 by default
     oriented = a.obsp["genegrad_transitions"].astype(np.float64)
     tau = a.obs["genegrad_pseudotime"].to_numpy()
     ok = np.isfinite(tau)
@@ -131,6 +131,18 @@ def test_a_root_orients_the_chain_forward(tree):
     assert (gain >= -1e-9).all()  # no cell steps back more than before
     assert np.median(gain) > 0
     assert a.uns["genegrad"]["fate_bias"]["forward"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("kwargs", [{"root": 0}, {}])
+def test_the_chain_is_untilted_by_default(tree, kwargs):
+    a = tree.copy()
+    gg.tl.fate_bias(a, "terminal", fine_weight=0.0, **kwargs)
+    assert a.uns["genegrad"]["fate_bias"]["beta"] == pytest.approx(0.0, abs=0.0)
+    b = tree.copy()
+    gg.tl.fate_bias(b, "terminal", fine_weight=0.0, beta=0.0, **kwargs)
+    assert abs(a.obsp["genegrad_transitions"] - b.obsp["genegrad_transitions"]).max() == 0
+    gg.tl.fate_bias(b, "terminal", fine_weight=0.0, beta=3.0, **kwargs)  # the tilt changes the chain
+    assert abs(a.obsp["genegrad_transitions"] - b.obsp["genegrad_transitions"]).max() > 0.01
 
 
 def test_time_key_orients_the_chain_as_the_root_does(tree):

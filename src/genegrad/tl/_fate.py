@@ -61,8 +61,8 @@ def fate_bias(
     2. **Fate flows.** ``Phi_f = grad (F w_f)`` at ``scale``: the gradient of the program score, i.e.
        ``sum_g w_fg grad f_g`` (the operator is linear).
     3. **Chain.** ``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))`` with ``v = sum_f Phi_f`` (towards
-       maturation, whichever fate rises fastest locally; ``beta=0``, the default, is the plain random walk on
-       the graph, untilted), and absorption probabilities into the terminal cells
+       maturation, whichever fate rises fastest locally; ``beta=0`` is the plain random walk on the graph), and
+       absorption probabilities into the terminal cells
        (sparse LU, or preconditioned GMRES for large data). With ``root`` (or ``time_key``), the chain is also
        oriented in time: steps back in the graph pseudotime from the root (or in ``obs[time_key]``) ``tau``,
        scaled by its 99th percentile, are down-weighted, ``K_ij 2 / (1 + exp(forward (tau_i - tau_j)))^2``
@@ -107,7 +107,10 @@ def fate_bias(
     root, the untilted chain scored at least as high on every dataset of the fate benchmarks: 0.696 against
     0.685 on the synthetic trees (3 seeds), 0.940 against 0.933 on paul15, 0.983 against 0.979 on the Treutlein
     lung data and 0.918 against 0.828 on the Granja scATAC-seq data; on held-out trees (seeds 5-9) 0.722
-    against 0.711 (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate check). The tilt makes the chain
+    against 0.711. Without a root it scored higher on three of the four (trees 0.696 against 0.669, lung 0.962
+    against 0.877, Granja 0.849 against 0.695) and lower on paul15 (0.780 against 0.910), where the fate flows
+    orient a chain that has no root (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate check). The tilt
+    makes the chain
     confident: where two branches overlap in expression before their genes diverge, it follows whichever
     programs rise fastest there, and can be confidently wrong. In an exploratory check on the synthetic tree
     (not a benchmark), the first 0.4 of branch A (its switch genes still near zero) gave a median ``p(A)`` of
@@ -160,7 +163,7 @@ def fate_bias(
         Diffusion time of the flows; the smallest non-zero scale by default.
     beta
         Strength of the tilt along the fate flows (0, the default: the plain diffusion on the graph, oriented in
-        time when a root or ``time_key`` is given; 3 until 2026-12-04).
+        time when ``root`` or ``time_key`` is given; 3 until 2026-12-04, see above).
     forward
         With ``root``: how strongly steps back in pseudotime are down-weighted (``b`` of CellRank's soft scheme,
         see step 3). 0 turns it off; any positive value at least halves every step back (the scheme's weight at a
