@@ -61,9 +61,9 @@ def fate_bias(
     2. **Fate flows.** ``Phi_f = grad (F w_f)`` at ``scale``: the gradient of the program score, i.e.
        ``sum_g w_fg grad f_g`` (the operator is linear).
     3. **Chain.** ``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))`` with ``v = sum_f Phi_f`` (towards
-       maturation, whichever fate rises fastest locally; ``beta=0`` is the plain random walk on the graph), and
-       absorption probabilities into the terminal cells
-       (sparse LU, or preconditioned GMRES for large data). With ``root`` (or ``time_key``), the chain is also
+       maturation, whichever fate rises fastest locally; ``beta=0``, the default, is the plain random walk on
+       the graph), and absorption probabilities into the terminal cells (sparse LU, or preconditioned GMRES for
+       large data). With ``root`` (or ``time_key``), the chain is also
        oriented in time: steps back in the graph pseudotime from the root (or in ``obs[time_key]``) ``tau``,
        scaled by its 99th percentile, are down-weighted, ``K_ij 2 / (1 + exp(forward (tau_i - tau_j)))^2``
        (CellRank's soft scheme at its default ``b = 10``; ``forward=0`` turns it off).
@@ -77,31 +77,29 @@ def fate_bias(
        step is skipped, with a warning: the probabilities are the chain's.
 
     The fine-scale step reads a progenitor's deviation from its neighbourhood's mean as evidence of its fate.
-    Where a fate's genes already rise across the progenitors, the neighbourhood reaches into the rising branch,
-    and the progenitors at its start sit below their neighbourhood's mean: on paul15 the erythroid fine
-    program scores the MEP cells below the GMP cells, and the step lowers the AUROC below the chain's alone
-    (``benchmarks/RESULTS.md``, Fate bias). It helps where the bias is visible in a few genes that do not trend
-    (the synthetic trees). Compare with ``fine_weight=0`` on your data. Where the progenitors border a fate's
-    terminal cells, those cells lift their neighbourhood's mean, and the fate's fine program ranks the
-    progenitors nearest to it last: on the Granja et al. bone-marrow scATAC-seq subset, the GMP fine scores
-    correlated negatively with the chain's p(GMP) over the progenitors, and the step inverted the chain's
-    ranking of CMP/LMPP against CLP cells (``benchmarks/RESULTS.md``, scATAC-seq fate check). The agreement
-    check (``min_fine_agreement``) catches this. It was added after that result; it leaves the synthetic trees'
-    and paul15's probabilities unchanged, and on the Treutlein lung data (whose AT2 evidence correlated
-    negatively) it falls back to the chain: 0.979 against 0.923 for the step run regardless (see the fate
-    benchmark; before the time orientation below, the fallback cost a little there).
+    It helps where the bias is visible in a few genes that do not trend (the synthetic trees: 0.696 against
+    0.568 for the chain alone). Where a fate's genes already rise across the progenitors, the neighbourhood
+    reaches into the rising branch, and the progenitors at its start sit below their neighbourhood's mean: on
+    paul15 the step run regardless of its agreement scores 0.877 against 0.940 for the chain alone. Where the
+    progenitors border a fate's terminal cells, those cells lift their neighbourhood's mean, and the fate's fine
+    program ranks the progenitors nearest to it last: on the Granja et al. bone-marrow scATAC-seq subset the
+    step run regardless scores 0.780 against 0.918. The agreement check (``min_fine_agreement``) skips the step
+    on both (it was added after the Granja result), and keeps it on the synthetic trees; on the Treutlein lung
+    data it runs and costs a little (0.983 against 0.998) (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq
+    fate check). Compare with ``fine_weight=0`` on your data.
 
-    The time orientation keeps the chain from walking back. With the tilt (``beta=3``), on the Treutlein lung
-    data the unoriented chain scored 0.877 and the oriented one 0.979; on the Granja scATAC-seq data 0.695 and
-    0.828; on paul15 0.910 and 0.933 (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate check). Its
+    The time orientation keeps the chain from walking back. Without it genegrad scored 0.780 on paul15, 0.962
+    on the Treutlein lung data and 0.849 on the Granja scATAC-seq data; with it 0.940, 0.983 and 0.918 (on the
+    synthetic trees 0.696 either way; ``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate check). Its
     strength is CellRank's default, not tuned on those data (``forward=30`` is in the benchmark too). Give
     ``root`` whenever you know where the process starts.
 
     The pseudotime that orients the chain matters. The graph pseudotime from the root is a geodesic distance
     (one shortest path); scanpy's diffusion pseudotime (``sc.tl.dpt``, an average over all paths) is what
     CellRank's ``PseudotimeKernel`` uses, and ``time_key='dpt_pseudotime'`` orients the chain by it instead. In
-    the fate benchmark (``benchmarks/RESULTS.md``, Fate bias) it raised paul15 and lowered the Treutlein lung
-    data; the synthetic trees did not change. Neither is better everywhere: compare them on your data.
+    the fate benchmarks it raised paul15 (0.947 against 0.940; 0.978 against 0.940 without the fine step) and
+    lowered the Treutlein lung data (0.962 against 0.983) and the Granja data (0.895 against 0.918); the
+    synthetic trees did not change. Neither is better everywhere: compare them on your data.
 
     **The tilt is off by default** (``beta=0`` since 2026-12-04; it was 3). With the fine-scale step and the
     root, the untilted chain scored at least as high on every dataset of the fate benchmarks: 0.696 against
@@ -110,8 +108,7 @@ def fate_bias(
     against 0.711. Without a root it scored higher on three of the four (trees 0.696 against 0.669, lung 0.962
     against 0.877, Granja 0.849 against 0.695) and lower on paul15 (0.780 against 0.910), where the fate flows
     orient a chain that has no root (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate check). The tilt
-    makes the chain
-    confident: where two branches overlap in expression before their genes diverge, it follows whichever
+    makes the chain confident: where two branches overlap in expression before their genes diverge, it follows whichever
     programs rise fastest there, and can be confidently wrong. In an exploratory check on the synthetic tree
     (not a benchmark), the first 0.4 of branch A (its switch genes still near zero) gave a median ``p(A)`` of
     0.01-0.02 with ``beta=3``, 0.56 with ``beta=0``. The fate flows are computed either way (they are drawn by
