@@ -166,7 +166,8 @@ def patterns(
       for the low sides of a ridge; on a tree, a ramp rising along pseudotime has one peak per branch tip.
 
     The patterns are clustered on ``coherence``, ``axiality``, ``localisation`` and ``peakedness`` at ``scale``,
-    ``decay`` at every scale (log) and, with ``region_counts``, the larger and the smaller of ``peaks`` and
+    ``decay`` from the first smoothed scale to every later one (log; the decay from the raw signal, which the
+    noise dominates, is left out) and, with ``region_counts``, the larger and the smaller of ``peaks`` and
     ``troughs`` at ``scale`` (log).
 
     ``localisation`` and ``peakedness`` are measured on a fixed random sample of 20,000 cells on larger data,
@@ -243,7 +244,7 @@ def patterns(
     if region_counts is None:
         region_counts = model.n_dims_ == 1
     if structured.sum() >= 2:
-        feats = _patterns.shape_features(desc[structured], t_idx, regions=bool(region_counts))
+        feats = _patterns.shape_features(desc[structured], t_idx, scales=scales, regions=bool(region_counts))
         lab, typ = _patterns.cluster_patterns(feats, n_patterns=n_patterns, random_state=random_state,
                                               n_jobs=n_threads(options["n_jobs"]))
         labels[structured], typicality[structured] = lab, typ
