@@ -145,6 +145,14 @@ def test_the_chain_is_untilted_by_default(tree, kwargs):
     assert abs(a.obsp["genegrad_transitions"] - b.obsp["genegrad_transitions"]).max() > 0.01
 
 
+def test_a_root_among_the_terminal_cells_is_flagged(tree):
+    a = tree.copy()
+    root = int(np.flatnonzero(a.obs["terminal"].notna().to_numpy())[0])
+    with pytest.warns(gg.GenegradWarning, match="is a terminal cell of"):
+        gg.tl.fate_bias(a, "terminal", root=root, fine_weight=0.0)
+    assert "genegrad_fate_probs" in a.obsm  # a warning, not an error: the result is still written
+
+
 def test_time_key_orients_the_chain_as_the_root_does(tree):
     # the graph pseudotime of a rooted run, given back as an obs column, must give the same chain without the root
     a = tree.copy()

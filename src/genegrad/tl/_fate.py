@@ -268,6 +268,10 @@ def fate_bias(
                                                      min_persistence=min_persistence)
     else:
         labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
+    if root_cell is not None and labels[root_cell] >= 0:
+        warn(f"The root cell {adata.obs_names[root_cell]!r} is a terminal cell of {fates[labels[root_cell]]!r}: the "
+             "pseudotime runs from that fate outwards, and the chain's time orientation with it. Pass a root in the "
+             "starting population (e.g. a progenitor cluster's cell), or `time_key` with a pseudotime you trust.")
     if genes is None and "highly_variable" in adata.var:
         genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
     genes = resolve_genes(adata, genes)
