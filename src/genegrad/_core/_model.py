@@ -366,9 +366,13 @@ class GradientModel:
             own = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None))
             client = own
         try:
-            model = client.scatter(self, broadcast=True)  # the operator travels once
-            if reduce is not None:  # and so does the reducer, with whatever arrays it holds
-                reduce = client.scatter(reduce, broadcast=True)
+            # the operator travels once, and so does the reducer with whatever arrays it holds; under a key of
+            # their own (hash=False): scattered again under the same content-hashed key, as a second call would,
+            # the earlier call's futures, released late, can drop the data this call's tasks depend on ("lost
+            # dependencies")
+            model = client.scatter(self, broadcast=True, hash=False)
+            if reduce is not None:
+                reduce = client.scatter(reduce, broadcast=True, hash=False)
             slots = max(1, 2 * sum(client.nthreads().values()))
 
             def submit(fn, s):
