@@ -151,6 +151,27 @@ def test_a_root_among_the_terminal_cells_is_flagged(tree):
     with pytest.warns(gg.GenegradWarning, match="is a terminal cell of"):
         gg.tl.fate_bias(a, "terminal", root=root, fine_weight=0.0)
     assert "genegrad_fate_probs" in a.obsm  # a warning, not an error: the result is still written
+    b = tree.copy()
+    b.obs["t"] = b.obs["pseudotime"].to_numpy()
+    gg.tl.fate_bias(b, "terminal", root=root, time_key="t", fine_weight=0.0)  # the time key orients: no warning
+
+
+def test_time_key_with_infinite_values_leaves_those_cells_unweighted(tree):
+    # scanpy's DPT gives unreached cells an infinite pseudotime: they keep their steps, the others are oriented
+    a = tree.copy()
+    t = a.obs["pseudotime"].to_numpy().copy()
+    t[:5], t[5:10] = np.inf, -np.inf
+    a.obs["t"] = t
+    gg.tl.fate_bias(a, "terminal", time_key="t", fine_weight=0.0)
+    written = a.obs["genegrad_pseudotime"].to_numpy()
+    assert np.isnan(written[:10]).all()
+    finite = t[10:]
+    np.testing.assert_allclose(written[10:], finite - finite.min())
+    K = a.obsp["genegrad_connectivities"]
+    expected = _fate.forward_affinities(K, np.where(np.isfinite(t), t - finite.min(), np.nan), strength=10.0)
+    T = _fate.tilted_transitions(expected, np.asarray(a.obsm["X_pca"], dtype=np.float64),
+                                 np.zeros_like(a.obsm["X_pca"], dtype=np.float64), beta=0.0)
+    np.testing.assert_allclose(a.obsp["genegrad_transitions"].toarray(), T.toarray(), atol=1e-6)
 
 
 def test_time_key_orients_the_chain_as_the_root_does(tree):

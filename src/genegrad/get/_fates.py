@@ -23,7 +23,7 @@ def fates(
     kind: Literal["probs", "chain", "deviation"] = "probs",
     key: str = _keys.UNS,
 ) -> pd.DataFrame:
-    """Per cell: ``terminal_state``, ``pseudotime`` (with a root) and one column per fate.
+    """Per cell: ``terminal_state``, ``pseudotime`` (with a root or a time key) and one column per fate.
 
     Parameters
     ----------
@@ -39,7 +39,8 @@ def fates(
     Returns
     -------
     DataFrame indexed by ``obs_names``: ``terminal_state`` (categorical, missing for cells that are not terminal),
-    ``pseudotime`` (the graph pseudotime from the root, when one was given) and the fates' columns, in the order
+    ``pseudotime`` (the one orienting the chain: the graph pseudotime from the root, or ``obs[time_key]``
+    shifted to start at 0; when either was given) and the fates' columns, in the order
     of ``uns['genegrad']['fate_bias']['fates']``.
 
     Examples

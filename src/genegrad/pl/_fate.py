@@ -115,9 +115,9 @@ def drivers(
     fate
         One of the fates.
     pseudotime
-        ``obs`` column ordering the cells (e.g. ``'dpt_pseudotime'``); by default the graph pseudotime that
-        :func:`genegrad.tl.fate_bias` wrote when given a ``root`` (``obs['genegrad_pseudotime']``). Cells
-        without one (not reachable from the root) are left out.
+        ``obs`` column ordering the cells (e.g. ``'dpt_pseudotime'``); by default the pseudotime that
+        :func:`genegrad.tl.fate_bias` wrote when given a ``root`` or a ``time_key``
+        (``obs['genegrad_pseudotime']``). Cells without one (not reachable from the root) are left out.
     n_genes
         Driver genes shown, best first.
     n_bins

@@ -63,10 +63,10 @@ def fate_bias(
     3. **Chain.** ``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))`` with ``v = sum_f Phi_f`` (towards
        maturation, whichever fate rises fastest locally; ``beta=0``, the default, is the plain random walk on
        the graph), and absorption probabilities into the terminal cells (sparse LU, or preconditioned GMRES for
-       large data). With ``root`` (or ``time_key``), the chain is also
-       oriented in time: steps back in the graph pseudotime from the root (or in ``obs[time_key]``) ``tau``,
-       scaled by its 99th percentile, are down-weighted, ``K_ij 2 / (1 + exp(forward (tau_i - tau_j)))^2``
-       (CellRank's soft scheme at its default ``b = 10``; ``forward=0`` turns it off).
+       large data). With ``root`` (or ``time_key``), the chain is also oriented in time: steps back in the
+       graph pseudotime from the root (or in ``obs[time_key]``) ``tau``, scaled by its 99th percentile, are
+       down-weighted, ``K_ij 2 / (1 + exp(forward (tau_i - tau_j)))^2`` (CellRank's soft scheme at its default
+       ``b = 10``; ``forward=0`` turns it off).
     4. **Fine-scale evidence.** The chain moves between neighbours, so it cannot tell apart neighbouring
        progenitors whose fates differ only in a few genes. For each fate, among the genes up in its terminal
        cells, the fine-scale residuals ``f - P^t f`` (``t = coarse_scale``) of the progenitors are decomposed;
@@ -108,11 +108,11 @@ def fate_bias(
     against 0.711. Without a root it scored higher on three of the four (trees 0.696 against 0.669, lung 0.962
     against 0.877, Granja 0.849 against 0.695) and lower on paul15 (0.780 against 0.910), where the fate flows
     orient a chain that has no root (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate check). The tilt
-    makes the chain confident: where two branches overlap in expression before their genes diverge, it follows whichever
-    programs rise fastest there, and can be confidently wrong. In an exploratory check on the synthetic tree
-    (not a benchmark), the first 0.4 of branch A (its switch genes still near zero) gave a median ``p(A)`` of
-    0.01-0.02 with ``beta=3``, 0.56 with ``beta=0``. The fate flows are computed either way (they are drawn by
-    :func:`genegrad.pl.fate_probs`); pass ``beta > 0`` to let them steer the chain.
+    makes the chain confident: where two branches overlap in expression before their genes diverge, it follows
+    whichever programs rise fastest there, and can be confidently wrong. In an exploratory check on the
+    synthetic tree (not a benchmark), the first 0.4 of branch A (its switch genes still near zero) gave a median
+    ``p(A)`` of 0.01-0.02 with ``beta=3``, 0.56 with ``beta=0``. The fate flows are computed either way (they
+    are drawn by :func:`genegrad.pl.fate_probs`); pass ``beta > 0`` to let them steer the chain.
 
     **Detected terminal states** (``terminal_states=None``, needs ``root``). The pseudotime is the geodesic distance
     from the root along the kNN graph, each edge as long as in the representation smoothed by the manifold's
@@ -145,7 +145,8 @@ def fate_bias(
     time_key
         An ``obs`` column holding a pseudotime (e.g. scanpy's ``'dpt_pseudotime'``, or a known time) that orients
         the chain instead of the graph pseudotime from ``root``; it needs no root. Terminal states are still
-        detected from ``root``. Missing values (unreached cells) leave their cells' steps unweighted.
+        detected from ``root``. Cells whose value is missing or infinite (e.g. unreached by scanpy's DPT) keep
+        their steps unweighted.
     n_terminal
         Detected terminal states: keep this many branch tips, the most persistent (default: every tip whose
         persistence reaches ``min_persistence``).
@@ -162,9 +163,9 @@ def fate_bias(
         Strength of the tilt along the fate flows (0, the default: the plain diffusion on the graph, oriented in
         time when ``root`` or ``time_key`` is given; 3 until 2026-12-04, see above).
     forward
-        With ``root``: how strongly steps back in pseudotime are down-weighted (``b`` of CellRank's soft scheme,
-        see step 3). 0 turns it off; any positive value at least halves every step back (the scheme's weight at a
-        vanishing step back is 1/2). Ignored without ``root``.
+        With ``root`` or ``time_key``: how strongly steps back in pseudotime are down-weighted (``b`` of
+        CellRank's soft scheme, see step 3). 0 turns it off; any positive value at least halves every step back
+        (the scheme's weight at a vanishing step back is 1/2). Ignored without either.
     fine_weight
         Log-odds per standard deviation of fine-scale evidence (0: the chain's probabilities alone).
     coarse_scale
@@ -252,7 +253,8 @@ def fate_bias(
     pseudotime = None
     if time_key is not None:
         pseudotime = time_from_obs(adata, time_key)
-    if root is not None:
+    detected = terminal_states is None
+    if root is not None and (detected or time_key is None):  # the graph pseudotime is used: it is computed
         K_snn = _terminal.shared_neighbor_graph(model.knn_indices_, K)
         # edge lengths on the coordinates denoised as for the frames: single noisy cells make no spurious tips
         graph_time = _terminal.graph_pseudotime(K_snn, model.smooth(Y, model.n_smooth), root_cell)
@@ -262,13 +264,12 @@ def fate_bias(
             warn(f"{unreached} cells cannot be reached from the root along the graph (another component, or edges "
                  "to cells sharing few neighbours); their pseudotime is NaN and they take no part in detecting "
                  "terminal states.")
-    detected = terminal_states is None
     if detected:
         labels, fates, tips = detect_terminal_states(adata, K_snn, graph_time, groupby=groupby, n_terminal=n_terminal,
                                                      min_persistence=min_persistence)
     else:
         labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
-    if root_cell is not None and labels[root_cell] >= 0:
+    if root_cell is not None and time_key is None and labels[root_cell] >= 0:  # the root orients the chain
         warn(f"The root cell {adata.obs_names[root_cell]!r} is a terminal cell of {fates[labels[root_cell]]!r}: the "
              "pseudotime runs from that fate outwards, and the chain's time orientation with it. Pass a root in the "
              "starting population (e.g. a progenitor cluster's cell), or `time_key` with a pseudotime you trust.")
@@ -350,17 +351,18 @@ def fate_bias(
 
 
 def time_from_obs(adata: ad.AnnData, time_key: str) -> NDArray[np.float64]:
-    """``obs[time_key]`` as a pseudotime starting at 0 (NaN kept), after checking that it is one."""
+    """``obs[time_key]`` as a pseudotime starting at 0 (NaN where missing or infinite), after checking it is one."""
     require_key(adata, "obs", time_key, fix="pass an obs column holding a pseudotime (e.g. scanpy's 'dpt_pseudotime')")
     col = adata.obs[time_key]
     if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
         msg = f"`obs[{time_key!r}]` must hold numbers (a pseudotime), got dtype {col.dtype}."
         raise TypeError(msg)
     t = col.to_numpy(dtype=np.float64)
-    if not np.isfinite(t).any() or np.nanmax(t) <= np.nanmin(t):
+    finite = t[np.isfinite(t)]
+    if finite.size == 0 or finite.max() <= finite.min():
         msg = f"`obs[{time_key!r}]` is constant or has no finite value: it cannot orient the chain."
         raise ValueError(msg)
-    return t - np.nanmin(t)
+    return np.where(np.isfinite(t), t - finite.min(), np.nan)  # infinite (unreached) cells: no time
 
 
 def root_index(adata: ad.AnnData, root: str | int) -> int:
