@@ -19,9 +19,13 @@ def frames(key: str = UNS) -> str:
     return f"{key}_frames"
 
 
-def knn_indices(key: str = UNS) -> str:
-    """``obsm``: neighbour indices ``(N, k)``."""
-    return f"{key}_knn_indices"
+def neighbors(key: str = UNS) -> str:
+    """``obsp``: the directed kNN graph, each cell's row holding the rank (1..k) of each of its neighbours.
+
+    Kept as a cells x cells matrix, not as positions in ``obsm``, so that AnnData reorders and subsets it with the
+    cells: a subset that removes a neighbour leaves a row with fewer than ``k`` entries, which is detected.
+    """
+    return f"{key}_neighbors"
 
 
 def operator(key: str = UNS) -> str:
@@ -66,6 +70,6 @@ def gradients_se(key: str = UNS) -> str:
 
 #: Everything :func:`genegrad.pp.manifold` writes, as functions of the prefix (``obsm``, ``obsp``) and the
 #: entries of ``uns[prefix]`` (the tools add their own entries there later). What moves with a manifold.
-MANIFOLD_OBSM = (frames, knn_indices, operator, gram, ridge, weights, dof, se_factors)
-MANIFOLD_OBSP = (connectivities, diffusion)
+MANIFOLD_OBSM = (frames, operator, gram, ridge, weights, dof, se_factors)
+MANIFOLD_OBSP = (connectivities, diffusion, neighbors)
 MANIFOLD_UNS = ("params", "scales", "fit_scales", "n_dims", "local_spectrum", "n_components")

@@ -6,6 +6,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 if TYPE_CHECKING:
@@ -66,6 +67,24 @@ def fate_bias_info(adata: ad.AnnData, key: str) -> Any:
         msg = f"No fate probabilities under `adata.uns['{key}']['fate_bias']`; run `genegrad.tl.fate_bias` first."
         raise KeyError(msg)
     return info
+
+
+def fate_terminal(adata: ad.AnnData, key: str) -> np.ndarray:
+    """Each cell's terminal state in the last :func:`genegrad.tl.fate_bias` run (``''`` for other cells)."""
+    info = fate_bias_info(adata, key)
+    col = f"{key}_terminal_states"
+    if col not in adata.obs:
+        msg = (f"`adata.obs['{col}']` not found: it was removed, or `genegrad.tl.fate_bias` ran with an older "
+               "genegrad; run `genegrad.tl.fate_bias` again.")
+        raise KeyError(msg)
+    values = adata.obs[col].astype(object)
+    terminal = values.where(values.notna(), "").astype(str).to_numpy()
+    unknown = sorted(set(terminal) - {"", *(str(f) for f in info["fates"])})
+    if unknown:
+        msg = (f"`adata.obs['{col}']` holds {unknown[:5]}, not fates of the last `genegrad.tl.fate_bias` run; "
+               "run it again.")
+        raise ValueError(msg)
+    return terminal
 
 
 def check_scales(scales: Sequence[int]) -> tuple[int, ...]:
@@ -145,6 +164,55 @@ def resolve_genes(adata: ad.AnnData, genes: Sequence[str] | str | None) -> list[
         msg = "`genes` lists some genes more than once; pass each gene once."
         raise ValueError(msg)
     return genes
+
+
+def highly_variable(adata: ad.AnnData) -> np.ndarray | None:
+    """``var['highly_variable']`` as a boolean mask, read strictly; ``None`` when there is no such column.
+
+    Booleans only: NaN or strings such as ``'False'`` would be truthy and select the wrong genes.
+    """
+    if "highly_variable" not in adata.var:
+        return None
+    col = adata.var["highly_variable"]
+    if pd.api.types.is_bool_dtype(col) and not col.isna().any():
+        return col.to_numpy(dtype=bool)
+    example = col[~col.isin([True, False]) | col.isna()].head(3).tolist() if len(col) else []
+    msg = (f"`adata.var['highly_variable']` must hold booleans (True/False, no missing values), got dtype "
+           f"{col.dtype} (e.g. {example}); fix it, e.g. `adata.var['highly_variable'] = "
+           "adata.var['highly_variable'].astype(str).eq('True')`, or pass `genes`.")
+    raise TypeError(msg)
+
+
+def default_genes(adata: ad.AnnData, genes: Sequence[str] | str | None) -> list[str]:
+    """``genes`` checked by :func:`resolve_genes`; by default the highly variable genes, else every gene."""
+    if genes is None:
+        mask = highly_variable(adata)
+        if mask is not None:
+            if not mask.any():
+                msg = "`adata.var['highly_variable']` selects no gene; pass `genes` or recompute it."
+                raise ValueError(msg)
+            genes = list(adata.var_names[mask])
+    return resolve_genes(adata, genes)
+
+
+def gene_positions(adata: ad.AnnData, genes: Sequence[str], *, rerun: str | None = None) -> np.ndarray:
+    """Positions of ``genes`` in ``adata.var_names``; every gene must be there.
+
+    Never ``-1`` (which, used as an index, reads the last gene): a gene missing from ``var_names`` raises. With
+    ``rerun`` the genes come from a stored result, and the message says that genes were removed since that step.
+    """
+    genes = [str(g) for g in np.asarray(genes, dtype=object)]
+    pos = adata.var_names.get_indexer(genes)
+    if np.any(pos < 0):
+        missing = [g for g, p in zip(genes, pos, strict=True) if p < 0]
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        if rerun is None:
+            msg = f"Genes not found in `adata.var_names`: {missing[:5]}{more}."
+        else:
+            msg = (f"{len(missing)} genes that `{rerun}` used are no longer in `adata.var_names` (e.g. "
+                   f"{missing[:5]}{more}): genes were removed since. Run `{rerun}` again on this AnnData.")
+        raise KeyError(msg)
+    return pos.astype(np.int64)
 
 
 def check_counts(adata: ad.AnnData, layer: str | None, *, integer: bool = False, nonempty: bool = True):

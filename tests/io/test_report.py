@@ -131,7 +131,7 @@ def test_cli_runs_fates_and_reports(tmp_path):
 
     back = ad.read_h5ad(out)
     assert list(back.obsm["genegrad_fate_probs"].columns) == ["A", "B", "C"]
-    assert back.uns["genegrad"]["fate_bias"]["root"] == adata.obs_names.get_loc(root)
+    assert back.uns["genegrad"]["fate_bias"]["root"] == root
     assert (tmp_path / "rep" / "fates.png").exists()
     assert not (tmp_path / "rep" / "patterns.csv").exists()
     assert main(["report", str(out), "-o", str(tmp_path / "rep2"), "--n-genes", "3"]) == 0

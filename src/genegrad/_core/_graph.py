@@ -117,27 +117,64 @@ def _drop_self(idx: NDArray, dist: NDArray) -> tuple[NDArray[np.int64], NDArray[
     return idx.astype(np.int64), dist.astype(np.float32)
 
 
-def knn_from_distances(distances: sparse.spmatrix) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+def knn_from_distances(
+    distances: sparse.spmatrix, n_neighbors: int | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """Neighbour lists from a sparse distance matrix such as ``scanpy.pp.neighbors``'s.
 
-    Rows with more entries than the smallest row keep their nearest ones.
+    Every row must hold the same number of neighbours (``n_neighbors`` when given): a graph subset with its cells
+    loses neighbours in some rows, and is refused rather than read with a smaller ``k``. Returns
+    ``(indices, distances)`` sorted by distance.
     """
     D = sparse.csr_matrix(distances)
-    D.sort_indices()
+    D.sum_duplicates()
     counts = np.diff(D.indptr)
-    k = int(counts.min())
-    if k < 1:
+    k = int(counts.max()) if n_neighbors is None else int(n_neighbors)
+    if counts.size == 0 or counts.min() < 1:
         msg = "The neighbour graph has cells without neighbours; recompute it with `scanpy.pp.neighbors`."
         raise ValueError(msg)
+    if np.any(counts != k):
+        short = int((counts < k).sum())
+        msg = (f"The neighbour graph has {short} of {D.shape[0]} cells with fewer than {k} neighbours (as few as "
+               f"{int(counts.min())}): it was computed on other cells (a subset keeps the graph but loses "
+               "neighbours). Recompute it on these cells with `scanpy.pp.neighbors`, or pass `neighbors_key=None`.")
+        raise ValueError(msg)
     n = D.shape[0]
-    idx = np.empty((n, k), dtype=np.int64)
-    dist = np.empty((n, k), dtype=np.float32)
-    for i in range(n):
-        s, e = D.indptr[i], D.indptr[i + 1]
-        order = np.argsort(D.data[s:e], kind="stable")[:k]
-        idx[i] = D.indices[s:e][order]
-        dist[i] = D.data[s:e][order]
+    rows = np.repeat(np.arange(n), k)
+    order = np.lexsort((D.indices, D.data, rows))  # by row, then distance (ties by index, deterministic)
+    idx = D.indices[order].reshape(n, k).astype(np.int64)
+    dist = D.data[order].reshape(n, k).astype(np.float32)
     return idx, dist
+
+
+def rank_matrix(idx: NDArray) -> sparse.csr_matrix:
+    """The directed kNN graph as a cells x cells matrix: entry ``(i, idx[i, r])`` is the rank ``r + 1``."""
+    n, k = idx.shape
+    rows = np.repeat(np.arange(n), k)
+    ranks = np.tile(np.arange(1, k + 1, dtype=np.float32), n)
+    R = sparse.csr_matrix((ranks, (rows, idx.ravel())), shape=(n, n))
+    if R.nnz != n * k:  # duplicated neighbours were summed: the ranks would be lost
+        msg = "The neighbour search returned a cell twice among one cell's neighbours; use `knn_method='exact'`."
+        raise ValueError(msg)
+    return R
+
+
+def knn_from_ranks(R: sparse.spmatrix, k: int) -> NDArray[np.int64] | None:
+    """Neighbour lists ``(N, k)`` from :func:`rank_matrix`, or ``None`` when a row does not hold ranks 1..k.
+
+    AnnData reorders such a matrix with the cells, so the lists follow the cells; a row that lost a neighbour
+    (its cell was removed) no longer holds every rank.
+    """
+    R = sparse.csr_matrix(R)
+    n = R.shape[0]
+    if R.shape != (n, n) or np.any(np.diff(R.indptr) != k):
+        return None
+    rows = np.repeat(np.arange(n), k)
+    order = np.lexsort((R.data, rows))
+    ranks = R.data[order].reshape(n, k)
+    if not np.array_equal(ranks, np.broadcast_to(np.arange(1, k + 1, dtype=ranks.dtype), (n, k))):
+        return None
+    return R.indices[order].reshape(n, k).astype(np.int64)
 
 
 def diffusion_graph(

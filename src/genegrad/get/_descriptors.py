@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import check_scale, require_key, resolve_genes
+from .._validation import check_scale, gene_positions, require_key, resolve_genes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,7 +30,7 @@ def descriptors(
     adata
         Data on which :func:`genegrad.tl.patterns` ran.
     genes
-        Genes to return; every described gene by default.
+        Genes to return; every described gene (still in ``var_names``) by default.
     scale
         Diffusion time; the pattern scale of :func:`genegrad.tl.patterns` by default.
     key
@@ -61,12 +61,15 @@ def descriptors(
     scale = int(info["scale"]) if scale is None else scale
     check_scale(scale, scales)
     described = list(np.asarray(info["genes"]).astype(str))
-    genes = described if genes is None else resolve_genes(adata, genes)
+    if genes is None:  # the described genes still in the AnnData: their rows of varm moved with them
+        genes = [g for g in described if g in adata.var_names]
+    else:
+        genes = resolve_genes(adata, genes)
     missing = sorted(set(genes) - set(described))
     if missing:
         msg = f"No descriptors for {missing[:10]}; run `genegrad.tl.patterns(adata, genes=...)` including them."
         raise KeyError(msg)
-    rows = adata.var_names.get_indexer(genes)
+    rows = gene_positions(adata, genes)
     values = np.asarray(adata.varm[name])[rows, :, scales.index(scale)]
     df = pd.DataFrame(values, index=pd.Index(genes, name="gene"),
                       columns=[str(c) for c in info["descriptors"]])

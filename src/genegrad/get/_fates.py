@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import fate_bias_info, require_key
+from .._validation import fate_bias_info, fate_terminal, require_key
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -62,7 +62,7 @@ def fates(
     require_key(adata, "obsm", f"{key}_{KINDS[kind]}", fix="run `genegrad.tl.fate_bias` again")
     values = pd.DataFrame(np.asarray(adata.obsm[f"{key}_{KINDS[kind]}"], dtype=np.float64), index=adata.obs_names,
                           columns=names)
-    terminal = np.asarray(info["terminal"]).astype(str)
+    terminal = fate_terminal(adata, key)
     out = pd.DataFrame({"terminal_state": pd.Categorical(np.where(terminal == "", None, terminal), categories=names)},
                        index=adata.obs_names)
     if f"{key}_pseudotime" in adata.obs:  # written with a root, removed by a run without one

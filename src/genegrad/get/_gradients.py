@@ -9,6 +9,7 @@ import numpy as np
 from .. import _keys
 from .._core._operator import gradient_matrix
 from .._validation import check_scale, require_key, resolve_genes
+from ..pp._manifold import manifold_neighbors
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -99,6 +100,6 @@ def to_basis(adata: ad.AnnData, tangent: NDArray, *, scale: int, basis: str, key
     d = int(info["n_dims"])
     j = [int(t) for t in info["fit_scales"]].index(scale)
     coef = np.asarray(adata.obsm[_keys.operator(key)][:, j, :d])
-    D = gradient_matrix(coef, np.asarray(adata.obsm[_keys.knn_indices(key)]), d)  # only this scale's operator
+    D = gradient_matrix(coef, manifold_neighbors(adata, key), d)  # only this scale's operator
     dE = (D @ E).reshape(adata.n_obs, d, E.shape[1])  # gradient of each embedding coordinate
     return np.einsum("nde,ngd->nge", dE, tangent).astype(np.float32)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import _keys
 from .._core._patterns import gradient_similarity as _similarity
-from .._validation import check_scale, resolve_genes
+from .._validation import check_scale, gene_positions, resolve_genes
 from ..pp._manifold import load_model
 from ..tl._signal import read_signal
 
@@ -62,7 +62,7 @@ def gradient_similarity(
         info = adata.uns[key].get("patterns")
         scale = int(info["scale"]) if info is not None else model.scales_[-1]
     check_scale(scale, model.scales_)
-    F = read_signal(adata, layer, adata.var_names.get_indexer(genes))
+    F = read_signal(adata, layer, gene_positions(adata, genes))
     grads = model.gradients(F, with_se=False, scales=[scale]).gradients[:, :, :, 0]
     S = _similarity(grads)
     flat = np.linalg.norm(grads, axis=2).max(axis=0) == 0

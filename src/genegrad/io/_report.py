@@ -181,16 +181,16 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
                                            if progenitor.any() else np.nan for f in fates],
     }, index=pd.Index(fates, name="fate"))
     how = "detected from the root" if bool(info["detected"]) else "given"
-    root = int(info["root"])
+    root = str(info["root"])  # the root cell's name ('' without one)
     step = "ran" if bool(info["fine_step"]) else "was skipped (or off)"
     time_key = str(info.get("time_key", ""))  # absent in results written before time_key existed
     if time_key:
         oriented = f"the chain oriented by <code>obs[{html.escape(repr(time_key))}]</code>"
     else:
-        oriented = ("the chain oriented by the graph pseudotime from it" if root >= 0
+        oriented = ("the chain oriented by the graph pseudotime from it" if root
                     else "the chain not oriented in time")
     parts = [f"<h2>Fate bias</h2><p>Terminal states {how}; root: "
-             f"{html.escape(str(adata.obs_names[root])) if root >= 0 else 'none'}; {oriented}; "
+             f"{html.escape(root) if root else 'none'}; {oriented}; "
              f"tilt beta = {float(info['beta']):g}; the fine-scale step {step}. Per cell: "
              "<a href='fate_probs.csv'>fate_probs.csv</a>.</p>", _table(summary)]
     parts.append(_figure(pl.fate_probs(adata, basis=basis, key=key), out / "fates.png", "fate probabilities"))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _keys
-from .._validation import require_key
+from .._validation import fate_terminal, require_key
 from ..get._gradients import default_basis, to_basis
 from ._gradients import draw_stream
 
@@ -85,7 +85,7 @@ def fate_probs(
                     title=f"p({f}) and its fate flow", colorbar=False)
         if show_terminal:
             E = np.asarray(adata.obsm[basis])[:, list(components)]
-            cells = np.asarray(info["terminal"]).astype(str) == f
+            cells = fate_terminal(adata, key) == f
             ax.scatter(E[cells, 0], E[cells, 1], s=16, facecolors="none", edgecolors="#19a7a7", linewidths=0.7,
                        label="terminal cells")
             ax.legend(loc="best", fontsize=7, frameon=False)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _keys, get
+from .._validation import gene_positions
 from ..get._gradients import default_basis, to_basis
 from ..pp._manifold import load_model
 from ..tl._signal import read_signal
@@ -87,7 +88,7 @@ def patterns(
     genes = list(dict.fromkeys(g for sel in picks.values() for g in sel))
     model = load_model(adata, key)
     layer = adata.uns[key]["patterns"]["params"].get("layer", "X")
-    F = read_signal(adata, None if layer == "X" else layer, adata.var_names.get_indexer(genes))
+    F = read_signal(adata, None if layer == "X" else layer, gene_positions(adata, genes))
     tangent = model.gradients(F, with_se=False, scales=[scale]).gradients[:, :, :, 0]
     V = to_basis(adata, tangent, scale=scale, basis=basis, key=key)
     expr = F.toarray() if hasattr(F, "toarray") else np.asarray(F)

@@ -93,8 +93,9 @@ def manifold(
 
     - ``adata.obsp['genegrad_connectivities']``: symmetric affinities;
     - ``adata.obsp['genegrad_diffusion']``: the diffusion operator ``P``;
+    - ``adata.obsp['genegrad_neighbors']``: the directed kNN graph (each neighbour's rank);
     - ``adata.obsm['genegrad_frames']``: tangent frames ``(N, p, d)``;
-    - ``adata.obsm['genegrad_knn_indices']``, ``['genegrad_operator']``, ``['genegrad_gram']``,
+    - ``adata.obsm['genegrad_operator']``, ``['genegrad_gram']``,
       ``['genegrad_ridge']``, ``['genegrad_weights']``, ``['genegrad_dof']``, ``['genegrad_se_factors']``: the
       local fits at every scale (the gradient operators) and what their standard errors need;
     - ``adata.uns['genegrad']``: ``params``, ``scales``, ``n_dims``, ``local_spectrum``.
@@ -126,7 +127,8 @@ def manifold(
                     fix="run `scanpy.pp.neighbors` first or pass `neighbors_key=None`")
         dkey = adata.uns[neighbors_key].get("distances_key", "distances")
         require_key(adata, "obsp", dkey, fix="run `scanpy.pp.neighbors` first")
-        neighbors = _graph.knn_from_distances(adata.obsp[dkey])
+        k_sc = adata.uns[neighbors_key].get("params", {}).get("n_neighbors")  # scanpy counts the cell itself
+        neighbors = _graph.knn_from_distances(adata.obsp[dkey], None if k_sc is None else int(k_sc) - 1)
         n_neighbors = neighbors[0].shape[1]
     elif n <= n_neighbors:
         msg = (f"Expected more cells than `n_neighbors`: got {n} cells and n_neighbors={n_neighbors}; "
@@ -171,7 +173,7 @@ def _store(adata: ad.AnnData, model: GradientModel, *, key_added: str, use_rep: 
         ("obsp", _keys.connectivities(key_added)): sparse.csr_matrix(model.connectivities_, dtype=np.float32),
         ("obsp", _keys.diffusion(key_added)): model.diffusion_,
         ("obsm", _keys.frames(key_added)): model.frames_,
-        ("obsm", _keys.knn_indices(key_added)): model.knn_indices_,
+        ("obsp", _keys.neighbors(key_added)): _graph.rank_matrix(model.knn_indices_),
         ("obsm", _keys.operator(key_added)): np.stack([f.coef for f in fits], axis=1),
         ("obsm", _keys.gram(key_added)): np.stack([f.gram for f in fits], axis=1),
         ("obsm", _keys.ridge(key_added)): np.stack([f.ridge for f in fits], axis=1),
@@ -200,11 +202,9 @@ def _store(adata: ad.AnnData, model: GradientModel, *, key_added: str, use_rep: 
 
 
 def load_model(adata: ad.AnnData, key: str = _keys.UNS) -> GradientModel:
-    """The fitted :class:`GradientModel` stored by :func:`manifold` under ``key``."""
-    require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` first")
-    info = adata.uns[key]
-    for slot, name in (("obsm", _keys.operator(key)), ("obsp", _keys.diffusion(key))):
-        require_key(adata, slot, name, fix="run `genegrad.pp.manifold` first")
+    """The fitted :class:`GradientModel` stored by :func:`manifold` under ``key``, checked against the cells."""
+    info = manifold_info(adata, key)
+    knn = manifold_neighbors(adata, key)
     p = info["params"]
     fits = {}
     for j, t in enumerate(np.asarray(info["fit_scales"]).astype(int)):
@@ -225,9 +225,45 @@ def load_model(adata: ad.AnnData, key: str = _keys.UNS) -> GradientModel:
     }
     return GradientModel.from_fitted(
         params=params,
-        knn_indices=adata.obsm[_keys.knn_indices(key)],
+        knn_indices=knn,
         diffusion=adata.obsp[_keys.diffusion(key)],
         frames=adata.obsm[_keys.frames(key)],
         fits=fits,
         se_factors=adata.obsm[_keys.se_factors(key)],
     )
+
+
+def manifold_info(adata: ad.AnnData, key: str = _keys.UNS) -> dict:
+    """``adata.uns[key]`` after checking that every array of the manifold is there."""
+    fix = "run `genegrad.pp.manifold` first"
+    require_key(adata, "uns", key, fix=fix)
+    info = adata.uns[key]
+    if not isinstance(info, dict) or "params" not in info:
+        msg = f"`adata.uns['{key}']` holds no manifold; {fix}."
+        raise KeyError(msg)
+    for slot, fns in (("obsm", _keys.MANIFOLD_OBSM), ("obsp", _keys.MANIFOLD_OBSP)):
+        for fn in fns:
+            if fn(key) not in getattr(adata, slot):
+                msg = (f"`adata.{slot}['{fn(key)}']` not found: the manifold under '{key}' is incomplete (written by "
+                       f"an older genegrad, or a key was removed); rerun `genegrad.pp.manifold`.")
+                raise KeyError(msg)
+    return info
+
+
+def manifold_neighbors(adata: ad.AnnData, key: str = _keys.UNS) -> np.ndarray:
+    """Neighbour positions ``(N, k)`` of the manifold, valid for ``adata``'s cells as they are now.
+
+    The graph lives in ``obsp``, so it follows any reordering of the cells; a subset that removed some cells'
+    neighbours (or the cells a diffusion step reaches) makes the manifold stale, and that raises.
+    """
+    info = manifold_info(adata, key)
+    k = int(info["params"]["n_neighbors"])
+    knn = _graph.knn_from_ranks(adata.obsp[_keys.neighbors(key)], k)
+    P = adata.obsp[_keys.diffusion(key)]
+    rowsum = np.asarray(P.sum(axis=1)).ravel()
+    if knn is None or not np.allclose(rowsum, 1.0, atol=1e-3):
+        msg = (f"The manifold under '{key}' was built on other cells: cells were removed since "
+               "`genegrad.pp.manifold` (some cells lost neighbours), or its graph was edited. Rerun "
+               "`genegrad.pp.manifold` on this AnnData (and the tools after it).")
+        raise ValueError(msg)
+    return knn

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from .. import _keys
-from .._validation import require_key
+from ._manifold import manifold_neighbors
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -63,18 +63,13 @@ def transfer_manifold(
     >>> rna.uns["genegrad"]["params"]["use_rep"]
     'X_lsi'
     """
-    require_key(source, "uns", key, fix="run `genegrad.pp.manifold` on the source first")
-    for slot, fn in [("obsm", f) for f in _keys.MANIFOLD_OBSM] + [("obsp", f) for f in _keys.MANIFOLD_OBSP]:
-        require_key(source, slot, fn(key), fix="run `genegrad.pp.manifold` on the source first")
+    manifold_neighbors(source, key)  # the source's manifold is complete and fits its cells
     order = _match_cells(source, adata)
     info = source.uns[key]
     rep = str(info["params"]["use_rep"])
     writes: dict[tuple[str, str], object] = {}
     for fn in _keys.MANIFOLD_OBSM:
-        if fn is _keys.knn_indices:  # positions of neighbours: renumbered, not only reordered
-            writes["obsm", fn(key)] = _reindex_neighbors(np.asarray(source.obsm[fn(key)]), order, source.n_obs)
-        else:
-            writes["obsm", fn(key)] = np.asarray(source.obsm[fn(key)])[order]
+        writes["obsm", fn(key)] = np.asarray(source.obsm[fn(key)])[order]
     for fn in _keys.MANIFOLD_OBSP:
         writes["obsp", fn(key)] = sparse.csr_matrix(source.obsp[fn(key)])[order][:, order]
     if rep != "X" and rep in source.obsm:
@@ -116,10 +111,3 @@ def _match_cells(source: ad.AnnData, target: ad.AnnData) -> NDArray[np.int64]:
                "cells. Subset `source` like `adata` and run `genegrad.pp.manifold` on it, then transfer.")
         raise ValueError(msg)
     return order.astype(np.int64)
-
-
-def _reindex_neighbors(knn: NDArray, order: NDArray[np.int64], n_source: int) -> NDArray:
-    """Neighbour indices of the receiving cells, in their own positions."""
-    new_pos = np.full(n_source, -1, dtype=np.int64)
-    new_pos[order] = np.arange(order.size)
-    return new_pos[knn[order]].astype(knn.dtype)

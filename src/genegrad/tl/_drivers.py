@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import check_cell_mask, check_range, fate_bias_info, resolve_genes
+from .._validation import (
+    check_cell_mask,
+    check_range,
+    default_genes,
+    fate_bias_info,
+    fate_terminal,
+    gene_positions,
+)
 from ..pp._manifold import load_model
 from ._signal import read_signal
 
@@ -74,10 +81,8 @@ def driver_scores(
         if fate not in known:
             msg = f"Unknown fate {fate!r}; choose among {known}."
             raise ValueError(msg)
-    if genes is None and "highly_variable" in adata.var:
-        genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
-    genes = resolve_genes(adata, genes)
-    early = (np.asarray(info["terminal"]).astype(str) == "" if cells is None
+    genes = default_genes(adata, genes)
+    early = (fate_terminal(adata, key) == "" if cells is None
              else check_cell_mask(cells, adata.n_obs))
     if early.sum() < 3:
         msg = f"Need at least 3 early cells, got {int(early.sum())}; pass `cells`."
@@ -94,7 +99,7 @@ def driver_scores(
         prob = np.asarray(adata.obsm[f"{key}_fate_probs"][fate], dtype=np.float64)[early]
         prob_c.append(prob - np.nanmean(prob))
     layer = info["layer"]
-    F = read_signal(adata, None if layer == "X" else layer, adata.var_names.get_indexer(genes))
+    F = read_signal(adata, None if layer == "X" else layer, gene_positions(adata, genes))
     align = np.empty((len(fates), len(genes)))
     corr = np.empty((len(fates), len(genes)))
     for part in model.iter_gradients(F, chunk_size=CHUNK_SIZE, with_se=False, with_signals=True, scales=[scale]):

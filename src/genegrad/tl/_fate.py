@@ -10,7 +10,15 @@ import pandas as pd
 
 from .. import _keys
 from .._core import _fate, _terminal
-from .._validation import check_range, check_scale, check_unique_names, require_key, resolve_genes, warn
+from .._validation import (
+    check_range,
+    check_scale,
+    check_unique_names,
+    default_genes,
+    gene_positions,
+    require_key,
+    warn,
+)
 from ..pp._manifold import load_model
 from ._compute import compute_options
 from ._signal import read_signal
@@ -199,10 +207,10 @@ def fate_bias(
       :func:`genegrad.tl.to_cellrank`);
     - ``adata.obsm['genegrad_fate_flow']``: ``(N, fates, d)`` tangent fate flows;
     - with ``root`` or ``time_key``: ``adata.obs['genegrad_pseudotime']``, the pseudotime orienting the chain
-      (``obs[time_key]`` shifted to start at 0 when given; removed by a run without either); with detected terminal
-      states:
-      ``adata.obs['genegrad_terminal_states']`` (categorical, missing outside them);
-    - ``adata.uns['genegrad']['fate_bias']``: fates, terminal cells' labels, programs and parameters.
+      (``obs[time_key]`` shifted to start at 0 when given; removed by a run without either);
+    - ``adata.obs['genegrad_terminal_states']``: the terminal state of each terminal cell, given or detected
+      (categorical, missing outside them);
+    - ``adata.uns['genegrad']['fate_bias']``: fates, programs, the root's name and parameters.
 
     Examples
     --------
@@ -273,10 +281,8 @@ def fate_bias(
         warn(f"The root cell {adata.obs_names[root_cell]!r} is a terminal cell of {fates[labels[root_cell]]!r}: the "
              "pseudotime runs from that fate outwards, and the chain's time orientation with it. Pass a root in the "
              "starting population (e.g. a progenitor cluster's cell), or `time_key` with a pseudotime you trust.")
-    if genes is None and "highly_variable" in adata.var:
-        genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
-    genes = resolve_genes(adata, genes)
-    F = read_signal(adata, layer, adata.var_names.get_indexer(genes))
+    genes = default_genes(adata, genes)
+    F = read_signal(adata, layer, gene_positions(adata, genes))
     programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes,
                                    n_jobs=n_jobs)
     flows = _fate.fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
@@ -325,19 +331,16 @@ def fate_bias(
         target.obs[f"{key}_pseudotime"] = np.where(np.isfinite(pseudotime), pseudotime, np.nan)
     elif f"{key}_pseudotime" in target.obs:  # from an earlier run with a root: not this chain's orientation
         del target.obs[f"{key}_pseudotime"]
-    if detected:
-        target.obs[f"{key}_terminal_states"] = pd.Categorical(
-            np.array([fates[i] if i >= 0 else None for i in labels], dtype=object), categories=fates)
-    elif f"{key}_terminal_states" in target.obs:  # from an earlier run that detected them
-        del target.obs[f"{key}_terminal_states"]
+    # per-cell results live on the cell axis (obs, obsm), where AnnData subsets and reorders them with the cells
+    target.obs[f"{key}_terminal_states"] = pd.Categorical(
+        np.array([fates[i] if i >= 0 else None for i in labels], dtype=object), categories=fates)
     target.uns[key]["fate_bias"] = {
         "fates": np.array(fates, dtype=object),
-        "terminal": np.array([fates[i] if i >= 0 else "" for i in labels], dtype=object),
         "scale": int(scale), "beta": float(beta),
         "forward": float(forward) if oriented else 0.0, "layer": layer or "X", "fine_weight": float(fine_weight),
         "coarse_scale": int(coarse), "fine_agreement": agreement, "fine_step": bool(use_fine),
         "min_fine_agreement": np.nan if min_fine_agreement is None else float(min_fine_agreement),
-        "root": -1 if root_cell is None else root_cell,
+        "root": "" if root_cell is None else str(adata.obs_names[root_cell]),  # a name: positions go stale
         "time_key": "" if time_key is None else str(time_key),
         "detected": detected,
         **({"persistence": np.array([t.persistence for t in tips]), "min_persistence": float(min_persistence)}

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import check_cell_mask, check_range, fate_bias_info, require_key
+from .._validation import check_cell_mask, check_range, fate_bias_info, gene_positions, require_key
 from ..pp._manifold import load_model
 from ._signal import read_signal
 
@@ -66,7 +66,7 @@ def fate_features(
     W = np.zeros((adata.n_vars, len(fates)))
     for j, f in enumerate(fates):
         prog = info["programs"][f]
-        W[adata.var_names.get_indexer(np.asarray(prog["genes"]).astype(str)), j] = prog["weights"]
+        W[gene_positions(adata, prog["genes"], rerun="genegrad.tl.fate_bias"), j] = prog["weights"]
     S = np.asarray(F @ W, dtype=np.float64)
     Y = np.asarray(adata.obsm[adata.uns[key]["params"]["use_rep"]], dtype=np.float64)
     S_c, Y_c = S.copy(), Y.copy()

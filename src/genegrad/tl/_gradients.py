@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _keys
 from .._core._model import n_threads
-from .._validation import check_range, check_unique_names, resolve_genes
+from .._validation import check_range, check_unique_names, default_genes, gene_positions
 from ..pp._manifold import load_model
 from ._compute import compute_options
 from ._signal import progress_bar, read_signal, signal_nbytes
@@ -115,10 +115,8 @@ def gradients(
         msg = "`store='zarr'` needs `path`, the folder of the store (e.g. 'gradients.zarr')."
         raise ValueError(msg)
     model = load_model(adata, key)
-    if genes is None and "highly_variable" in adata.var:
-        genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
-    genes = resolve_genes(adata, genes)
-    Fsel = read_signal(adata, layer, adata.var_names.get_indexer(genes))  # a column-major copy of the genes
+    genes = default_genes(adata, genes)
+    Fsel = read_signal(adata, layer, gene_positions(adata, genes))  # a column-major copy of the genes
     n, d, T, G = adata.n_obs, model.n_dims_, len(model.scales_), len(genes)
     # the budget counts everything this call holds: the model, the copy of the signal, the result (in memory)
     # and the chunks in flight

@@ -13,7 +13,16 @@ from scipy import sparse
 from .. import _keys
 from .._core import _descriptors, _holdout, _lsi, _patterns, _regions
 from .._core._model import n_threads
-from .._validation import as_rng, check_range, check_scale, check_unique_names, resolve_genes, warn
+from .._validation import (
+    as_rng,
+    check_range,
+    check_scale,
+    check_unique_names,
+    default_genes,
+    gene_positions,
+    highly_variable,
+    warn,
+)
 from ..pp._manifold import load_model
 from ._compute import compute_options
 from ._signal import progress_bar, read_signal
@@ -216,10 +225,8 @@ def patterns(
     if scale is None:
         scale = scales[-1]
     check_scale(scale, scales)
-    if genes is None and "highly_variable" in adata.var:
-        genes = list(adata.var_names[adata.var["highly_variable"].to_numpy(bool)])
-    genes = resolve_genes(adata, genes)
-    F = read_signal(adata, layer, adata.var_names.get_indexer(genes))
+    genes = default_genes(adata, genes)
+    F = read_signal(adata, layer, gene_positions(adata, genes))
     if F.shape[1] < 2:
         msg = f"`genes` must name at least 2 genes to find patterns, got {len(genes)}."
         raise ValueError(msg)
@@ -313,10 +320,8 @@ def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng) -> tupl
     n_genes = len(genes)
     if not holdout:
         return [model.diffusion_], np.zeros(n_genes, dtype=np.int64)
-    if "highly_variable" in adata.var:
-        pool = np.flatnonzero(adata.var["highly_variable"].to_numpy(bool))
-    else:
-        pool = adata.var_names.get_indexer(genes)
+    hvg = highly_variable(adata)
+    pool = np.flatnonzero(hvg) if hvg is not None else gene_positions(adata, genes)
     if pool.size < 2 * MIN_FOLD_GENES:
         warn(f"The structure test needs at least {2 * MIN_FOLD_GENES} genes to build the graphs it holds out "
              f"(got {pool.size}); it tests on the manifold's own graph, where the q-values are anti-conservative.")
@@ -324,7 +329,7 @@ def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng) -> tupl
     pool_fold = _holdout.split_genes(pool.size, rng)
     fold_of_var = np.full(adata.n_vars, -1)
     fold_of_var[pool] = pool_fold
-    tested_on = 1 - fold_of_var[adata.var_names.get_indexer(genes)]  # 2 for genes in neither fold
+    tested_on = 1 - fold_of_var[gene_positions(adata, genes)]  # 2 for genes in neither fold
     fold = np.where(tested_on < 2, tested_on, rng.integers(0, 2, size=n_genes))
     params = adata.uns[key]["params"]
     rep = params["use_rep"]
@@ -402,7 +407,7 @@ def _gradients_at(model, chunk, *, scale_index: int) -> NDArray[np.float32]:
 def _write(adata, key, *, genes, desc, score, pval, qval, structured, labels, typicality, modules, scale, scales,
            params) -> None:
     names = list(_descriptors.DESCRIPTORS)
-    rows = adata.var_names.get_indexer(genes)
+    rows = gene_positions(adata, genes)
     full = np.full((adata.n_vars, len(names), len(scales)), np.nan, dtype=np.float32)
     full[rows] = desc
     n_pat = int(labels.max()) + 1 if labels.size else 0
