@@ -87,8 +87,13 @@ def fate_terminal(adata: ad.AnnData, key: str) -> np.ndarray:
     return terminal
 
 
+#: The largest diffusion time accepted: each step is a sparse product over every cell, and far fewer steps
+#: already smooth a signal to its mean over the graph.
+MAX_SCALE = 256
+
+
 def check_scales(scales: Sequence[int]) -> tuple[int, ...]:
-    """Scales: a non-empty collection of distinct non-negative integers, returned sorted."""
+    """Scales: a non-empty collection of distinct integers in ``[0, MAX_SCALE]``, returned sorted."""
     try:
         vals = [int(t) for t in scales]
     except (TypeError, ValueError):
@@ -99,6 +104,10 @@ def check_scales(scales: Sequence[int]) -> tuple[int, ...]:
         raise ValueError(msg)
     if any(v != t for v, t in zip(vals, scales, strict=True)) or min(vals) < 0:
         msg = f"Expected `scales` to be non-negative integers (diffusion steps), got {list(scales)!r}."
+        raise ValueError(msg)
+    if max(vals) > MAX_SCALE:
+        msg = (f"Expected `scales` of at most {MAX_SCALE} diffusion steps, got {max(vals)}: each step is a product "
+               "over every cell, and far fewer steps smooth a signal to its mean; use e.g. (0, 1, 2, 4, 8).")
         raise ValueError(msg)
     if len(set(vals)) != len(vals):
         msg = f"Expected distinct `scales`, got {list(scales)!r}."

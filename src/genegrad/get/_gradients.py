@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import _keys
 from .._core._operator import gradient_matrix
+from .._store import GradientStore, StoreError, names_hash
 from .._validation import check_scale, require_key, resolve_genes
 from ..pp._manifold import manifold_neighbors
 
@@ -69,14 +70,28 @@ def gradients(
     scales = [int(t) for t in info["gradients"]["scales"]]
     check_scale(scale, scales)
     if zarr_store:
-        from ..io import GradientStore
-
-        tangent = GradientStore(info["gradients"]["path"]).gradients([pos[g] for g in genes],
-                                                                     scale_index=scales.index(scale))
+        tangent = _from_store(adata, info["gradients"], [pos[g] for g in genes], scale_index=scales.index(scale),
+                              genes=done)
     else:
         stored = adata.obsm[_keys.gradients(key)]
         tangent = np.asarray(stored[:, :, :, scales.index(scale)])[:, [pos[g] for g in genes], :]
     return to_basis(adata, tangent, scale=scale, basis=basis, key=key)
+
+
+def _from_store(adata: ad.AnnData, info, columns: list[int], *, scale_index: int, genes: list[str]) -> NDArray:
+    """Tangent gradients of the store's ``columns`` for ``adata``'s cells, after checking the store is theirs."""
+    if "store_id" not in info:
+        msg = ("This AnnData's gradient store was written by an older genegrad, which recorded no store id; run "
+               "`genegrad.tl.gradients(..., store='zarr')` again.")
+        raise StoreError(msg)
+    store = GradientStore(info["path"], store_id=str(info["store_id"]))
+    if store.meta["var_hash"] != names_hash(genes):
+        msg = (f"The gradient store at {info['path']!r} holds other genes than this AnnData recorded; run "
+               "`genegrad.tl.gradients(..., store='zarr')` again.")
+        raise StoreError(msg)
+    rows = store.rows_for(adata.obs_names)  # the cells by name: subsets and reorders of the AnnData read right
+    tangent = store.gradients(columns, scale_index=scale_index)
+    return tangent if rows is None else tangent[rows]
 
 
 def default_basis(adata: ad.AnnData, key: str = _keys.UNS) -> str:

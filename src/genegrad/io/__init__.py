@@ -1,6 +1,6 @@
-"""Outputs: the full gradient tensor in a chunked zarr store, read lazily; a report folder of the results."""
+"""Outputs: a report folder of the results; the gradient store (:class:`GradientStore`, read lazily)."""
 
+from .._store import GradientStore
 from ._report import write_report
-from ._zarr import GradientStore
 
 __all__ = ["GradientStore", "write_report"]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from .._core._backend import BACKENDS
+
+#: Seconds to reach a dask scheduler and hear it answer as one before giving up.
+CONNECT_TIMEOUT = 10.0
 
 
 def compute_options(backend: str, scheduler: Any, n_jobs: int | None) -> dict[str, Any]:
@@ -29,5 +33,34 @@ def compute_options(backend: str, scheduler: Any, n_jobs: int | None) -> dict[st
         except ImportError as err:
             msg = "backend='dask' needs dask.distributed: `pip install 'genegrad[dask]'`."
             raise ImportError(msg) from err
-        client = Client(scheduler)
+        _probe_scheduler(scheduler, CONNECT_TIMEOUT)
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
     return {"backend": backend, "client": client, "n_jobs": n_jobs}
+
+
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Ask ``address`` who it is, within ``timeout`` seconds: a clear error instead of waiting forever.
+
+    ``distributed.Client`` waits without end on an address that accepts connections but is not a scheduler.
+    """
+    async def identity() -> Any:
+        from distributed.comm import connect
+
+        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), timeout)
+            return await asyncio.wait_for(comm.read(), timeout)
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(identity())
+    except Exception as err:  # any failure of the probe (refused, timed out, garbled reply) is the same answer
+        msg = (f"No dask scheduler answered at {address!r} within {timeout:g} s ({type(err).__name__}: {err}); "
+               "check the address (e.g. 'tcp://host:8786') and that the scheduler runs, or pass a "
+               "`distributed.Client`.")
+        raise ConnectionError(msg) from None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        msg = (f"{address!r} answers but is not a dask scheduler; pass the scheduler's address (e.g. "
+               "'tcp://host:8786', printed by `dask scheduler`).")
+        raise ConnectionError(msg)

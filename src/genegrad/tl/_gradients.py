@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _keys
 from .._core._model import n_threads
+from .._store import GradientStore
 from .._validation import check_range, check_unique_names, default_genes, gene_positions
 from ..pp._manifold import load_model
 from ._compute import compute_options
@@ -64,7 +65,9 @@ def gradients(
         at ``path`` (all genes; read lazily by :func:`genegrad.get.gradients`), so only the working memory
         counts against ``memory_gb``.
     path
-        Folder of the zarr store (``store='zarr'``).
+        Folder of the zarr store (``store='zarr'``): a new or empty folder, or a store genegrad wrote (replaced
+        once the new one is complete). Any other folder is refused; the store is written beside it under a
+        temporary name and renamed into place, so an interrupted call leaves ``path`` as it was.
     memory_gb
         Budget for everything the call holds beyond the AnnData: the model rebuilt from it, a column-major
         copy of the selected genes' expression, the result (``store='obsm'``) and the gene chunks in flight
@@ -132,25 +135,30 @@ def gradients(
         raise MemoryError(msg)
     chunk = int(max(1, min(G, (memory_gb * _GB - held - out_bytes) // (per_gene_work * in_flight), CHUNK_SIZE)))
     logger.info("computing gradients of %d genes at %d scales (chunks of %d)", G, T, chunk)
-    if store == "zarr":
-        from ..io import GradientStore
-
-        sink = GradientStore.create(path, n_cells=n, n_genes=G, n_dims=d, n_scales=T, gene_chunk=chunk,
-                                    with_se=with_se)
+    sink = None
+    if store == "zarr":  # written beside `path` and moved into place when complete
+        sink = GradientStore.create(path, cells=list(adata.obs_names), genes=genes, n_dims=d, n_scales=T,
+                                    gene_chunk=chunk, with_se=with_se)
         grads = se = None
     else:
         grads = np.empty((n, G, d, T), dtype=np.float32)
         se = np.empty((n, G, T), dtype=np.float32) if with_se else None
     bar = progress_bar(progress, total=G, desc="gradients")
-    for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se, **options):
-        if store == "zarr":
-            sink.write(part.start, part.gradients, part.se)
-        else:
-            grads[:, part.start:part.stop] = part.gradients
-            if se is not None:
-                se[:, part.start:part.stop] = part.se
-        bar.update(part.stop - part.start)
-    bar.close()
+    try:
+        for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se, **options):
+            if sink is not None:
+                sink.write(part.start, part.gradients, part.se)
+            else:
+                grads[:, part.start:part.stop] = part.gradients
+                if se is not None:
+                    se[:, part.start:part.stop] = part.se
+            bar.update(part.stop - part.start)
+        if sink is not None:
+            sink.commit()
+    finally:
+        bar.close()
+        if sink is not None:
+            sink.discard()  # after a failure: the half-written store goes, the folder at `path` is untouched
 
     target = adata.copy() if copy else adata
     for name in (_keys.gradients(key), _keys.gradients_se(key)):
@@ -165,7 +173,7 @@ def gradients(
     target.uns[key]["gradients"] = {
         "genes": np.array(genes, dtype=object), "layer": layer or "X",
         "scales": np.array(model.scales_, dtype=int), "with_se": bool(with_se), "store": store,
-        **({"path": str(path)} if store == "zarr" else {}),
+        **({"path": str(path), "store_id": sink.id} if sink is not None else {}),
     }
     logger.info("added `adata.uns['%s']['gradients']`", key)
     return target if copy else None
