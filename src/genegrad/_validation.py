@@ -224,12 +224,39 @@ def gene_positions(adata: ad.AnnData, genes: Sequence[str], *, rerun: str | None
     return pos.astype(np.int64)
 
 
-def check_counts(adata: ad.AnnData, layer: str | None, *, integer: bool = False, nonempty: bool = True):
-    """The counts in ``X`` or ``layers[layer]`` (not copied) and their name for messages, after every check.
+#: Values checked to be integers: a strided sample over the whole matrix, enough to catch normalised data.
+INTEGER_SAMPLE = 1_000_000
 
-    In memory, finite, non-negative counts (integers when ``integer``: checked on the first 100,000 stored
-    values, enough to catch log-normalised data), and with ``nonempty`` no cell without counts; each failure
-    says how to fix it. The preprocessing tools all read their counts through this.
+
+def canonical(X: Any) -> Any:
+    """``X`` itself, or for sparse input with duplicate or unsorted entries a canonical copy (duplicates summed).
+
+    The caller's matrix is never modified: a CSR matrix with two entries at one position means their sum, as
+    the dense matrix would, but not every routine reads it so.
+    """
+    if not sparse.issparse(X):
+        return X
+    if X.format not in ("csr", "csc"):
+        X = sparse.csr_matrix(X)  # a new matrix: duplicates summed by the conversion
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    return X
+
+
+def sample_values(X: Any) -> np.ndarray:
+    """Up to :data:`INTEGER_SAMPLE` stored values of ``X``, strided over the whole matrix."""
+    data = (X.data if sparse.issparse(X) else np.asarray(X)).ravel()
+    return data[:: max(1, data.size // INTEGER_SAMPLE)]
+
+
+def check_counts(adata: ad.AnnData, layer: str | None, *, integer: bool = True, nonempty: bool = True):
+    """The counts in ``X`` or ``layers[layer]`` and their name for messages, after every check.
+
+    In memory, finite, non-negative counts (integers when ``integer``, checked on a strided sample of the stored
+    values: log-normalised or normalised data are refused, with the fix), and with ``nonempty`` no cell without
+    counts. Sparse input is returned canonical (duplicates summed, on a copy). The preprocessing tools all read
+    their counts through this.
     """
     if adata.isbacked:
         msg = "`adata` is backed (on disk); load it with `adata.to_memory()` first."
@@ -239,12 +266,28 @@ def check_counts(adata: ad.AnnData, layer: str | None, *, integer: bool = False,
         raise KeyError(msg)
     counts = adata.X if layer is None else adata.layers[layer]
     name = "adata.X" if layer is None else f"adata.layers['{layer}']"
+    if counts is None:
+        msg = f"`{name}` is empty; put the raw counts there or pass the `layer` that holds them."
+        raise ValueError(msg)
+    counts = canonical(counts)
     check_finite(name, counts)
     data = counts.data if sparse.issparse(counts) else np.asarray(counts)
-    if data.size and (data.min() < 0 or (integer and np.any(np.mod(data.ravel()[:100_000], 1) != 0))):
-        kind = "non-negative integers" if integer else "non-negative values"
-        msg = (f"Expected non-negative counts ({kind}) in `{name}`; pass the raw counts (or the layer that "
-               "holds them).")
+    if data.size and data.min() < 0:
+        msg = (f"Expected non-negative counts in `{name}`, got values down to {data.min():g}: it holds a "
+               "transformed signal (scaled or centred?); pass the raw counts (or the `layer` that holds them).")
+        raise ValueError(msg)
+    sample = sample_values(counts)
+    if integer and sample.size and np.any(np.mod(sample, 1) != 0):
+        example = float(sample[np.flatnonzero(np.mod(sample, 1) != 0)[0]])
+        hints = []
+        if layer is None and "log1p" in adata.uns:
+            hints.append("`adata.uns['log1p']` says it was log-transformed")
+        if layer is None and "counts" in adata.layers:
+            hints.append("the counts seem to be in a layer: pass `layer='counts'`")
+        hint = f" ({'; '.join(hints)})" if hints else ""
+        msg = (f"Expected raw counts (non-negative integers) in `{name}`, got non-integers such as {example:g}: "
+               f"normalised or log-transformed data{hint}. Pass the raw counts (or the `layer` that holds them); "
+               "corrected counts (e.g. ambient-RNA removal) can be rounded first with `numpy.rint`.")
         raise ValueError(msg)
     if nonempty:
         totals = np.asarray(counts.sum(axis=1)).ravel()
@@ -253,3 +296,11 @@ def check_counts(adata: ad.AnnData, layer: str | None, *, integer: bool = False,
                    "`scanpy.pp.filter_cells(adata, min_counts=1)`.")
             raise ValueError(msg)
     return counts, name
+
+
+def same_matrix(A: Any, B: Any) -> bool:
+    """Whether two dense or sparse matrices hold the same values."""
+    if A.shape != B.shape:
+        return False
+    diff = (sparse.csr_matrix(A, dtype=np.float64) - sparse.csr_matrix(B, dtype=np.float64))
+    return diff.count_nonzero() == 0

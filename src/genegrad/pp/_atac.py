@@ -10,7 +10,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._core import _lsi
-from .._validation import check_counts, check_range, check_unique_names
+from .._validation import check_counts, check_range, check_unique_names, same_matrix
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -101,7 +101,12 @@ def preprocess_atac(
             msg = f"Expected `{arg}` to be True or False, got {flag!r}."
             raise TypeError(msg)
     check_unique_names(adata)
-    raw, _ = check_counts(adata, layer)
+    raw, name = check_counts(adata, layer)
+    if layer != "counts" and "counts" in adata.layers and not same_matrix(adata.layers["counts"], raw):
+        msg = (f"`adata.layers['counts']` exists and differs from the counts in `{name}`: preprocess_atac would "
+               "overwrite it. Pass `layer='counts'` to use it, or move it (e.g. `adata.layers['counts_old'] = "
+               "adata.layers.pop('counts')`).")
+        raise ValueError(msg)
     counts = sparse.csr_matrix(raw, dtype=np.float32, copy=True)  # a copy: never a view of the caller's data
     counts.eliminate_zeros()
     C = counts.copy()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
-from .._validation import check_finite, warn
+from .._validation import canonical, check_finite, sample_values, warn
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -37,14 +37,30 @@ def read_signal(
         raise ValueError(msg)
     if adata.isbacked and layer is None:
         F = F[:, :]  # on-disk X (dense or sparse dataset): read it once, in memory
+    F = canonical(F)  # duplicate sparse entries summed, on a copy
     check_finite(name, F)
-    data = F.data if sparse.issparse(F) else np.asarray(F)
-    if data.size and np.all(np.mod(data[: 100_000], 1) == 0) and data.max() > 30:
-        warn(f"`{name}` looks like raw counts (integers up to {data.max():.0f}); gradients of a log-normalised "
-             "signal are what the method assumes: run `genegrad.pp.preprocess` first.")
+    _warn_unlogged(F, name)
     if columns is not None and not np.array_equal(columns, np.arange(F.shape[1])):
         F = F[:, np.asarray(columns)]
     return sparse.csc_matrix(F) if sparse.issparse(F) else np.asarray(F)
+
+
+def _warn_unlogged(F, name: str) -> None:
+    """Warn when the signal looks like counts, or normalised but not log-transformed."""
+    sample = sample_values(F)
+    if not sample.size:
+        return
+    top = float(sample.max())
+    if np.all(np.mod(sample, 1) == 0) and top > 1:
+        warn(f"`{name}` looks like raw counts (integers up to {top:.0f}); gradients of a log-normalised signal are "
+             "what the method assumes: run `genegrad.pp.preprocess` first.")
+        return
+    totals = np.asarray(F.sum(axis=1), dtype=np.float64).ravel()
+    equal_totals = totals.size > 1 and totals.mean() > 0 and totals.std() <= 1e-3 * totals.mean()
+    if equal_totals or top > 50:
+        why = "every cell has the same total" if equal_totals else f"values up to {top:.3g}"
+        warn(f"`{name}` looks normalised but not log-transformed ({why}); gradients of a log-normalised signal "
+             "are what the method assumes: apply `scanpy.pp.log1p` (or run `genegrad.pp.preprocess` on the counts).")
 
 
 def signal_nbytes(F: NDArray | sparse.spmatrix) -> int:
