@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ._files import OwnedFolder
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -75,7 +75,7 @@ class GradientStore:
         self._grad = _open_checked(zarr, self.path / "gradients", tuple(self.meta["shape"]))
         n, g, _d, t = self.meta["shape"]
         self._se = _open_checked(zarr, self.path / "se", (n, g, t)) if self.meta.get("with_se") else None
-        self._target: Path | None = None
+        self._folder: OwnedFolder | None = None
 
     @classmethod
     def create(
@@ -85,15 +85,12 @@ class GradientStore:
         """An empty store written beside ``path`` under a temporary name; :meth:`commit` moves it into place.
 
         ``path`` must be new, an empty folder, or a genegrad store (which :meth:`commit` replaces); any other
-        folder or file is refused, and nothing in it is touched.
+        folder or file is refused (:class:`genegrad._files.OutputError`), and nothing in it is touched.
         """
         import zarr
 
-        target = Path(path)
-        check_target(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.genegrad-tmp-{uuid.uuid4().hex[:12]}"
-        tmp.mkdir()
+        folder = OwnedFolder(path, MARKER, "gradient store")
+        tmp = folder.path
         n_cells, n_genes = len(cells), len(genes)
         shape = (n_cells, n_genes, n_dims, n_scales)
         zarr.open_array(str(tmp / "gradients"), mode="w", shape=shape,
@@ -106,7 +103,7 @@ class GradientStore:
         (tmp / "obs_names.json").write_text(json.dumps([str(c) for c in cells]))
         (tmp / MARKER).write_text(json.dumps(meta))
         store = cls.__new__(cls)
-        store.path, store.meta, store._target = tmp, meta, target
+        store.path, store.meta, store._folder = tmp, meta, folder
         store._grad = zarr.open_array(str(tmp / "gradients"), mode="r+")
         store._se = zarr.open_array(str(tmp / "se"), mode="r+") if with_se else None
         return store
@@ -130,30 +127,20 @@ class GradientStore:
 
     def commit(self) -> None:
         """Move a store made by :meth:`create` into place (replacing the genegrad store there, if any)."""
-        if self._target is None:
+        if self._folder is None:
             return
-        target, tmp = self._target, self.path
-        check_target(target)  # still ours or free: nothing of the user's appeared there meanwhile
-        old = None
-        if target.is_dir() and (target / MARKER).exists():
-            old = target.parent / f".{target.name}.genegrad-old-{uuid.uuid4().hex[:12]}"
-            os.replace(target, old)
-        elif target.is_dir():
-            target.rmdir()  # empty (check_target): the user's empty folder becomes the store
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        self.path, self._target = target, None
         import zarr
 
-        self._grad = zarr.open_array(str(target / "gradients"), mode="r")
-        self._se = zarr.open_array(str(target / "se"), mode="r") if self.meta["with_se"] else None
+        self.path = self._folder.commit()
+        self._folder = None
+        self._grad = zarr.open_array(str(self.path / "gradients"), mode="r")
+        self._se = zarr.open_array(str(self.path / "se"), mode="r") if self.meta["with_se"] else None
 
     def discard(self) -> None:
         """Remove a store made by :meth:`create` that was not committed (after a failure)."""
-        if self._target is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
-            self._target = None
+        if self._folder is not None:
+            self._folder.discard()
+            self._folder = None
 
     def rows_for(self, obs_names: Sequence[str]) -> NDArray[np.int64] | None:
         """Rows of ``obs_names`` in the store (``None`` when they are the store's cells in order); raises if absent."""
@@ -198,17 +185,6 @@ def read_marker(path: Path) -> dict:
         msg = f"{str(marker)!r} is not a valid genegrad store marker; run `genegrad.tl.gradients` again."
         raise StoreError(msg)
     return meta
-
-
-def check_target(path: Path) -> None:
-    """Refuse a store path that is a file, or a non-empty folder that is not a genegrad store."""
-    if path.exists() and not path.is_dir():
-        msg = f"The store path {str(path)!r} is a file; pass a new folder (e.g. 'gradients.zarr')."
-        raise StoreError(msg)
-    if path.is_dir() and not (path / MARKER).exists() and any(path.iterdir()):
-        msg = (f"The store path {str(path)!r} is a folder that is not a genegrad gradient store (no {MARKER}); "
-               "genegrad writes only into new or empty folders, or its own stores. Pass a new folder.")
-        raise StoreError(msg)
 
 
 def _open_checked(zarr, path: Path, shape: tuple[int, ...]):

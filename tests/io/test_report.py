@@ -86,7 +86,7 @@ def test_report_of_a_manifold_names_what_is_missing(tmp_path):
     page = gg.io.write_report(adata, tmp_path).read_text()
     assert "genegrad.tl.patterns(adata)" in page
     assert "genegrad.tl.fate_bias(adata, ...)" in page
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".genegrad-report", "index.html"]
     assert f"<td>{adata.uns['genegrad']['n_dims']}</td>" in page  # the intrinsic dimension
 
 

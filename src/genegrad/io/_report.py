@@ -5,20 +5,27 @@ from __future__ import annotations
 import html
 import logging
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._files import OwnedFolder
 from .._validation import check_range, require_key
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import anndata as ad
     from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
+
+#: The marker file of a report folder: genegrad replaces only folders that hold it (or empty ones).
+REPORT_MARKER = ".genegrad-report"
+#: First characters that make a spreadsheet read a CSV cell as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}"
@@ -46,7 +53,8 @@ def write_report(
     adata
         Data on which :func:`genegrad.pp.manifold` (and possibly the tools) ran.
     outdir
-        Folder to write to; created if missing, files of the same names replaced.
+        Folder to write to: a new or empty folder, or a report genegrad wrote (replaced). Any other folder is
+        refused. The report is built beside it under a temporary name and moved into place when complete.
     basis
         ``obsm`` embedding of the figures; by default ``'X_umap'`` when there is one (scanpy's ``tl.umap``), else
         the representation the manifold was built on.
@@ -82,8 +90,17 @@ def write_report(
 
         basis = "X_umap" if "X_umap" in adata.obsm else default_basis(adata, key)
     require_key(adata, "obsm", basis, fix="pass `basis`, an obsm embedding such as 'X_umap'")
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = OwnedFolder(outdir, REPORT_MARKER, "report")  # built beside `outdir`, moved into place when complete
+    try:
+        _write(adata, folder.path, info, basis=basis, n_genes=n_genes, key=key)
+        target = folder.commit()
+    finally:
+        folder.discard()
+    logger.info("wrote %s", target / "index.html")
+    return target / "index.html"
+
+
+def _write(adata: ad.AnnData, out: Path, info, *, basis: str, n_genes: int, key: str) -> None:
     logger.info("writing a report of `adata.uns['%s']` to %s", key, out)
     body = [f"<h1>genegrad report</h1><p>{adata.n_obs:,} cells &times; {adata.n_vars:,} features.</p>",
             _manifold_section(info)]
@@ -97,10 +114,20 @@ def write_report(
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>genegrad report</title>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}"
             f"<p class='note'>Written by genegrad {html.escape(__version__)}.</p></body></html>\n")
-    index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
-    logger.info("wrote %s", index)
-    return index
+    (out / "index.html").write_text(page, encoding="utf-8")
+
+
+def _to_csv(df: pd.DataFrame, path: Path, **kwargs) -> None:
+    """``df.to_csv`` with text cells that a spreadsheet would run as a formula neutralised (a leading ``'``)."""
+    def safe(values):
+        return [f"'{v}" if isinstance(v, str) and v[:1] in _FORMULA_START else v for v in values]
+
+    df = df.copy()
+    for col in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+            df[col] = safe(df[col].astype(object))
+    df.index = pd.Index(safe(df.index), name=df.index.name)
+    df.to_csv(path, **kwargs)
 
 
 def _missing(title: str, call: str, flag: str) -> str:
@@ -140,7 +167,7 @@ def _patterns_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int,
     from .. import get, pl
 
     desc = get.descriptors(adata, key=key)
-    desc.to_csv(out / "patterns.csv")
+    _to_csv(desc, out / "patterns.csv")
     structured = desc["structured"].astype(bool)
     parts = [f"<h2>Gene patterns</h2><p>{int(structured.sum()):,} of {len(desc):,} described genes are "
              f"structured (q &lt; {adata.uns[key]['patterns']['params']['fdr']:g}); every gene's descriptors, "
@@ -172,7 +199,7 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
     info = adata.uns[key]["fate_bias"]
     fates = [str(f) for f in info["fates"]]
     table = get.fates(adata, key=key)
-    table.to_csv(out / "fate_probs.csv", index_label="cell")
+    _to_csv(table, out / "fate_probs.csv", index_label="cell")
     terminal, probs, timed = table["terminal_state"], table[fates], "pseudotime" in table
     progenitor = terminal.isna().to_numpy()
     summary = pd.DataFrame({
@@ -210,6 +237,6 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
         parts.append("<p class='note'>No heatmaps of the drivers along pseudotime: <code>fate_bias</code> ran "
                      "without a <code>root</code> or <code>time_key</code>, so no pseudotime was stored "
                      "(<code>genegrad.pl.drivers(adata, fate, pseudotime=...)</code> takes any obs column).</p>")
-    pd.concat(tables, ignore_index=True).to_csv(out / "drivers.csv", index=False)
+    _to_csv(pd.concat(tables, ignore_index=True), out / "drivers.csv", index=False)
     parts.append("<p>Driver genes of every fate: <a href='drivers.csv'>drivers.csv</a>.</p>")
     return "".join(parts)
