@@ -210,7 +210,7 @@ def gene_positions(adata: ad.AnnData, genes: Sequence[str], *, rerun: str | None
     Never ``-1`` (which, used as an index, reads the last gene): a gene missing from ``var_names`` raises. With
     ``rerun`` the genes come from a stored result, and the message says that genes were removed since that step.
     """
-    genes = [str(g) for g in np.asarray(genes, dtype=object)]
+    genes = [str(g) for g in genes]
     pos = adata.var_names.get_indexer(genes)
     if np.any(pos < 0):
         missing = [g for g, p in zip(genes, pos, strict=True) if p < 0]

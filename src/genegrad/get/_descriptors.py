@@ -60,7 +60,7 @@ def descriptors(
     scales = [int(t) for t in info["scales"]]
     scale = int(info["scale"]) if scale is None else scale
     check_scale(scale, scales)
-    described = list(np.asarray(info["genes"]).astype(str))
+    described = [str(g) for g in info["genes"]]  # object or StringDType (zarr round trip) alike
     if genes is None:  # the described genes still in the AnnData: their rows of varm moved with them
         genes = [g for g in described if g in adata.var_names]
     else:

@@ -61,7 +61,7 @@ def gradients(
         msg = f"No gradients under `adata.obsm['{_keys.gradients(key)}']`; run `genegrad.tl.gradients` first."
         raise KeyError(msg)
     genes = resolve_genes(adata, genes)
-    done = list(np.asarray(info["gradients"]["genes"]).astype(str))
+    done = [str(g) for g in info["gradients"]["genes"]]  # object or StringDType (zarr round trip) alike
     pos = {g: j for j, g in enumerate(done)}
     missing = [g for g in genes if g not in pos]
     if missing:

@@ -127,6 +127,7 @@ def _to_csv(df: pd.DataFrame, path: Path, **kwargs) -> None:
         if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
             df[col] = safe(df[col].astype(object))
     df.index = pd.Index(safe(df.index), name=df.index.name)
+    df.columns = safe(df.columns)
     df.to_csv(path, **kwargs)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from .. import _keys
 from .._validation import fate_terminal, require_key
 from ..get._gradients import default_basis, to_basis
-from ._gradients import draw_stream
+from ._gradients import draw_stream, literal
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -161,9 +161,9 @@ def driver_heatmap(adata: ad.AnnData, fate: str, genes: list[str], *, pseudotime
     fig, ax = plt.subplots(figsize=(6, 0.25 * len(genes) + 1.2))
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     im = ax.imshow(np.ma.masked_invalid(M), aspect="auto", cmap=cmap, interpolation="nearest")
-    ax.set_yticks(range(len(genes)), genes, fontsize=7)
-    ax.set_xlabel(f"{pseudotime} (binned, weighted by p({fate}))")
-    ax.set_title(f"drivers of {fate}")
+    ax.set_yticks(range(len(genes)), [literal(g) for g in genes], fontsize=7)
+    ax.set_xlabel(literal(f"{pseudotime} (binned, weighted by p({fate}))"))
+    ax.set_title(literal(f"drivers of {fate}"))
     fig.colorbar(im, ax=ax, label="scaled expression", shrink=0.8)
     fig.tight_layout()
     return fig

@@ -95,9 +95,9 @@ def draw_stream(
     speed = np.hypot(U, W)
     if np.nanmax(speed) > 0:
         ax.streamplot(gx, gy, U, W, color="k", linewidth=0.8, density=1.2, arrowsize=0.9)
-    ax.set_title(title)
-    ax.set_xlabel(f"{basis}[{c0}]")
-    ax.set_ylabel(f"{basis}[{c1}]")
+    ax.set_title(literal(title))
+    ax.set_xlabel(literal(f"{basis}[{c0}]"))
+    ax.set_ylabel(literal(f"{basis}[{c1}]"))
     if colorbar:
         ax.figure.colorbar(sc, ax=ax, label="expression", shrink=0.8)
     return ax
@@ -136,3 +136,8 @@ def _grid(xy: np.ndarray, v: np.ndarray, n: int, *, fine: int = 8) -> tuple[np.n
     U[empty] = np.nan
     W[empty] = np.nan
     return gx, gy, U.reshape(n, n), W.reshape(n, n)
+
+
+def literal(text: str) -> str:
+    """``text`` drawn as written: a ``$`` in a gene or fate name would start matplotlib's mathtext."""
+    return str(text).replace("$", r"\$")
