@@ -58,6 +58,11 @@ def se_factors(key: str = UNS) -> str:
     return f"{key}_se_factors"
 
 
+def rep_checksum(key: str = UNS) -> str:
+    """``obsm``: per cell, the sum and the sum of squares of the representation the manifold was built on."""
+    return f"{key}_rep_checksum"
+
+
 def gradients(key: str = UNS) -> str:
     """``obsm``: gradients ``(N, G_sel, d, T)`` in tangent coordinates."""
     return f"{key}_gradients"
@@ -70,6 +75,18 @@ def gradients_se(key: str = UNS) -> str:
 
 #: Everything :func:`genegrad.pp.manifold` writes, as functions of the prefix (``obsm``, ``obsp``) and the
 #: entries of ``uns[prefix]`` (the tools add their own entries there later). What moves with a manifold.
-MANIFOLD_OBSM = (frames, operator, gram, ridge, weights, dof, se_factors)
+MANIFOLD_OBSM = (frames, operator, gram, ridge, weights, dof, se_factors, rep_checksum)
 MANIFOLD_OBSP = (connectivities, diffusion, neighbors)
 MANIFOLD_UNS = ("params", "scales", "fit_scales", "n_dims", "local_spectrum", "n_components")
+
+#: What the tools write from a manifold (suffixes after ``{prefix}_``), per slot: removed when the manifold is
+#: rebuilt, so that no result of an earlier manifold stays beside the new one.
+RESULTS = {
+    "obsm": ("gradients", "gradients_se", "fate_probs", "fate_probs_chain", "fate_deviation", "fate_flow",
+             "fate_features"),
+    "obsp": ("transitions",),
+    "obs": ("fate_bias", "pseudotime", "terminal_states"),
+    "var": ("structured", "structured_score", "structured_pval", "structured_qval", "pattern",
+            "pattern_typicality", "module"),
+    "varm": ("descriptors",),
+}

@@ -10,7 +10,7 @@ from .. import _keys
 from .._core._operator import gradient_matrix
 from .._store import GradientStore, StoreError, names_hash
 from .._validation import check_scale, require_key, resolve_genes
-from ..pp._manifold import manifold_neighbors
+from ..pp._manifold import check_manifold, manifold_neighbors
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -54,8 +54,9 @@ def gradients(
     >>> gg.get.gradients(adata, adata.var_names[:2], scale=1).shape
     (300, 2, 10)
     """
-    require_key(adata, "uns", key, fix="run `genegrad.pp.manifold` first")
-    info = adata.uns[key]
+    # the gradients are in the manifold's tangent frames (per cell: a subset of the cells reads them right); the
+    # push-forward to another embedding uses the graph, which must hold every neighbour (manifold_neighbors)
+    info = check_manifold(adata, key, whole=False)
     zarr_store = "gradients" in info and info["gradients"].get("store", "obsm") == "zarr"
     if "gradients" not in info or (_keys.gradients(key) not in adata.obsm and not zarr_store):
         msg = f"No gradients under `adata.obsm['{_keys.gradients(key)}']`; run `genegrad.tl.gradients` first."

@@ -147,7 +147,11 @@ def manifold(
              "component. Increase `n_neighbors` or check the representation if this is unexpected.")
 
     target = adata.copy() if copy else adata
+    removed = clear_results(target, key_added)
+    if removed:
+        logger.info("removed the results of the previous manifold under '%s': %s", key_added, ", ".join(removed))
     _store(target, model, key_added=key_added, use_rep=use_rep, n_components=n_comp)
+    target.obsm[_keys.rep_checksum(key_added)] = rep_checksum(Y)
     return target if copy else None
 
 
@@ -164,6 +168,27 @@ def _representation(adata: ad.AnnData, use_rep: str) -> np.ndarray:
         raise ValueError(msg)
     check_finite(use_rep, Y)
     return Y.astype(np.float64)
+
+
+def rep_checksum(Y: np.ndarray) -> np.ndarray:
+    """``(N, 2)``: each cell's sum and sum of squares of its coordinates (float64), to tell a changed representation."""
+    Y = np.asarray(Y, dtype=np.float64)
+    return np.stack([Y.sum(axis=1), (Y * Y).sum(axis=1)], axis=1)
+
+
+def clear_results(adata: ad.AnnData, key: str) -> list[str]:
+    """Remove what the tools computed from the manifold under ``key`` (it is being rebuilt); the keys removed."""
+    removed = []
+    for slot, names in _keys.RESULTS.items():
+        mapping = getattr(adata, slot)
+        for name in names:
+            full = f"{key}_{name}"
+            if full in mapping:
+                del mapping[full]
+                removed.append(f"{slot}['{full}']")
+    if isinstance(adata.uns.get(key), dict) and "params" in adata.uns[key]:
+        removed += [f"uns['{key}']['{k}']" for k in ("gradients", "patterns", "fate_bias") if k in adata.uns[key]]
+    return removed
 
 
 def _store(adata: ad.AnnData, model: GradientModel, *, key_added: str, use_rep: str, n_components: int) -> None:
@@ -251,19 +276,42 @@ def manifold_info(adata: ad.AnnData, key: str = _keys.UNS) -> dict:
 
 
 def manifold_neighbors(adata: ad.AnnData, key: str = _keys.UNS) -> np.ndarray:
-    """Neighbour positions ``(N, k)`` of the manifold, valid for ``adata``'s cells as they are now.
+    """Neighbour positions ``(N, k)`` of the manifold, after :func:`check_manifold`."""
+    info = check_manifold(adata, key)
+    knn = _graph.knn_from_ranks(adata.obsp[_keys.neighbors(key)], int(info["params"]["n_neighbors"]))
+    if knn is None:
+        raise ValueError(_stale_cells(key))
+    return knn
+
+
+def check_manifold(adata: ad.AnnData, key: str = _keys.UNS, *, whole: bool = True) -> dict:
+    """``adata.uns[key]``, after checking that the manifold there is complete and still fits ``adata``.
 
     The graph lives in ``obsp``, so it follows any reordering of the cells; a subset that removed some cells'
-    neighbours (or the cells a diffusion step reaches) makes the manifold stale, and that raises.
+    neighbours (or cells a diffusion step reaches), or a representation recomputed since, makes the manifold
+    stale, and that raises, naming the step to rerun. With ``whole=False`` only the per-cell parts are needed
+    (each cell's frame in an unchanged representation), and a subset of the cells is fine.
     """
     info = manifold_info(adata, key)
     k = int(info["params"]["n_neighbors"])
-    knn = _graph.knn_from_ranks(adata.obsp[_keys.neighbors(key)], k)
-    P = adata.obsp[_keys.diffusion(key)]
-    rowsum = np.asarray(P.sum(axis=1)).ravel()
-    if knn is None or not np.allclose(rowsum, 1.0, atol=1e-3):
-        msg = (f"The manifold under '{key}' was built on other cells: cells were removed since "
-               "`genegrad.pp.manifold` (some cells lost neighbours), or its graph was edited. Rerun "
-               "`genegrad.pp.manifold` on this AnnData (and the tools after it).")
+    R = adata.obsp[_keys.neighbors(key)]
+    counts = np.diff(sparse.csr_matrix(R).indptr)
+    rowsum = np.asarray(adata.obsp[_keys.diffusion(key)].sum(axis=1)).ravel()
+    if whole and (np.any(counts != k) or not np.allclose(rowsum, 1.0, atol=1e-3)):
+        raise ValueError(_stale_cells(key))
+    rep = str(info["params"]["use_rep"])
+    Y = adata.X if rep == "X" else adata.obsm.get(rep)
+    stored = np.asarray(adata.obsm[_keys.rep_checksum(key)])
+    if Y is None or Y.shape[0] != adata.n_obs or not np.allclose(
+            rep_checksum(Y.toarray() if sparse.issparse(Y) else Y), stored, rtol=1e-6, atol=1e-9):
+        msg = (f"`adata.{'X' if rep == 'X' else f'obsm[{rep!r}]'}` changed since `genegrad.pp.manifold` built the "
+               f"manifold under '{key}' on it (recomputed, e.g. by a new PCA, or removed). Rerun "
+               "`genegrad.pp.manifold` (and the tools after it).")
         raise ValueError(msg)
-    return knn
+    return info
+
+
+def _stale_cells(key: str) -> str:
+    return (f"The manifold under '{key}' was built on other cells: cells were removed since `genegrad.pp.manifold` "
+            "(some cells lost neighbours), or its graph was edited. Rerun `genegrad.pp.manifold` on this AnnData "
+            "(and the tools after it).")

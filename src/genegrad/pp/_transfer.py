@@ -9,7 +9,7 @@ import numpy as np
 from scipy import sparse
 
 from .. import _keys
-from ._manifold import manifold_neighbors
+from ._manifold import clear_results, manifold_neighbors
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -49,7 +49,7 @@ def transfer_manifold(
     -------
     ``None`` or a copy (``copy=True``) with the manifold's ``obsp``, ``obsm`` and ``uns[key]``
     entries, and the representation it was built on (``obsm[use_rep]``). Results of genegrad's tools stored in
-    ``adata`` under ``key`` before (gradients, patterns) refer to its former manifold: recompute them.
+    ``adata`` under ``key`` before (gradients, patterns, fates) are removed: they refer to its former manifold.
 
     Examples
     --------
@@ -82,6 +82,7 @@ def transfer_manifold(
         writes["obsm", rep] = Y
     uns = {k: info[k] for k in _keys.MANIFOLD_UNS if k in info}
     out = adata.copy() if copy else adata
+    clear_results(out, key)  # results of adata's former manifold
     for (slot, k), value in writes.items():
         getattr(out, slot)[k] = value
     out.uns[key] = uns
