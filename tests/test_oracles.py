@@ -1,0 +1,272 @@
+"""Independent oracles: hand-computed cases and closed forms that fail when a number is wrong.
+
+Two exact fixtures. On a line (a 1-D manifold, cells uniform in x), the fate chain without orientation is a
+symmetric random walk, so the probability of reaching the right end before the left one is harmonic, i.e. linear
+in x between the terminal stretches; genes rising towards one end have known gradient directions. On a flat plane
+in R^8, linear genes have exact, constant gradients at every scale. Every expected value below is computed here
+from the fixtures' definitions, not by genegrad.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import flat_plane
+
+import genegrad as gg
+
+LEFT, RIGHT = 0.08, 0.92  # the terminal stretches of the line: A below LEFT, B above RIGHT
+
+
+def _line(n: int = 400, *, seed: int = 0, bias: float = 0.0) -> ad.AnnData:
+    """Cells uniform on [0, 1] (a line rotated into R^5 with a little noise across it) and exact genes.
+
+    ``upA`` rises towards A (slope -2), ``upB`` towards B (slope 4, so that the total fate flow points to B),
+    ``noisyA`` is ``upA`` with noise, ``flat*`` are noise. With ``bias``, a random half of the progenitors carry
+    ``+bias`` in five genes that are also up in A's terminal cells (the fine-scale evidence of A).
+    """
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(0, 1, n))
+    Q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    Y = np.c_[x, 0.01 * rng.standard_normal((n, 4))] @ Q.T
+    genes = {"upA": 2 * (1 - x), "upB": 4 * x, "noisyA": 2 * (1 - x) + 0.3 * rng.standard_normal(n)}
+    for j in range(6):
+        genes[f"flat{j}"] = 0.3 * rng.standard_normal(n)
+    biased = (rng.uniform(size=n) < 0.5) & (x > LEFT) & (x < RIGHT)
+    for j in range(5 if bias else 0):
+        genes[f"fineA{j}"] = 0.5 * (x < LEFT) + bias * biased + 0.05 * rng.standard_normal(n)
+    X = np.c_[tuple(genes.values())].astype(np.float32) + 3.0
+    a = ad.AnnData(X, obs=pd.DataFrame({"x": x, "biased": biased}, index=[f"c{i}" for i in range(n)]),
+                   var=pd.DataFrame(index=list(genes)))
+    a.obsm["X_pca"] = Y.astype(np.float32)
+    a.obs["terminal"] = pd.Categorical(np.where(x < LEFT, "A", np.where(x > RIGHT, "B", None)), categories=["A", "B"])
+    a.uns["Q"] = Q
+    gg.pp.manifold(a, n_dims=1, n_neighbors=20)
+    return a
+
+
+@pytest.fixture(scope="module")
+def _line_fates():
+    a = _line()
+    gg.tl.fate_bias(a, "terminal", fine_weight=0.0, n_program_genes=2)
+    return a
+
+
+@pytest.fixture
+def line_fates(_line_fates):
+    return _line_fates.copy()
+
+
+def test_two_fates_on_a_line_are_harmonic(line_fates):
+    # the unoriented chain is a symmetric walk: p(B) = (x - LEFT) / (RIGHT - LEFT) between the terminal stretches,
+    # up to the discreteness of the graph at the stretches' edges (a few cells: 0.05)
+    x = line_fates.obs["x"].to_numpy()
+    prog = line_fates.obs["terminal"].isna().to_numpy()
+    p = line_fates.obsm["genegrad_fate_probs"]
+    expected = (x - LEFT) / (RIGHT - LEFT)
+    np.testing.assert_allclose(p["B"].to_numpy()[prog], expected[prog], atol=0.05)
+    np.testing.assert_allclose(p["A"].to_numpy()[prog], 1 - expected[prog], atol=0.05)
+    # with two fates, obs['genegrad_fate_bias'] is p(first) - p(second) = p(A) - p(B)
+    np.testing.assert_allclose(line_fates.obs["genegrad_fate_bias"].to_numpy()[prog], 1 - 2 * expected[prog],
+                               atol=0.1)
+
+
+def test_drivers_point_towards_their_fate(line_fates):
+    d = gg.tl.drivers(line_fates, "A")
+    assert d.index[0] == "upA"
+    # upA rises towards A at every cell: alignment +1 with A's flow contrast; upB falls towards A: -1
+    assert d.loc["upA", "alignment"] == pytest.approx(1.0, abs=0.01)
+    assert d.loc["upB", "alignment"] == pytest.approx(-1.0, abs=0.01)
+    assert d.loc["upA", "corr"] > 0.95
+    assert d.loc["upB", "corr"] < -0.95
+    assert gg.tl.drivers(line_fates, "B").index[0] == "upB"
+
+
+def test_fate_flows_point_towards_their_fate(line_fates):
+    from genegrad.pp._manifold import load_model
+
+    model = load_model(line_fates)
+    flows = model.to_ambient(line_fates.obsm["genegrad_fate_flow"])  # (N, fates, p)
+    towards_b = line_fates.uns["Q"][:, 0]  # the direction of increasing x in the representation
+    cos = flows @ towards_b / np.linalg.norm(flows, axis=2)
+    prog = line_fates.obs["terminal"].isna().to_numpy()
+    # A's program (upA, noisyA) rises towards x = 0 (noisyA's local noise turns a few cells: at most 5%)
+    assert np.mean(cos[prog, 0] < -0.95) > 0.95
+    assert np.all(cos[prog, 1] > 0.95)  # B's program is upB alone, noise-free
+    # the programs are weighted means of genes of slopes -2 (A) and 4 (B): the flows' typical lengths
+    assert np.median(np.linalg.norm(flows[prog, 0], axis=1)) == pytest.approx(2.0, rel=0.1)
+    assert np.median(np.linalg.norm(flows[prog, 1], axis=1)) == pytest.approx(4.0, rel=0.05)
+
+
+def test_fate_programs_are_weighted_by_gradient_significance(line_fates):
+    # weights = effect (terminal means in SDs) x (1 - 1/SNR), normalised: computed here from the data and the
+    # public gradients, by the documented formula
+    info = line_fates.uns["genegrad"]["fate_bias"]["programs"]["A"]
+    weights = dict(zip((str(g) for g in info["genes"]), info["weights"], strict=True))
+    assert set(weights) == {"upA", "noisyA"}
+    X = line_fates.X
+    term = line_fates.obs["terminal"].to_numpy()
+    is_t = pd.notna(term)
+    effect = {}
+    for g in ("upA", "noisyA"):
+        v = X[:, line_fates.var_names.get_loc(g)].astype(np.float64)[is_t]
+        a_cells = term[is_t] == "A"
+        effect[g] = (v[a_cells].mean() - v[~a_cells].mean()) / (v.std() + 1e-9)
+    scale = int(line_fates.uns["genegrad"]["fate_bias"]["scale"])
+    g = gg.tl.gradients(line_fates, ["upA", "noisyA"], copy=True)
+    j = [int(t) for t in g.uns["genegrad"]["gradients"]["scales"]].index(scale)
+    snr = ((g.obsm["genegrad_gradients"][:, :, :, j].astype(np.float64) ** 2).sum(axis=2)
+           / g.obsm["genegrad_gradients_se"][:, :, j].astype(np.float64) ** 2).mean(axis=0)
+    raw = {k: effect[k] * max(0.0, 1 - 1 / snr[i]) for i, k in enumerate(("upA", "noisyA"))}
+    total = sum(raw.values())
+    assert raw["noisyA"] / total < 0.45  # the noise lowers its significance: the weighting is not a no-op here
+    for k in raw:
+        assert weights[k] == pytest.approx(raw[k] / total, abs=0.02)
+
+
+def test_fate_feature_signs(line_fates):
+    gg.tl.fate_features(line_fates)
+    ff = line_fates.obsm["genegrad_fate_features"]
+    x = line_fates.obs["x"].to_numpy()
+    inner = (x > 0.2) & (x < 0.8)
+    # the total flow v = Phi_A + Phi_B points to B (upB is the steeper): A's flow is against it, B's along it
+    # (but where noisyA's local noise turns A's flow: at most 5% of the cells)
+    assert np.mean(ff["A_align"].to_numpy()[inner] < -0.99) > 0.95
+    assert np.mean(ff["B_align"].to_numpy()[inner] > 0.99) > 0.95
+    # at the ends the neighbourhood average lies inwards: cells near x = 0 sit on A's side of their neighbourhood
+    near_a, near_b = x < 0.03, x > 0.97
+    assert np.all(ff["A_displacement"].to_numpy()[near_a] > 0)
+    assert np.all(ff["B_displacement"].to_numpy()[near_b] > 0)
+    assert np.all(ff["A_displacement"].to_numpy()[near_b] < 0)
+    # A's program falls with x, so near x = 0 a cell's program level is above its inward neighbourhood's (on
+    # average: noisyA's noise is in the program)
+    assert ff["A_program"].to_numpy()[near_a].mean() > 0.03
+    assert ff["B_program"].to_numpy()[near_b].mean() > 0.03
+
+
+def test_evaluate_fate_features_reports_the_auroc_not_its_complement(line_fates):
+    gg.tl.fate_features(line_fates)
+    right = np.where(line_fates.obs["x"].to_numpy() > 0.5, "R", "L")
+    res = gg.tl.evaluate_fate_features(line_fates, right).set_index("features")
+    assert res.loc["expression", "auroc"] > 0.95  # the side of the line is read off the coordinates
+    assert res.loc["both", "auroc"] > 0.95
+    shuffled = np.random.default_rng(0).permutation(right)
+    res = gg.tl.evaluate_fate_features(line_fates, shuffled).set_index("features")
+    assert abs(res.loc["expression", "auroc"] - 0.5) < 0.15
+
+
+def test_the_fine_step_moves_progenitors_towards_their_evidence():
+    a = _line(bias=0.4, seed=1)
+    gg.tl.fate_bias(a, "terminal", fine_weight=1.0, min_fine_agreement=None, n_program_genes=2)
+    probs = a.obsm["genegrad_fate_probs"]["A"].to_numpy()
+    chain = a.obsm["genegrad_fate_probs_chain"]["A"].to_numpy()
+    biased = a.obs["biased"].to_numpy()
+    prog = a.obs["terminal"].isna().to_numpy()
+    # the biased half carries A's fine-scale evidence: its p(A) rises above the chain's, the other half's falls
+    assert (probs - chain)[biased & prog].mean() > 0.02
+    assert (probs - chain)[~biased & prog].mean() < -0.02
+    z = a.obsm["genegrad_fate_deviation"]["A"].to_numpy()
+    assert z[biased & prog].mean() > 0.5 > z[~biased & prog].mean()
+
+
+# ------------------------------------------------------------------------------------------------- the plane
+@pytest.fixture(scope="module")
+def plane():
+    """Exact linear genes on a flat plane in R^8 (the representation is the plane itself)."""
+    Z, Y, Q = flat_plane(n=800, p=8, seed=0)
+    rng = np.random.default_rng(2)
+    genes = {"z0": Z[:, 0], "neg_z0": -Z[:, 0], "twice_z0": 2 * Z[:, 0] + 1, "z1": Z[:, 1],
+             "diag": Z[:, 0] + Z[:, 1]}
+    for j in range(4):
+        genes[f"z0_{j}"] = Z[:, 0] * (1 + 0.2 * j) + 0.02 * rng.standard_normal(len(Z))
+        genes[f"z1_{j}"] = Z[:, 1] * (1 + 0.2 * j) + 0.02 * rng.standard_normal(len(Z))
+    a = ad.AnnData(np.c_[tuple(genes.values())].astype(np.float32) + 5.0,
+                   var=pd.DataFrame(index=list(genes)), obs=pd.DataFrame(index=[f"c{i}" for i in range(len(Z))]))
+    a.obsm["X_pca"] = Y.astype(np.float32)
+    gg.pp.manifold(a, n_dims=2, n_neighbors=20)
+    return a, Z, Q
+
+
+def test_gradient_similarity_of_known_pairs(plane):
+    a, _, _ = plane
+    S = gg.get.gradient_similarity(a, ["z0", "neg_z0", "twice_z0", "z1", "diag"], scale=1)
+    assert S.loc["z0", "neg_z0"] == pytest.approx(-1.0, abs=1e-3)  # anti-aligned: -1, not +1
+    assert S.loc["z0", "twice_z0"] == pytest.approx(1.0, abs=1e-3)
+    assert S.loc["z0", "z1"] == pytest.approx(0.0, abs=1e-3)
+    assert S.loc["z0", "diag"] == pytest.approx(np.sqrt(0.5), abs=1e-3)  # 45 degrees
+
+
+def test_gradients_of_linear_genes_in_the_representation(plane):
+    a, _, Q = plane
+    gg.tl.gradients(a, ["z0", "diag"])
+    for scale in (0, 2, 8):
+        g = gg.get.gradients(a, ["z0", "diag"], scale=scale, basis="X_pca")
+        np.testing.assert_allclose(g[:, 0], np.broadcast_to(Q[:, 0], g[:, 0].shape), atol=1e-3)
+        np.testing.assert_allclose(g[:, 1], np.broadcast_to(Q[:, 0] + Q[:, 1], g[:, 1].shape), atol=1e-3)
+
+
+def test_descriptors_of_a_ramp_in_closed_form(plane):
+    from genegrad._core._descriptors import DESCRIPTORS
+
+    a, Z, _ = plane
+    b = a.copy()
+    gg.tl.patterns(b, n_null=20, holdout=False)
+    desc = b.varm["genegrad_descriptors"][b.var_names.get_loc("z0")]  # (descriptors, scales)
+    names = list(DESCRIPTORS)
+    # |grad| = 1 everywhere; magnitude = mean |grad| x RMS spread of the representation / sd of the gene
+    Zc = Z - Z.mean(axis=0)
+    expected = 1.0 * np.sqrt((Zc**2).sum(axis=1).mean()) / Z[:, 0].std(ddof=0)
+    np.testing.assert_allclose(desc[names.index("magnitude")], expected, rtol=0.01)
+    np.testing.assert_allclose(desc[names.index("coherence")], 1.0, atol=0.01)  # one direction everywhere
+    np.testing.assert_allclose(desc[names.index("decay")], 1.0, atol=0.01)  # diffusion keeps a linear slope
+
+
+def test_snr_of_pure_noise_is_one():
+    # E|beta|^2 = SE^2 for pure noise at t = 0: the SNR descriptor (mean |grad|^2 / SE^2) is 1 there; over 50
+    # genes x 800 cells its sampling error is ~1%, and the pooled noise variance adds nu / (nu - 2) ~ 1.04
+    Z, Y, _ = flat_plane(n=800, p=8, seed=0)
+    rng = np.random.default_rng(3)
+    a = ad.AnnData((0.3 * rng.standard_normal((800, 60)) + 5).astype(np.float32))
+    a.obsm["X_pca"] = Y.astype(np.float32)
+    gg.pp.manifold(a, n_dims=2, n_neighbors=20)
+    gg.tl.patterns(a, n_null=20, holdout=False)
+    snr = a.varm["genegrad_descriptors"][:, list(gg._core._descriptors.DESCRIPTORS).index("snr"), 0]
+    assert np.mean(snr) == pytest.approx(1.0, abs=0.08)
+
+
+def test_modules_group_co_directional_genes(plane):
+    a, _, _ = plane
+    b = a.copy()
+    gg.tl.patterns(b, n_null=20, holdout=False)
+    mod = b.var["genegrad_module"]
+    z0 = mod[[f"z0_{j}" for j in range(4)] + ["z0", "twice_z0"]]
+    z1 = mod[[f"z1_{j}" for j in range(4)] + ["z1"]]
+    assert z0.nunique() == 1
+    assert z0.notna().all()
+    assert z1.nunique() == 1
+    assert z1.notna().all()
+    assert z0.iloc[0] != z1.iloc[0]
+    assert mod["neg_z0"] != z0.iloc[0]  # anti-aligned is not co-directional
+
+
+def test_standard_errors_match_the_spread_over_noise_replicates():
+    # 400 replicates of one gene (a ramp plus Gaussian noise): at each cell the mean |beta|^2 around the
+    # replicates' mean is the true squared SE. Per cell that estimate has relative sd ~ sqrt(2 / (d R)) = 5%;
+    # over 800 cells the mean ratio is within 3% at t = 0 (where the SE is exact but for the estimated noise
+    # variance) and 8% above (Gaussian probes estimate the propagation). SEs off by 10% give 0.83 or 1.21.
+    from genegrad import GradientModel
+
+    Z, Y, _ = flat_plane()
+    model = GradientModel(n_neighbors=20, n_dims=2).fit(Y)
+    rng = np.random.default_rng(5)
+    R = 400
+    F = 2 * Z[:, :1] + 0.3 * rng.standard_normal((len(Z), R))
+    res = model.gradients(F)
+    for j, t in enumerate(model.scales_):
+        g = res.gradients[:, :, :, j].astype(np.float64)
+        spread = ((g - g.mean(axis=1, keepdims=True)) ** 2).sum(axis=2).mean(axis=1) * R / (R - 1)
+        reported = (res.se[:, :, j].astype(np.float64) ** 2).mean(axis=1)
+        ratio = float(np.mean(spread / reported))
+        assert ratio == pytest.approx(1.0, abs=0.03 if t == 0 else 0.08), (t, ratio)
