@@ -6,19 +6,6 @@ import pytest
 import genegrad as gg
 
 
-def pytest_addoption(parser):
-    parser.addoption("--runslow", action="store_true", default=False, help="run slow tests")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--runslow"):
-        return
-    skip = pytest.mark.skip(reason="slow: pass --runslow")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def _plane_adata():
     adata = gg.datasets.synthetic("plane", n_cells=600, n_genes=200, depth=2000, rng=3)

@@ -270,3 +270,26 @@ def test_standard_errors_match_the_spread_over_noise_replicates():
         reported = (res.se[:, :, j].astype(np.float64) ** 2).mean(axis=1)
         ratio = float(np.mean(spread / reported))
         assert ratio == pytest.approx(1.0, abs=0.03 if t == 0 else 0.08), (t, ratio)
+
+
+def test_stream_plots_follow_each_genes_gradient(plane):
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    a, Z, _ = plane
+    b = a.copy()
+    b.obsm["X_latent"] = Z.astype(np.float32)  # the plane's own coordinates: grad z0 = (1, 0), grad z1 = (0, 1)
+    gg.tl.gradients(b, ["z0", "z1"])
+    for gene, along in (("z0", 0), ("z1", 1)):
+        ax = gg.pl.gradient_stream(b, gene, basis="X_latent", scale=1)
+        lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+        assert lines, "no streamlines drawn"
+        seg = np.concatenate([s[1:] - s[:-1] for c in lines for s in c.get_segments()])
+        length = np.linalg.norm(seg, axis=1)
+        assert length.sum() > 5  # streamlines cover the plane ([-1, 1]^2), not a dot
+        share = np.abs(seg[:, along]).sum() / length.sum()
+        assert share > 0.99, (gene, share)  # every streamline runs along the gene's gradient
+        plt.close(ax.figure)

@@ -48,7 +48,7 @@ def test_dask_local_cluster_matches_numpy(model_and_signal):
     distributed = optional("distributed")
     model, F, ref = model_and_signal
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         out = list(model.iter_gradients(F, chunk_size=16, with_signals=True, backend="dask", client=client))
         assert len(client.nthreads()) == 2
         # descriptors reduced on the workers: only (g, descriptors, T) arrays come back

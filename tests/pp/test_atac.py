@@ -120,7 +120,12 @@ def test_gradients_on_the_lsi_manifold_recover_the_truth(atac):
     gg.tl.gradients(atac, genes)
     true = gg.datasets.true_gradients(atac, genes, basis="X_lsi")
     est = gg.get.gradients(atac, genes, scale=8, basis="X_lsi")
-    assert np.median(_cos(est, true)) > 0.8
+    cos = _cos(est, true)
+    assert np.median(cos) > 0.8
+    # in 1-D the median tests only the majority sign: bound the mean and the share of wrong signs too (measured:
+    # 0.57 and 19%, every cell and peak counted, flat stretches of the peaks included)
+    assert np.mean(cos) > 0.5
+    assert np.mean(cos < 0) < 0.25
 
 
 # ----------------------------------------------------------------------------------------------- gene activity

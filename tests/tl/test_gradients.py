@@ -9,26 +9,36 @@ import scanpy as sc
 import genegrad as gg
 
 
-def _median_cosine(adata, genes, scale):
+def _cosines(adata, genes, scale):
     est = gg.get.gradients(adata, genes, scale=scale)
     true = gg.datasets.true_gradients(adata, genes, basis="X_pca")
     nt, ne = np.linalg.norm(true, axis=2), np.linalg.norm(est, axis=2)
     mask = nt >= 0.1 * np.percentile(nt, 95, axis=0)
-    return np.median(((est * true).sum(2) / np.maximum(nt * ne, 1e-12))[mask]), est, true, mask
+    return ((est * true).sum(2) / np.maximum(nt * ne, 1e-12))[mask], est, true, mask
 
 
-@pytest.mark.parametrize(("kind", "bar"), [("tree", 0.85), ("plane", 0.8), ("cycle", 0.85)])
-def test_gradient_recovery_on_synthetic_manifolds(kind, bar):
+def _median_cosine(adata, genes, scale):
+    cos, est, true, mask = _cosines(adata, genes, scale)
+    return np.median(cos), est, true, mask
+
+
+@pytest.mark.parametrize(("kind", "bar", "mean_bar", "wrong_bar"),
+                         [("tree", 0.85, 0.7, 0.15), ("plane", 0.8, 0.7, 0.1), ("cycle", 0.85, 0.85, 0.08)])
+def test_gradient_recovery_on_synthetic_manifolds(kind, bar, mean_bar, wrong_bar):
     # Loose bars for 1,500 cells at 1,500 UMIs/cell (the benchmark measures 3,000+ cells tightly): the best
     # scale's median cosine to the exact gradient; a random direction in the d-dim tangent plane scores ~0.
+    # In 1-D a cosine is about +-1, so the median only tests the majority sign: the mean cosine and the share of
+    # wrong signs are bounded too (measured at the best scale: tree 0.78 / 9%, plane 0.80 / 5%, cycle 0.94 / 2%).
     adata = gg.datasets.synthetic(kind, n_cells=1500, n_genes=400, depth=1500, rng=11)
     gg.pp.preprocess(adata, n_comps=20)
     gg.pp.manifold(adata)
     assert adata.uns["genegrad"]["n_dims"] == (2 if kind == "plane" else 1)
     genes = list(adata.var_names[adata.var["pattern"] != "noise"][:120])
     gg.tl.gradients(adata, genes, with_se=False)
-    best = max(_median_cosine(adata, genes, t)[0] for t in (2, 4, 8))
-    assert best >= bar
+    cosines = [_cosines(adata, genes, t)[0] for t in (2, 4, 8)]
+    assert max(np.median(c) for c in cosines) >= bar
+    assert max(np.mean(c) for c in cosines) >= mean_bar
+    assert min(np.mean(c < 0) for c in cosines) <= wrong_bar
     # magnitudes: the estimate is the gradient of the log-normalised signal, compare with its truth
     _, est, _, mask = _median_cosine(adata, genes, 4)
     true1p = np.linalg.norm(gg.datasets.true_gradients(adata, genes, basis="X_pca", signal="log1p"), axis=2)

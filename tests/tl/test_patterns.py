@@ -67,7 +67,7 @@ def test_dask_backend_describes_on_the_workers(patterned):
     from distributed import Client, LocalCluster
 
     adata = patterned
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         out = gg.tl.patterns(adata, genes=list(adata.var_names), n_null=150, backend="dask", scheduler=client,
                              copy=True)

@@ -363,7 +363,8 @@ class GradientModel:
             raise ImportError(msg) from err
         own = None
         if client is None:
-            own = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None))
+            # dashboard on a free port: dashboard_address=None still binds 8787, and two runs would collide
+            own = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"))
             client = own
         try:
             # the operator travels once, and so does the reducer with whatever arrays it holds; under a key of

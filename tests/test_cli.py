@@ -1,0 +1,43 @@
+"""The command line passes every option through to the function it names."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+
+import genegrad as gg
+from genegrad.cli import main
+
+
+def test_run_passes_its_options_through(tmp_path):
+    a = gg.datasets.synthetic("plane", n_cells=300, n_genes=40, rng=0)
+    src, out, store = tmp_path / "in.h5ad", tmp_path / "out.h5ad", tmp_path / "my.zarr"
+    a.write_h5ad(src)
+    genes = [str(g) for g in a.var_names[[3, 1, 7]]]
+    assert main(["run", str(src), "-o", str(out), "--scales", "0,3", "--n-dims", "1", "--n-neighbors", "12",
+                 "--genes", ",".join(genes), "--store", "zarr", "--store-path", str(store)]) == 0
+    back = ad.read_h5ad(out)
+    info = back.uns["genegrad"]
+    assert [int(t) for t in info["scales"]] == [0, 3]
+    assert int(info["n_dims"]) == 1
+    assert int(info["params"]["n_neighbors"]) == 12
+    assert [str(g) for g in info["gradients"]["genes"]] == genes
+    assert info["gradients"]["path"] == str(store)
+    assert (store / "genegrad-store.json").is_file()
+    assert not (tmp_path / "out.h5ad.gradients.zarr").exists()
+    g = gg.get.gradients(back, genes[:1], scale=3, basis="tangent")
+    assert g.shape == (300, 1, 1)
+    assert np.isfinite(g).all()
+
+
+def test_run_onto_an_existing_output_needs_force(tmp_path, capsys):
+    a = gg.datasets.synthetic("plane", n_cells=200, n_genes=30, rng=0)
+    src = tmp_path / "in.h5ad"
+    a.write_h5ad(src)
+    args = ["run", str(src), "-o", str(src), "--n-neighbors", "10", "--genes", str(a.var_names[0])]
+    assert main(args) == 2
+    assert "--force" in capsys.readouterr().err
+    assert "genegrad" not in ad.read_h5ad(src).uns
+    assert main([*args, "--force", "-v"]) == 0  # -v after the command is accepted
+    assert "genegrad" in ad.read_h5ad(src).uns
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5ad"]  # no temporary file left
