@@ -47,16 +47,13 @@ def _line(n: int = 400, *, seed: int = 0, bias: float = 0.0) -> ad.AnnData:
     return a
 
 
-@pytest.fixture(scope="module")
-def _line_fates():
+# Function-scoped fixtures (each under a second): computed inside every test, so that mutmut's test selection,
+# which follows the calls a test makes, sees each test reach the code its fixture runs.
+@pytest.fixture
+def line_fates():
     a = _line()
     gg.tl.fate_bias(a, "terminal", fine_weight=0.0, n_program_genes=2)
     return a
-
-
-@pytest.fixture
-def line_fates(_line_fates):
-    return _line_fates.copy()
 
 
 def test_two_fates_on_a_line_are_harmonic(line_fates):
@@ -172,7 +169,7 @@ def test_the_fine_step_moves_progenitors_towards_their_evidence():
 
 
 # ------------------------------------------------------------------------------------------------- the plane
-@pytest.fixture(scope="module")
+@pytest.fixture
 def plane():
     """Exact linear genes on a flat plane in R^8 (the representation is the plane itself)."""
     Z, Y, Q = flat_plane(n=800, p=8, seed=0)
@@ -293,3 +290,132 @@ def test_stream_plots_follow_each_genes_gradient(plane):
         share = np.abs(seg[:, along]).sum() / length.sum()
         assert share > 0.99, (gene, share)  # every streamline runs along the gene's gradient
         plt.close(ax.figure)
+
+
+def test_terminal_cells_are_certain_and_cells_without_a_way_out_are_nan():
+    import warnings
+
+    a = _line()
+    # 30 cells far from the line, a graph component of their own without a terminal state
+    rng = np.random.default_rng(7)
+    far = ad.AnnData(np.full((30, a.n_vars), 3.0, dtype=np.float32), var=a.var.copy(),
+                     obs=pd.DataFrame({"x": np.nan, "biased": False}, index=[f"far{i}" for i in range(30)]))
+    far.obsm["X_pca"] = (50 + rng.standard_normal((30, 5))).astype(np.float32)
+    b = ad.concat([a, far])
+    b.obs["terminal"] = pd.Categorical(list(a.obs["terminal"]) + [None] * 30, categories=["A", "B"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gg.GenegradWarning)  # the two components, said twice
+        gg.pp.manifold(b, n_dims=1, n_neighbors=20)
+        gg.tl.fate_bias(b, "terminal", fine_weight=0.0, n_program_genes=2)
+    p = b.obsm["genegrad_fate_probs"]
+    term = b.obs["terminal"].to_numpy()
+    for fate in ("A", "B"):
+        assert (p.loc[term == fate, fate] == 1.0).all()
+        assert (p.loc[term == fate].drop(columns=fate) == 0.0).all().all()
+    assert p.iloc[-30:].isna().all().all()
+    assert p.iloc[:-30].notna().all().all()
+
+
+def test_the_multigrid_solver_agrees_with_the_direct_one(line_fates, monkeypatch):
+    from genegrad._core import _fate
+
+    monkeypatch.setattr(_fate, "DIRECT_MAX", 0)  # large data's path: GMRES preconditioned by multigrid
+    b = line_fates.copy()
+    gg.tl.fate_bias(b, "terminal", fine_weight=0.0, n_program_genes=2)
+    np.testing.assert_allclose(b.obsm["genegrad_fate_probs"].to_numpy(),
+                               line_fates.obsm["genegrad_fate_probs"].to_numpy(), atol=1e-7)
+
+
+def test_fate_effects_by_hand():
+    from genegrad._core._fate import fate_effects
+
+    # 6 cells: two of fate 0, two of fate 1, two progenitors (ignored); gene 0 is 2 in fate 0 and 0 in fate 1
+    F = np.array([[2.0, 1.0], [2.0, 3.0], [0.0, 1.0], [0.0, 3.0], [9.0, 9.0], [-9.0, 9.0]])
+    labels = np.array([0, 0, 1, 1, -1, -1])
+    eff = fate_effects(F, labels, n_fates=2)
+    # gene 0 over the terminal cells: mean 1, sd 1; fate 0's mean 2, the others' 0: effect (2 - 0) / 1 = 2
+    np.testing.assert_allclose(eff[:, 0], [2.0, -2.0], atol=1e-6)
+    np.testing.assert_allclose(eff[:, 1], [0.0, 0.0], atol=1e-6)  # gene 1 is the same in both fates
+    from scipy import sparse
+
+    np.testing.assert_allclose(fate_effects(sparse.csr_matrix(F), labels, n_fates=2), eff, atol=1e-12)
+
+
+def test_a_fate_without_an_up_gene_is_refused():
+    a = _line()
+    b = a[:, ["upA", "noisyA"]].copy()  # nothing rises towards B
+    with pytest.raises(ValueError, match="No gene is up in terminal state 1"):
+        gg.tl.fate_bias(b, "terminal", fine_weight=0.0)
+
+
+def test_tilted_transitions_in_closed_form():
+    from scipy import sparse
+
+    from genegrad._core._fate import tilted_transitions
+
+    # three cells at x = 0, 1, 2, every pair linked with weight 1; the flow at the middle cell points to +x
+    Y = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    K = sparse.csr_matrix(np.ones((3, 3)) - np.eye(3))
+    v = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 0.0]])
+    beta = 0.7
+    T = tilted_transitions(K, Y, v, beta=beta).toarray()
+    e = np.exp(beta)
+    np.testing.assert_allclose(T[1], [1 / e / (e + 1 / e), 0.0, e / (e + 1 / e)], rtol=1e-12)  # cos = -1, +1
+    np.testing.assert_allclose(T[0], [0.0, 0.5, 0.5], rtol=1e-12)  # no flow: the plain diffusion step
+    # a step at 60 degrees to the flow: cos = 1/2
+    Y2 = np.array([[0.0, 0.0], [0.5, np.sqrt(3) / 2], [-1.0, 0.0]])
+    T2 = tilted_transitions(sparse.csr_matrix([[0, 1.0, 1.0], [1, 0, 0], [1, 0, 0]]), Y2,
+                            np.array([[1.0, 0.0], [0, 0], [0, 0]]), beta=beta).toarray()
+    w = np.array([np.exp(beta / 2), np.exp(-beta)])
+    np.testing.assert_allclose(T2[0, 1:], w / w.sum(), rtol=1e-12)
+
+
+def test_forward_affinities_in_closed_form():
+    from scipy import sparse
+
+    from genegrad._core._fate import forward_affinities
+
+    K = sparse.csr_matrix(np.array([[0, 2.0, 1.0, 1.0], [2.0, 0, 1.0, 0], [1.0, 1.0, 0, 0], [1.0, 0, 0, 0]]))
+    tau = np.array([0.0, 0.5, 1.0, np.nan])  # the 99th percentile of the finite times is ~1: tau stays as it is
+    top = np.percentile(tau[:3], 99)
+    b = 10.0
+    out = forward_affinities(K, tau, strength=b).toarray()
+
+    def back(i, j):  # CellRank's soft scheme for a step from i back to j
+        return 2.0 / (1.0 + np.exp(b * (tau[i] - tau[j]) / top)) ** 2
+
+    expected = np.array([[0, 2.0, 1.0, 1.0],  # from the earliest cell every step is forward (or to no time)
+                         [2.0 * back(1, 0), 0, 1.0, 0],
+                         [back(2, 0), back(2, 1), 0, 0],
+                         [1.0, 0, 0, 0]])  # a cell without a time keeps its edges
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_fine_agreement_is_the_spearman_correlation_over_progenitors():
+    from genegrad._core._fate import fine_agreement
+
+    labels = np.array([-1, -1, -1, -1, -1, 0, 1])
+    chain = np.array([[0.1, 0.9], [0.2, 0.8], [0.3, 0.7], [0.4, 0.6], [0.5, 0.5], [1, 0], [0, 1]])
+    z = np.c_[[1.0, 2.0, 3.0, 5.0, 4.0, 99, -99], [0.0, 0.0, 0.0, 0.0, 0.0, 0, 0]]
+    out = fine_agreement(z, chain, labels)
+    # ranks of z[:, 0] over the progenitors: 1 2 3 5 4 against 1 2 3 4 5: rho = 1 - 6 * 2 / (5 * 24) = 0.9
+    assert out[0] == pytest.approx(0.9)
+    assert np.isnan(out[1])  # a constant score has no ranking
+    assert np.isnan(fine_agreement(z[[0, 1, 5, 6]], chain[[0, 1, 5, 6]], labels[[0, 1, 5, 6]])).all()  # 2 cells
+
+
+def test_a_root_orients_the_chain_away_from_it(line_fates):
+    x = line_fates.obs["x"].to_numpy()
+    root = int(np.flatnonzero(x > 0.1)[0])  # a progenitor next to A's terminal stretch
+    b = line_fates.copy()
+    gg.tl.fate_bias(b, "terminal", root=root, fine_weight=0.0, n_program_genes=2)
+    mid = np.abs(x - 0.5) < 0.05
+    harmonic = line_fates.obsm["genegrad_fate_probs"]["B"].to_numpy()[mid]
+    oriented = b.obsm["genegrad_fate_probs"]["B"].to_numpy()[mid]
+    assert harmonic.mean() == pytest.approx(0.5, abs=0.05)
+    assert oriented.mean() > 0.8  # steps back towards the root (and A) are down-weighted
+    t = b.obs["genegrad_pseudotime"].to_numpy()
+    assert t[root] == 0.0
+    from scipy.stats import spearmanr
+
+    assert spearmanr(np.abs(x - x[root]), t).statistic > 0.99  # the graph pseudotime is the distance along x
