@@ -25,7 +25,7 @@ def _line(n: int = 400, *, seed: int = 0, bias: float = 0.0) -> ad.AnnData:
 
     ``upA`` rises towards A (slope -2), ``upB`` towards B (slope 4, so that the total fate flow points to B),
     ``noisyA`` is ``upA`` with noise, ``flat*`` are noise. With ``bias``, a random half of the progenitors carry
-    ``+bias`` in five genes that are also up in A's terminal cells (the fine-scale evidence of A).
+    ``+bias`` in five genes that also rise towards A (the fine-scale evidence of A: deviations from the trend).
     """
     rng = np.random.default_rng(seed)
     x = np.sort(rng.uniform(0, 1, n))
@@ -36,7 +36,7 @@ def _line(n: int = 400, *, seed: int = 0, bias: float = 0.0) -> ad.AnnData:
         genes[f"flat{j}"] = 0.3 * rng.standard_normal(n)
     biased = (rng.uniform(size=n) < 0.5) & (x > LEFT) & (x < RIGHT)
     for j in range(5 if bias else 0):
-        genes[f"fineA{j}"] = 0.5 * (x < LEFT) + bias * biased + 0.05 * rng.standard_normal(n)
+        genes[f"fineA{j}"] = 1.5 * (1 - x) + bias * biased + 0.05 * rng.standard_normal(n)  # a trend, and the bias
     X = np.c_[tuple(genes.values())].astype(np.float32) + 3.0
     a = ad.AnnData(X, obs=pd.DataFrame({"x": x, "biased": biased}, index=[f"c{i}" for i in range(n)]),
                    var=pd.DataFrame(index=list(genes)))
@@ -166,6 +166,22 @@ def test_the_fine_step_moves_progenitors_towards_their_evidence():
     assert (probs - chain)[~biased & prog].mean() < -0.02
     z = a.obsm["genegrad_fate_deviation"]["A"].to_numpy()
     assert z[biased & prog].mean() > 0.5 > z[~biased & prog].mean()
+
+
+def test_the_fine_program_does_not_depend_on_the_eigenvectors_sign(monkeypatch):
+    from genegrad._core import _fate
+    from genegrad.pp._manifold import load_model
+
+    a = _line(bias=0.4, seed=1)
+    model = load_model(a)
+    labels = np.where(a.obs["terminal"].isna(), -1, (a.obs["terminal"] == "B").astype(int))
+    F = np.asarray(a.X, dtype=np.float64)
+    ref = _fate.fine_deviation(model, F, labels, n_fates=2, coarse_scale=2)
+    eigh = np.linalg.eigh
+    for sign in (1.0, -1.0):  # LAPACK returns either orientation: both must give the same program
+        monkeypatch.setattr(_fate.np.linalg, "eigh", lambda C, s=sign: (eigh(C)[0], s * eigh(C)[1]))
+        np.testing.assert_allclose(_fate.fine_deviation(model, F, labels, n_fates=2, coarse_scale=2), ref,
+                                   atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------- the plane
