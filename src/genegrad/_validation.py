@@ -298,6 +298,15 @@ def check_counts(adata: ad.AnnData, layer: str | None, *, integer: bool = True, 
     return counts, name
 
 
+def check_counts_layer(adata: ad.AnnData, counts: Any, *, layer: str | None, name: str, tool: str) -> None:
+    """Refuse to overwrite a ``layers['counts']`` that differs from the ``counts`` ``tool`` reads (from ``name``)."""
+    if layer != "counts" and "counts" in adata.layers and not same_matrix(adata.layers["counts"], counts):
+        msg = (f"`adata.layers['counts']` exists and differs from the counts in `{name}`: {tool} would overwrite "
+               "it. Pass `layer='counts'` to use it, or move it (e.g. `adata.layers['counts_old'] = "
+               "adata.layers.pop('counts')`).")
+        raise ValueError(msg)
+
+
 def same_matrix(A: Any, B: Any) -> bool:
     """Whether two dense or sparse matrices hold the same values."""
     if A.shape != B.shape:

@@ -10,7 +10,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._core import _lsi
-from .._validation import check_counts, check_range, check_unique_names, same_matrix
+from .._validation import check_counts, check_counts_layer, check_range, check_unique_names
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -102,11 +102,7 @@ def preprocess_atac(
             raise TypeError(msg)
     check_unique_names(adata)
     raw, name = check_counts(adata, layer)
-    if layer != "counts" and "counts" in adata.layers and not same_matrix(adata.layers["counts"], raw):
-        msg = (f"`adata.layers['counts']` exists and differs from the counts in `{name}`: preprocess_atac would "
-               "overwrite it. Pass `layer='counts'` to use it, or move it (e.g. `adata.layers['counts_old'] = "
-               "adata.layers.pop('counts')`).")
-        raise ValueError(msg)
+    check_counts_layer(adata, raw, layer=layer, name=name, tool="preprocess_atac")
     counts = sparse.csr_matrix(raw, dtype=np.float32, copy=True)  # a copy: never a view of the caller's data
     counts.eliminate_zeros()
     C = counts.copy()

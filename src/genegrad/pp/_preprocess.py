@@ -10,7 +10,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._core._intervals import looks_like_peaks
-from .._validation import check_counts, check_range, check_unique_names, same_matrix, warn
+from .._validation import check_counts, check_counts_layer, check_range, check_unique_names, warn
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -68,11 +68,7 @@ def preprocess(
         warn("`adata.var_names` look like genomic intervals (e.g. 'chr1:100-200'): for scATAC-seq peak counts use "
              "`genegrad.pp.preprocess_atac` (TF-IDF and LSI), then `genegrad.pp.manifold(adata, use_rep='X_lsi')`.")
     counts, name = check_counts(adata, layer)
-    if layer != "counts" and "counts" in adata.layers and not same_matrix(adata.layers["counts"], counts):
-        msg = (f"`adata.layers['counts']` exists and differs from the counts in `{name}`: preprocess would "
-               "overwrite it. Pass `layer='counts'` to use it, or move it (e.g. `adata.layers['counts_old'] = "
-               "adata.layers.pop('counts')`).")
-        raise ValueError(msg)
+    check_counts_layer(adata, counts, layer=layer, name=name, tool="preprocess")
     n_comps_eff = min(n_comps, adata.n_obs - 1, adata.n_vars - 1)
     check_range("n_comps (limited by the data's shape)", n_comps_eff, 2, None, integer=True)
 
