@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import anndata as ad
 import numpy as np
+import pytest
 
 import genegrad as gg
 from genegrad.cli import main
@@ -41,3 +44,40 @@ def test_run_onto_an_existing_output_needs_force(tmp_path, capsys):
     assert main([*args, "--force", "-v"]) == 0  # -v after the command is accepted
     assert "genegrad" in ad.read_h5ad(src).uns
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5ad"]  # no temporary file left
+
+
+def test_terminal_groups_name_the_terminal_states(tmp_path):
+    a = gg.datasets.synthetic("tree", n_cells=600, n_genes=60, rng=0)
+    src, out = tmp_path / "in.h5ad", tmp_path / "out.h5ad"
+    a.write_h5ad(src)
+    assert main(["run", str(src), "-o", str(out), "--n-neighbors", "15", "--terminal-groups", "segment:1,3,4",
+                 "--root", str(int(a.obs["pseudotime"].argmin()))]) == 0
+    back = ad.read_h5ad(out)
+    assert [str(f) for f in back.uns["genegrad"]["fate_bias"]["fates"]] == ["1", "3", "4"]
+    states = back.obs["genegrad_terminal_states"].astype(object).fillna("").to_numpy()
+    seg = a.obs["segment"].astype(str).to_numpy()
+    np.testing.assert_array_equal(states, np.where(np.isin(seg, ["1", "3", "4"]), seg, ""))
+    for bad in (["--terminal-groups", "segment:1"], ["--terminal-groups", "segment:1,9"],
+                ["--terminal-groups", "nope:1,3"], ["--terminal-groups", "segment:1,3", "--terminal", "fate"]):
+        assert main(["run", str(src), "-o", str(tmp_path / "bad.h5ad"), *bad]) == 2
+
+
+def test_version_and_one_line_warnings(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"genegrad {gg.__version__}"
+    a = gg.datasets.synthetic("plane", n_cells=200, n_genes=30, rng=0)
+    gg.pp.preprocess(a, n_comps=8)
+    a.X = a.layers["counts"]  # X_pca present, so no preprocessing: counts are differentiated, with a warning
+    src = tmp_path / "in.h5ad"
+    a.write_h5ad(src)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["run", str(src), "-o", str(tmp_path / "out.h5ad"), "--n-neighbors", "10"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "looks like raw counts" in line]
+    assert lines
+    assert lines[0].startswith("genegrad: warning: `adata.X` looks like raw counts")
+    assert "warn(" not in err
+    assert ".py:" not in err

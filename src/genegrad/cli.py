@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -22,6 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    with warnings.catch_warnings():
+        if not args.verbose:  # warnings as one line each, without the source line that raised them
+            warnings.showwarning = _one_line_warning
+        return _dispatch(args)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # ruff: ignore[too-many-positional-arguments]
+    print(f"genegrad: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def _dispatch(args) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
@@ -46,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genegrad", description="Gene gradients on the cell-state manifold.",
                                      parents=[common])
     parser.set_defaults(verbose=False)
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"genegrad {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", parents=[common],
@@ -77,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--patterns", action="store_true", help="also describe every gene and find patterns")
     run.add_argument("--terminal", default=None, metavar="KEY",
                      help="obs column of terminal states (missing = not terminal): also compute fate probabilities")
+    run.add_argument("--terminal-groups", default=None, metavar="KEY:A,B,...",
+                     help="the listed categories of obs column KEY are the terminal states (instead of --terminal)")
     run.add_argument("--root", default=None, metavar="CELL",
                      help="a cell of the starting population (obs name or position): orients the fate chain in "
                           "time; without --terminal, the terminal states are detected from it")
@@ -177,8 +194,9 @@ def _run(args) -> int:
                     store=args.store, path=plan["store_path"])
     if args.patterns:
         gg.tl.patterns(adata, plan["genes"], backend=args.backend, scheduler=args.scheduler)
-    if args.terminal or args.root:
-        gg.tl.fate_bias(adata, args.terminal, root=plan["root"], time_key=args.time_key, groupby=args.groupby)
+    if plan["terminal"] is not None or args.root:
+        gg.tl.fate_bias(adata, plan["terminal"], root=plan["root"], time_key=args.time_key,
+                        groupby=plan["groupby"])
     write_file_atomic(args.output, adata.write_h5ad)  # a kill at any moment leaves the old file or the new one
     print(f"wrote {args.output}")
     if args.report:
@@ -221,9 +239,12 @@ def _check_run(args) -> dict:
 
             if importlib.util.find_spec(module) is None:
                 raise UsageError(f"--backend {backend} needs {module}: pip install 'genegrad[{extra}]'")
-    if args.groupby and not (args.root and not args.terminal):
+    if args.terminal and args.terminal_groups:
+        raise UsageError("give the terminal states once: --terminal KEY or --terminal-groups KEY:A,B")
+    named = args.terminal or args.terminal_groups
+    if args.groupby and not (args.root and not named):
         raise UsageError("--groupby names detected terminal states: give it with --root and without --terminal")
-    if args.time_key and not (args.terminal or args.root):
+    if args.time_key and not (named or args.root):
         raise UsageError("--time-key orients the fate chain: give it with --terminal or --root")
     store_path = args.store_path or (str(args.output) + ".gradients.zarr" if args.store == "zarr" else None)
     if args.store_path and args.store != "zarr":
@@ -265,6 +286,20 @@ def _check_run(args) -> dict:
     for opt, col in (("--terminal", args.terminal), ("--groupby", args.groupby), ("--time-key", args.time_key)):
         if col is not None and col not in adata.obs:
             raise UsageError(f"{opt} {col!r} is not a column of the input's obs (it has: {list(adata.obs.columns)})")
+    terminal, groupby = args.terminal, args.groupby
+    if args.terminal_groups:
+        key, _, cats = args.terminal_groups.partition(":")
+        groups = [c.strip() for c in cats.split(",") if c.strip()]
+        if key not in adata.obs:
+            raise UsageError(f"--terminal-groups: {key!r} is not a column of the input's obs "
+                             f"(it has: {list(adata.obs.columns)})")
+        have = set(adata.obs[key].astype(str))
+        missing = [g for g in groups if g not in have]
+        if len(groups) < 2 or missing:
+            raise UsageError(f"--terminal-groups {args.terminal_groups!r}: expected KEY:A,B with at least two "
+                             f"categories of obs[{key!r}]" + (f"; not found: {missing} (it has: {sorted(have)[:20]})"
+                                                              if missing else ""))
+        terminal, groupby = groups, key
     if args.time_key:
         from .tl._fate import time_from_obs
 
@@ -273,7 +308,7 @@ def _check_run(args) -> dict:
         except (TypeError, ValueError) as err:
             raise UsageError(f"--time-key: {err}") from None
     return {"adata": adata, "rep": rep, "preprocess": preprocess, "scales": scales, "genes": genes,
-            "root": root, "store_path": store_path}
+            "root": root, "store_path": store_path, "terminal": terminal, "groupby": groupby}
 
 
 if __name__ == "__main__":  # pragma: no cover
