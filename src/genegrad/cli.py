@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", default="numpy", choices=["numpy", "torch", "dask"],
                      help="where the sparse products run (torch: CUDA when available)")
     run.add_argument("--scheduler", default=None, help="dask scheduler address (with --backend dask)")
-    run.add_argument("--memory", type=float, default=4.0, help="memory budget of the gradients in GB")
+    run.add_argument("--memory", type=float, default=None,
+                     help="memory budget of the gradients in GB (default: half of the memory available)")
     run.add_argument("--store", default="obsm", choices=["obsm", "zarr"],
                      help="keep the gradient tensor in the h5ad (obsm) or stream it to a zarr store")
     run.add_argument("--store-path", default=None, help="folder of the zarr store (default: OUTPUT.gradients.zarr)")
@@ -225,7 +226,7 @@ def _check_run(args) -> dict:
         raise UsageError(f"--scales {args.scales!r}: expected comma-separated integers, e.g. 0,1,2,4,8") from None
     if not scales or min(scales) < 0 or max(scales) > MAX_SCALE or len(set(scales)) != len(scales):
         raise UsageError(f"--scales {args.scales!r}: expected distinct integers in [0, {MAX_SCALE}], e.g. 0,1,2,4,8")
-    if not args.memory > 0:
+    if args.memory is not None and not args.memory > 0:
         raise UsageError(f"--memory must be a positive number of GB, got {args.memory}")
     if args.n_neighbors < 2:
         raise UsageError(f"--n-neighbors must be at least 2, got {args.n_neighbors}")

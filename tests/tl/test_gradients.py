@@ -212,3 +212,16 @@ def test_memory_budget_counts_the_model_and_the_signal_copy(plane_adata, tmp_pat
     # with room for the work, the call runs and streams every gene
     gg.tl.gradients(plane_adata, genes, store="zarr", path=str(tmp_path / "b.zarr"), memory_gb=held / 2**30 + 0.05)
     assert gg.get.gradients(plane_adata, genes[:3], scale=0).shape[1] == 3
+
+
+def test_the_default_memory_budget_is_the_machines(plane_adata, monkeypatch):
+    from genegrad.tl import _compute, _gradients
+
+    gb = _compute.default_memory_gb()
+    with open("/proc/meminfo") as f:
+        avail = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:")) / 1024**2
+    assert gb == pytest.approx(avail / 2, rel=0.2)  # half of what is available (it moves a little meanwhile)
+    monkeypatch.setattr(_gradients, "default_memory_gb", lambda: 1e-4)
+    with pytest.raises(MemoryError, match=r"memory_gb=0\.0001"):
+        gg.tl.gradients(plane_adata, list(plane_adata.var_names[:3]))
+    gg.tl.gradients(plane_adata, list(plane_adata.var_names[:3]), memory_gb=1.0)  # an explicit budget still rules

@@ -64,3 +64,23 @@ def _probe_scheduler(address: str, timeout: float) -> None:
         msg = (f"{address!r} answers but is not a dask scheduler; pass the scheduler's address (e.g. "
                "'tcp://host:8786', printed by `dask scheduler`).")
         raise ConnectionError(msg)
+
+
+def default_memory_gb() -> float:
+    """Half of the memory available now (``MemAvailable`` of ``/proc/meminfo``, else the free physical pages), in GB.
+
+    The default budget of the tools that size their work to memory; 4 GB when the system does not say.
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 / 2 / 1024**3
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 / 1024**3
+    except (AttributeError, ValueError, OSError):
+        return 4.0

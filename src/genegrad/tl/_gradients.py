@@ -12,7 +12,7 @@ from .._core._model import n_threads
 from .._store import GradientStore
 from .._validation import check_range, check_unique_names, default_genes, gene_positions
 from ..pp._manifold import load_model
-from ._compute import compute_options
+from ._compute import compute_options, default_memory_gb
 from ._signal import progress_bar, read_signal, signal_nbytes
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def gradients(
     with_se: bool = True,
     store: str | None = "obsm",
     path: str | None = None,
-    memory_gb: float = 4.0,
+    memory_gb: float | None = None,
     n_jobs: int | None = -1,
     backend: str = "numpy",
     scheduler: Any = None,
@@ -69,7 +69,8 @@ def gradients(
         once the new one is complete). Any other folder is refused; the store is written beside it under a
         temporary name and renamed into place, so an interrupted call leaves ``path`` as it was.
     memory_gb
-        Budget for everything the call holds beyond the AnnData: the model rebuilt from it, a column-major
+        Budget in GB (by default half of the memory available when the call starts, logged) for everything the
+        call holds beyond the AnnData: the model rebuilt from it, a column-major
         copy of the selected genes' expression, the result (``store='obsm'``) and the gene chunks in flight
         (sized to fit). A budget too small for one gene per chunk raises (choose fewer ``genes``,
         ``store='zarr'``, or a larger budget).
@@ -109,6 +110,9 @@ def gradients(
     (300, 100, 2, 5)
     """
     check_unique_names(adata)
+    if memory_gb is None:
+        memory_gb = default_memory_gb()
+        logger.info("memory budget: %.1f GB (half of the memory available; pass `memory_gb` to set it)", memory_gb)
     check_range("memory_gb", memory_gb, 1e-6, None)
     options = compute_options(backend, scheduler, n_jobs)
     if store not in ("obsm", "zarr"):
