@@ -81,6 +81,23 @@ def test_drivers_point_towards_their_fate(line_fates):
     assert d.loc["upA", "corr"] > 0.95
     assert d.loc["upB", "corr"] < -0.95
     assert gg.tl.drivers(line_fates, "B").index[0] == "upB"
+    # corr: Pearson correlation over the early cells of the gene (smoothed) and p(A); both are linear in x
+    assert d.loc["upA", "corr"] == pytest.approx(1.0, abs=0.01)
+    assert d.loc["upB", "corr"] == pytest.approx(-1.0, abs=0.01)
+    assert (d["corr"].abs() <= 1 + 1e-9).all()
+    assert (d["alignment"].abs() <= 1 + 1e-9).all()
+    # score = alignment x max(corr, 0): genes falling towards A score 0
+    np.testing.assert_allclose(d["score"], d["alignment"] * d["corr"].clip(lower=0), atol=1e-12)
+    assert d.loc["upB", "score"] == 0
+    assert d.index.name == "gene"
+    # genes and cells are passed through
+    some = gg.tl.drivers(line_fates, "A", genes=["upB", "flat0"])
+    assert sorted(some.index) == ["flat0", "upB"]
+    x = line_fates.obs["x"].to_numpy()
+    with pytest.raises(ValueError, match="at least 3 early cells"):
+        gg.tl.drivers(line_fates, "A", cells=x < 0.001)
+    left = gg.tl.drivers(line_fates, "A", cells=(x > 0.3) & (x < 0.5))
+    assert left.loc["upA", "alignment"] == pytest.approx(1.0, abs=0.01)
 
 
 def test_fate_flows_point_towards_their_fate(line_fates):
@@ -139,6 +156,21 @@ def test_fate_feature_signs(line_fates):
     assert np.all(ff["A_displacement"].to_numpy()[near_a] > 0)
     assert np.all(ff["B_displacement"].to_numpy()[near_b] > 0)
     assert np.all(ff["A_displacement"].to_numpy()[near_b] < 0)
+    # cosines are within [-1, 1]; the displacement is a projection on a unit vector: |d| <= |y - P^t y|
+    assert (ff[["A_align", "B_align"]].abs().to_numpy() <= 1 + 1e-9).all()
+    from genegrad.pp._manifold import load_model
+
+    model = load_model(line_fates)
+    Y = line_fates.obsm["X_pca"].astype(np.float64)
+    Yc = Y.copy()
+    for _ in range(model.scales_[-1]):  # the default neighbourhood: the largest scale
+        Yc = model.diffusion_ @ Yc
+    bound = np.linalg.norm(Y - Yc, axis=1) + 1e-9
+    assert (ff["A_displacement"].abs().to_numpy() <= bound).all()
+    # the flows' lengths: the programs' slopes, 2 towards A and 4 towards B
+    assert np.median(ff["B_flow"]) == pytest.approx(4.0, rel=0.05)
+    # a linear program equals its neighbourhood average inside the line
+    assert np.abs(ff["B_program"].to_numpy()[inner]).max() < 0.05
     # A's program falls with x, so near x = 0 a cell's program level is above its inward neighbourhood's (on
     # average: noisyA's noise is in the program)
     assert ff["A_program"].to_numpy()[near_a].mean() > 0.03
@@ -154,6 +186,19 @@ def test_evaluate_fate_features_reports_the_auroc_not_its_complement(line_fates)
     shuffled = np.random.default_rng(0).permutation(right)
     res = gg.tl.evaluate_fate_features(line_fates, shuffled).set_index("features")
     assert abs(res.loc["expression", "auroc"] - 0.5) < 0.15
+    assert res["n_features"].to_dict() == {"expression": 5, "gradient features": 10, "both": 15}
+    assert (res["auroc_sd"] >= 0).all()
+    # three labels: one-vs-rest AUROC
+    x = line_fates.obs["x"].to_numpy()
+    thirds = np.where(x < 1 / 3, "L", np.where(x < 2 / 3, "M", "R"))
+    res = gg.tl.evaluate_fate_features(line_fates, thirds).set_index("features")
+    assert res.loc["expression", "auroc"] > 0.9
+    # only the cells asked for: on the left half, "x < 0.25" is read off the coordinates; a label constant there
+    # leaves one class, which is refused
+    res = gg.tl.evaluate_fate_features(line_fates, np.where(x < 0.25, "a", "b"), cells=x < 0.5)
+    assert res.set_index("features").loc["expression", "auroc"] > 0.95
+    with pytest.raises(ValueError, match="at least two labels"):
+        gg.tl.evaluate_fate_features(line_fates, right, cells=x < 0.5)
 
 
 def test_the_fine_step_moves_progenitors_towards_their_evidence():
@@ -221,6 +266,14 @@ def test_gradient_similarity_of_known_pairs(plane):
     assert S.loc["z0", "twice_z0"] == pytest.approx(1.0, abs=1e-3)
     assert S.loc["z0", "z1"] == pytest.approx(0.0, abs=1e-3)
     assert S.loc["z0", "diag"] == pytest.approx(np.sqrt(0.5), abs=1e-3)  # 45 degrees
+    assert S.index.name == S.columns.name == "gene"
+    b = a.copy()
+    b.X = b.X.copy()
+    b.X[:, b.var_names.get_loc("z1")] = 5.0  # a constant gene has no direction
+    S = gg.get.gradient_similarity(b, ["z0", "z1"])
+    assert S.loc["z1"].isna().all()
+    assert S["z1"].isna().all()
+    assert S.loc["z0", "z0"] == pytest.approx(1.0)
 
 
 def test_gradients_of_linear_genes_in_the_representation(plane):

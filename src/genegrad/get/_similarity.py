@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from .. import _keys
 from .._core._patterns import gradient_similarity as _similarity
@@ -31,7 +32,7 @@ def gradient_similarity(
 
     ``S_ab = sum_i <grad a_i, grad b_i> / sum_i |grad a_i| |grad b_i|``: +1 for genes that rise in the same
     direction wherever both change, -1 for opposite directions, about 0 for unrelated geometry. Cells where
-    either gene is flat weigh nothing.
+    either gene is flat weigh nothing; a gene constant over all cells has no direction (NaN row and column).
 
     Parameters
     ----------
@@ -65,6 +66,10 @@ def gradient_similarity(
     F = read_signal(adata, layer, gene_positions(adata, genes))
     grads = model.gradients(F, with_se=False, scales=[scale]).gradients[:, :, :, 0]
     S = _similarity(grads)
-    flat = np.linalg.norm(grads, axis=2).max(axis=0) == 0
-    S[flat, flat] = np.nan  # a constant gene has no direction
+    # a constant gene has no direction (its gradients are float32 round-off, which a cosine would normalise)
+    lo = np.asarray(F.min(axis=0).toarray() if sparse.issparse(F) else F.min(axis=0)).ravel()
+    hi = np.asarray(F.max(axis=0).toarray() if sparse.issparse(F) else F.max(axis=0)).ravel()
+    flat = hi <= lo
+    S[flat, :] = np.nan
+    S[:, flat] = np.nan
     return pd.DataFrame(S, index=pd.Index(genes, name="gene"), columns=pd.Index(genes, name="gene"))
