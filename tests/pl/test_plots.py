@@ -6,6 +6,8 @@ import matplotlib as mpl
 
 mpl.use("Agg")
 
+import itertools
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -88,7 +90,9 @@ def test_driver_heatmap_rows_are_the_drivers(fated):
     plt.close(fig)
 
 
-def test_driver_heatmap_leaves_bins_without_the_fate_blank(fated):
+def test_driver_heatmap_bins_hold_equal_shares_of_the_fate_in_pseudotime_units(fated):
+    from matplotlib.collections import QuadMesh
+
     a = fated.copy()
     t = a.obs["pseudotime"].to_numpy()
     late = t > np.quantile(t, 0.8)
@@ -96,11 +100,25 @@ def test_driver_heatmap_leaves_bins_without_the_fate_blank(fated):
     probs.loc[late, "A"] = 0.0  # the last fifth of the cells carry none of A's probability
     a.obsm["genegrad_fate_probs"] = probs
     fig = gg.pl.drivers(a, "A", pseudotime="pseudotime", n_genes=5, n_bins=10)
-    M = fig.axes[0].images[0].get_array()
-    assert M.mask[:, 8:].all()  # blank, not drawn as each gene's minimum
-    assert not M.mask[:, :8].any()
-    np.testing.assert_allclose(M.min(axis=1), 0.0)  # each row scaled to [0, 1] over the bins it shows
+    ax = fig.axes[0]
+    mesh = next(c for c in ax.collections if isinstance(c, QuadMesh))
+    M = np.asarray(mesh.get_array()).reshape(5, -1)
+    assert M.shape[1] == 10
+    assert np.isfinite(M).all()  # no empty bin
+    np.testing.assert_allclose(M.min(axis=1), 0.0)  # each row scaled to [0, 1]
     np.testing.assert_allclose(M.max(axis=1), 1.0)
+    # the x axis is the pseudotime: it spans 99% of A's probability, and not the late fifth
+    x0, x1 = ax.get_xlim()
+    w = probs["A"].to_numpy()
+    with_a = t[w > 0]
+    assert with_a.min() <= x0 < x1 <= with_a.max()
+    inside = (t >= x0) & (t <= x1)
+    assert w[inside].sum() >= 0.98 * w.sum()
+    # equal shares: each bin's cells carry about a tenth of A's probability (up to one cell at each border, and
+    # the 0.5% tails cut from the outer bins' drawn width)
+    edges = mesh.get_coordinates()[0, :, 0]
+    shares = [w[(t >= lo) & (t < hi)].sum() for lo, hi in itertools.pairwise(edges)]
+    np.testing.assert_allclose(shares, w.sum() / 10, atol=1.0 + 0.005 * w.sum())
     plt.close(fig)
 
 

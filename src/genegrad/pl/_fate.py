@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -104,9 +105,11 @@ def drivers(
 ) -> Figure:
     """Heatmap of ``fate``'s driver genes (:func:`genegrad.tl.drivers`) along pseudotime, cells binned.
 
-    Each gene's expression is averaged in ``n_bins`` equal-count bins of ``obs[pseudotime]``, cells weighted by
-    their probability of ``fate``, and scaled to [0, 1] per gene. Bins holding less than one cell's worth of that
-    probability (e.g. the late cells of other fates) are left blank.
+    Each gene's expression is averaged in ``n_bins`` bins of ``obs[pseudotime]`` that hold equal shares of the
+    fate's probability (so that no bin is empty: the late cells of other fates, with none of it, are left out),
+    cells weighted by their probability of ``fate``, and scaled to [0, 1] per gene. The x axis is the pseudotime
+    itself, each bin as wide as the stretch it covers; fewer bins are drawn when the fate's probability sums to
+    less than one cell's worth per bin.
 
     Parameters
     ----------
@@ -147,22 +150,31 @@ def driver_heatmap(adata: ad.AnnData, fate: str, genes: list[str], *, pseudotime
     X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
     w = np.nan_to_num(adata.obsm[f"{key}_fate_probs"][fate].to_numpy(dtype=np.float64))
     t = adata.obs[pseudotime].to_numpy(dtype=np.float64)
-    order = np.flatnonzero(np.isfinite(t))
+    order = np.flatnonzero(np.isfinite(t) & (w > 0))
     order = order[np.argsort(t[order], kind="stable")]
-    bins = np.array_split(order, min(n_bins, len(order)))
-    # a bin with less than one cell's worth of the fate's probability (the late cells of other fates) has no
-    # average to show: blank, not the gene's minimum
-    mass = np.array([w[b].sum() for b in bins])
-    M = np.array([(X[b] * w[b, None]).sum(axis=0) / max(m, 1e-12) for b, m in zip(bins, mass, strict=True)]).T
-    M[:, mass < 1.0] = np.nan
+    if order.size == 0:
+        msg = f"No cell with a pseudotime has a probability of {fate!r}: nothing to draw."
+        raise ValueError(msg)
+    # bins of equal probability mass, each at least one cell's worth: a cell goes where its mass's midpoint falls
+    cum = np.cumsum(w[order])
+    n = int(max(1, min(n_bins, np.floor(cum[-1]))))
+    bin_of = np.minimum(((cum - w[order] / 2) / cum[-1] * n).astype(int), n - 1)
+    bins = [order[bin_of == b] for b in range(n) if (bin_of == b).any()]
+    M = np.array([(X[b] * w[b, None]).sum(axis=0) / w[b].sum() for b in bins]).T
     with np.errstate(invalid="ignore"):
-        lo, hi = np.nanmin(M, axis=1, keepdims=True), np.nanmax(M, axis=1, keepdims=True)
+        lo, hi = M.min(axis=1, keepdims=True), M.max(axis=1, keepdims=True)
         M = (M - lo) / np.where(hi > lo, hi - lo, 1.0)
+    # bin edges in pseudotime: midway between neighbouring bins; the outer edges where 0.5% of the fate's probability
+    # lies beyond (a long tail of cells with almost none of it would stretch the first or last bin)
+    inner = [(t[a[-1]] + t[b[0]]) / 2 for a, b in itertools.pairwise(bins)]
+    first = t[order[np.searchsorted(cum, 0.005 * cum[-1])]]
+    last = t[order[min(np.searchsorted(cum, 0.995 * cum[-1]), order.size - 1)]]
+    edges = np.array([min(first, *inner[:1]), *inner, max(last, *inner[-1:])])
     fig, ax = plt.subplots(figsize=(6, 0.25 * len(genes) + 1.2))
-    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
-    im = ax.imshow(np.ma.masked_invalid(M), aspect="auto", cmap=cmap, interpolation="nearest")
+    im = ax.pcolormesh(edges, np.arange(len(genes) + 1) - 0.5, M, cmap="viridis", shading="flat")
+    ax.set_ylim(len(genes) - 0.5, -0.5)  # the best driver on top
     ax.set_yticks(range(len(genes)), [literal(g) for g in genes], fontsize=7)
-    ax.set_xlabel(literal(f"{pseudotime} (binned, weighted by p({fate}))"))
+    ax.set_xlabel(literal(f"{pseudotime} (bins of equal p({fate}))"))
     ax.set_title(literal(f"drivers of {fate}"))
     fig.colorbar(im, ax=ax, label="scaled expression", shrink=0.8)
     fig.tight_layout()
