@@ -70,6 +70,27 @@ def test_fate_probs_one_panel_per_fate(fated):
     plt.close(fig)
 
 
+def test_fate_panels_show_every_cell_and_mark_the_root(fated):
+    a = fated.copy()
+    root = int(a.obs["pseudotime"].argmin())
+    gg.tl.fate_bias(a, "terminal", root=root)
+    fig = gg.pl.fate_probs(a, fates=["A"])
+    ax = fig.axes[0]
+    E = a.obsm["X_pca"][:, :2]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert x0 < E[:, 0].min()
+    assert E[:, 0].max() < x1
+    assert y0 < E[:, 1].min()
+    assert E[:, 1].max() < y1  # no cell at or beyond the frame
+    stars = [c for c in ax.collections if c.get_label() == "root"]
+    assert len(stars) == 1
+    np.testing.assert_allclose(stars[0].get_offsets()[0], E[root])
+    plt.close(fig)
+    fig = gg.pl.fate_probs(fated, fates=["A"])  # without a root: none marked
+    assert not [c for c in fig.axes[0].collections if c.get_label() == "root"]
+    plt.close(fig)
+
+
 def test_fate_panels_circle_the_terminal_cells(fated):
     fig = gg.pl.fate_probs(fated, fates=["B"])
     circled = [c for c in fig.axes[0].collections if c.get_label() == "terminal cells"]

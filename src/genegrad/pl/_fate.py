@@ -87,8 +87,13 @@ def fate_probs(
         if show_terminal:
             E = np.asarray(adata.obsm[basis])[:, list(components)]
             cells = fate_terminal(adata, key) == f
-            ax.scatter(E[cells, 0], E[cells, 1], s=16, facecolors="none", edgecolors="#19a7a7", linewidths=0.7,
-                       label="terminal cells")
+            ax.scatter(E[cells, 0], E[cells, 1], s=14, facecolors="none", edgecolors="#19a7a7", linewidths=0.4,
+                       alpha=0.5, label="terminal cells")  # light: the probabilities stay visible
+            root = str(info.get("root", ""))
+            if root in adata.obs_names:
+                r = adata.obs_names.get_loc(root)
+                ax.scatter(E[r, 0], E[r, 1], s=90, marker="*", c="#19a7a7", edgecolors="white", linewidths=0.6,
+                           label="root", zorder=5)
             ax.legend(loc="best", fontsize=7, frameon=False)
     fig.colorbar(axes[0, -1].collections[0], ax=axes[0].tolist(), label="fate probability", shrink=0.8)
     return fig

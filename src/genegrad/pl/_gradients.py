@@ -95,6 +95,10 @@ def draw_stream(
     speed = np.hypot(U, W)
     if np.nanmax(speed) > 0:
         ax.streamplot(gx, gy, U, W, color="k", linewidth=0.8, density=1.2, arrowsize=0.9)
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    pad = 0.03 * np.where(hi > lo, hi - lo, 1.0)  # streamplot fits the axes to its grid: cells at the edge were cut
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
     ax.set_title(literal(title))
     ax.set_xlabel(literal(f"{basis}[{c0}]"))
     ax.set_ylabel(literal(f"{basis}[{c1}]"))
