@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -156,3 +158,15 @@ def test_cli_runs_fates_and_reports(tmp_path):
         # refused before the manifold is built, with a usage error
         assert main(["run", str(src), "-o", str(tmp_path / "bad.h5ad"), *bad]) == 2
         assert not (tmp_path / "bad.h5ad").exists()
+
+
+def test_report_explains_every_column(tree, tmp_path):
+    import html as html_lib
+
+    page = html_lib.unescape(gg.io.write_report(tree, tmp_path / "rep", n_genes=3).read_text())
+    explained = set(re.findall(r"<li><b>([^<]+)</b>:", page))
+    names = {n.strip() for entry in explained for n in entry.split(",")}
+    desc = pd.read_csv(tmp_path / "rep" / "patterns.csv", index_col=0)
+    assert set(desc.columns) <= names  # every descriptor and test column of patterns.csv
+    assert {"score", "alignment", "corr"} <= names  # the driver tables'
+    assert "mean over levels" in page  # peaks and troughs are means, hence fractional

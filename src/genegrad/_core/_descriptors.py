@@ -20,21 +20,27 @@ if TYPE_CHECKING:
     from ._model import GradientChunk, GradientModel
     from ._regions import Coarsening
 
+#: Each descriptor of a gene's gradient field at one scale, in plain words (``P^t f``: the gene smoothed by t
+#: diffusion steps; ``|grad|``: the length of its gradient at a cell). The report prints these.
+MEANINGS = {
+    "magnitude": "mean |grad| x the representation's spread / the gene's SD: the gradients' size, unit-free",
+    "snr": "mean |grad|^2 / SE^2: about 1 for pure noise, large for structure",
+    "coherence": "length of the mean gradient direction (magnitude-weighted, one frame for all cells): 1 for a "
+                 "ramp, about 0 for a bump",
+    "axiality": "share of the directions along one axis (either way): 1 when all gradients are parallel",
+    "localisation": "Gini coefficient of |grad| over the cells: 0 when it changes everywhere alike, 1 in one cell",
+    "peakedness": "Laplacian at the highest and lowest tenth of P^t f: +1 peak, -1 trough, 0 ramp or saddle",
+    "extrema": "share of cells (a sample of 5,000) that are strict local maxima or minima of P^t f",
+    "decay": "mean |grad P^t f| / mean |grad f| (at the first scale): structure persists across scales, noise dies",
+    "alignment": "magnitude-weighted share of the gradient along the first two coordinates (the main axes)",
+    "smoothness": "Var(P^t f) / Var(f): the share of the variance that survives t diffusion steps",
+    "peaks": "separate high regions of P^t f (superlevel-set components, a mean over levels, so fractional): "
+             "1 for a ramp or a bump",
+    "troughs": "separate low regions of P^t f (sublevel-set components, a mean over levels): 2 on either side of "
+               "a ridge",
+}
 #: Names of the descriptors, in the order of the second axis of :func:`chunk_descriptors`'s output.
-DESCRIPTORS = (
-    "magnitude",  # mean |grad P^t f| x length scale / sd(f): dimensionless size of the gradients
-    "snr",  # mean |grad|^2 / SE^2: 1 for pure noise
-    "coherence",  # |mean direction| (synchronised frame, magnitude-weighted): 1 for a ramp, ~0 for a bump
-    "axiality",  # top eigenvalue share of the mean direction outer product: 1 when all gradients are parallel
-    "localisation",  # Gini coefficient of |grad| over cells: 0 everywhere alike, 1 in one cell
-    "peakedness",  # Laplacian at the top and bottom deciles of P^t f: +1 peak, -1 trough, 0 ramp or saddle
-    "extrema",  # share of cells (a fixed sample of 5,000) that are strict local maxima or minima of P^t f
-    "decay",  # mean |grad P^t f| / mean |grad f|: structure persists across scales, noise dies
-    "alignment",  # magnitude-weighted share of the gradient along the first two coordinates (main axes)
-    "smoothness",  # Var(P^t f) / Var(f): share of the variance that survives t diffusion steps
-    "peaks",  # separate high regions of P^t f (superlevel-set components, mean over levels): 1 ramp or bump
-    "troughs",  # separate low regions of P^t f (sublevel-set components): 2 on either side of a ridge
-)
+DESCRIPTORS = tuple(MEANINGS)
 
 
 #: Share of cells with the highest values over which ``peakedness`` averages the Laplacian.

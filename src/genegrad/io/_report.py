@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
+from .._core import _descriptors
 from .._files import OwnedFolder
 from .._validation import check_range, require_key
 
@@ -131,6 +132,21 @@ def _to_csv(df: pd.DataFrame, path: Path, **kwargs) -> None:
     df.to_csv(path, **kwargs)
 
 
+#: The columns of the driver tables (:func:`genegrad.tl.drivers`), in plain words.
+DRIVER_COLUMNS = {
+    "alignment": "over the early (non-terminal) cells, the magnitude-weighted cosine between the gene's gradient "
+                 "and the fate's flow contrast (its flow minus the other fates' mean): +1 when the gene rises "
+                 "towards the fate wherever it changes",
+    "corr": "over the early cells, the correlation between the gene (smoothed) and the fate's probability",
+    "score": "alignment x max(corr, 0): both say the gene rises towards the fate",
+}
+
+
+def _glossary(title: str, entries: dict[str, str]) -> str:
+    items = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in entries.items())
+    return f"<details><summary>{html.escape(title)}</summary><ul class='note'>{items}</ul></details>"
+
+
 def _missing(title: str, call: str, flag: str) -> str:
     return (f"<h2>{title}</h2><p class='note'>Not computed: run <code>{html.escape(call)}</code> (on the command "
             f"line, <code>genegrad run</code> with <code>{html.escape(flag)}</code>).</p>")
@@ -176,9 +192,20 @@ def _patterns_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int,
     rows = []
     for name, group in desc.groupby("pattern", observed=True):
         typical = group.sort_values(["typicality", "score"], ascending=False).index[:n_genes]
-        medians = {c: group[c].median() for c in ("peaks", "troughs", "coherence", "localisation") if c in group}
+        medians = {f"median {c}": group[c].median() for c in ("peaks", "troughs", "coherence", "localisation")
+                   if c in group}
         rows.append({"pattern": name, "genes": len(group), **medians, "typical genes": ", ".join(typical)})
     parts.append(_table(pd.DataFrame(rows), index=False))
+    parts.append(_glossary("The columns", {
+        "median ...": "the median over the pattern's genes of each gene's descriptor (below)",
+        "typical genes": "the genes nearest the pattern's centre (highest typicality, then structure score)",
+    }) + _glossary("Every descriptor in patterns.csv (one scale, the pattern scale)", {
+        **_descriptors.MEANINGS,
+        "pattern, typicality": "the gene's pattern (noise: not structured) and how central it sits in it (0-1)",
+        "structured, score, qval": "the structure test: the share of variance that survives diffusion, against "
+                                   "permutations (q-value, Benjamini-Hochberg)",
+        "module": "co-directional genes: average-linkage clusters of gradient similarity",
+    }))
     modules = desc["module"].dropna().astype(str)
     if len(modules):
         sizes = modules.value_counts()
@@ -228,6 +255,8 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
         d = scores[fate].head(n_genes).reset_index()
         tables.append(d.assign(fate=fate))
         parts.append(f"<h3>Drivers of {html.escape(fate)}</h3>{_table(d, index=False)}")
+        if len(tables) == 1:
+            parts.append(_glossary("The columns", DRIVER_COLUMNS))
         if timed:
             name = f"drivers_{_slug(fate)}"
             name = name if name not in names else f"{name}_{len(names)}"  # two fates of the same slug
