@@ -208,7 +208,7 @@ def _run(args) -> int:
 def _check_run(args) -> dict:
     """Check the command line of ``genegrad run`` against its input; what the steps need, or a UsageError."""
     from ._store import MARKER
-    from ._validation import MAX_SCALE, check_counts
+    from ._validation import check_counts, check_scales, resolve_genes
     from .io._report import REPORT_MARKER
 
     out = Path(args.output)
@@ -220,12 +220,11 @@ def _check_run(args) -> dict:
         raise UsageError(f"-o {args.output!r} exists; pass --force to replace it")
     if out.is_dir():
         raise UsageError(f"-o {args.output!r} is a folder; pass a file name ending in .h5ad")
-    try:
-        scales = tuple(int(s) for s in args.scales.split(",") if s.strip())
-    except ValueError:
-        raise UsageError(f"--scales {args.scales!r}: expected comma-separated integers, e.g. 0,1,2,4,8") from None
-    if not scales or min(scales) < 0 or max(scales) > MAX_SCALE or len(set(scales)) != len(scales):
-        raise UsageError(f"--scales {args.scales!r}: expected distinct integers in [0, {MAX_SCALE}], e.g. 0,1,2,4,8")
+    try:  # the library's own check, so that the command line accepts exactly what pp.manifold does
+        scales = check_scales([int(s) for s in args.scales.split(",") if s.strip()])
+    except (TypeError, ValueError) as err:
+        detail = str(err) if "scales" in str(err) else "expected comma-separated integers, e.g. 0,1,2,4,8"
+        raise UsageError(f"--scales {args.scales!r}: {detail}") from None
     if args.memory is not None and not args.memory > 0:
         raise UsageError(f"--memory must be a positive number of GB, got {args.memory}")
     if args.n_neighbors < 2:
@@ -270,10 +269,10 @@ def _check_run(args) -> dict:
         raise UsageError(f"--n-neighbors {args.n_neighbors}: the input has only {adata.n_obs} cells")
     genes = [g.strip() for g in args.genes.split(",") if g.strip()] if args.genes else None
     if genes is not None:
-        missing = [g for g in genes if g not in adata.var_names]
-        if missing or not genes:
-            raise UsageError(f"--genes: not in the input's var_names: {missing[:10]}"
-                             if missing else "--genes lists no gene")
+        try:
+            genes = resolve_genes(adata, genes)
+        except (KeyError, ValueError) as err:
+            raise UsageError(f"--genes: {err.args[0]}") from None
     root = args.root
     if root is not None:
         from .tl._fate import root_index
@@ -289,18 +288,14 @@ def _check_run(args) -> dict:
             raise UsageError(f"{opt} {col!r} is not a column of the input's obs (it has: {list(adata.obs.columns)})")
     terminal, groupby = args.terminal, args.groupby
     if args.terminal_groups:
+        from .tl._fate import terminal_labels
+
         key, _, cats = args.terminal_groups.partition(":")
-        groups = [c.strip() for c in cats.split(",") if c.strip()]
-        if key not in adata.obs:
-            raise UsageError(f"--terminal-groups: {key!r} is not a column of the input's obs "
-                             f"(it has: {list(adata.obs.columns)})")
-        have = set(adata.obs[key].astype(str))
-        missing = [g for g in groups if g not in have]
-        if len(groups) < 2 or missing:
-            raise UsageError(f"--terminal-groups {args.terminal_groups!r}: expected KEY:A,B with at least two "
-                             f"categories of obs[{key!r}]" + (f"; not found: {missing} (it has: {sorted(have)[:20]})"
-                                                              if missing else ""))
-        terminal, groupby = groups, key
+        terminal, groupby = [c.strip() for c in cats.split(",") if c.strip()], key
+        try:  # tl.fate_bias's own reading of the terminal states
+            terminal_labels(adata, terminal, groupby=groupby)
+        except (KeyError, ValueError) as err:
+            raise UsageError(f"--terminal-groups {args.terminal_groups!r} (KEY:A,B,...): {err.args[0]}") from None
     if args.time_key:
         from .tl._fate import time_from_obs
 

@@ -150,8 +150,7 @@ def manifold(
     removed = clear_results(target, key_added)
     if removed:
         logger.info("removed the results of the previous manifold under '%s': %s", key_added, ", ".join(removed))
-    _store(target, model, key_added=key_added, use_rep=use_rep, n_components=n_comp)
-    target.obsm[_keys.rep_checksum(key_added)] = rep_checksum(Y)
+    _store(target, model, key_added=key_added, use_rep=use_rep, n_components=n_comp, checksum=rep_checksum(Y))
     return target if copy else None
 
 
@@ -170,8 +169,14 @@ def _representation(adata: ad.AnnData, use_rep: str) -> np.ndarray:
     return Y.astype(np.float64)
 
 
-def rep_checksum(Y: np.ndarray) -> np.ndarray:
-    """``(N, 2)``: each cell's sum and sum of squares of its coordinates (float64), to tell a changed representation."""
+def rep_checksum(Y) -> np.ndarray:
+    """``(N, 2)``: each cell's sum and sum of squares of its coordinates (float64), to tell a changed representation.
+
+    Sparse ``Y`` (``use_rep='X'``) is summed as it is, never made dense.
+    """
+    if sparse.issparse(Y):
+        Y = sparse.csr_matrix(Y, dtype=np.float64)
+        return np.column_stack([np.asarray(Y.sum(axis=1)).ravel(), np.asarray(Y.multiply(Y).sum(axis=1)).ravel()])
     Y = np.asarray(Y, dtype=np.float64)
     return np.stack([Y.sum(axis=1), (Y * Y).sum(axis=1)], axis=1)
 
@@ -191,7 +196,8 @@ def clear_results(adata: ad.AnnData, key: str) -> list[str]:
     return removed
 
 
-def _store(adata: ad.AnnData, model: GradientModel, *, key_added: str, use_rep: str, n_components: int) -> None:
+def _store(adata: ad.AnnData, model: GradientModel, *, key_added: str, use_rep: str, n_components: int,
+           checksum: np.ndarray) -> None:
     ts = sorted(model.fits_)
     fits = [model.fits_[t] for t in ts]
     writes = {
@@ -199,6 +205,7 @@ def _store(adata: ad.AnnData, model: GradientModel, *, key_added: str, use_rep: 
         ("obsp", _keys.diffusion(key_added)): model.diffusion_,
         ("obsm", _keys.frames(key_added)): model.frames_,
         ("obsp", _keys.neighbors(key_added)): _graph.rank_matrix(model.knn_indices_),
+        ("obsm", _keys.rep_checksum(key_added)): checksum,
         ("obsm", _keys.operator(key_added)): np.stack([f.coef for f in fits], axis=1),
         ("obsm", _keys.gram(key_added)): np.stack([f.gram for f in fits], axis=1),
         ("obsm", _keys.ridge(key_added)): np.stack([f.ridge for f in fits], axis=1),
@@ -303,7 +310,7 @@ def check_manifold(adata: ad.AnnData, key: str = _keys.UNS, *, whole: bool = Tru
     Y = adata.X if rep == "X" else adata.obsm.get(rep)
     stored = np.asarray(adata.obsm[_keys.rep_checksum(key)])
     if Y is None or Y.shape[0] != adata.n_obs or not np.allclose(
-            rep_checksum(Y.toarray() if sparse.issparse(Y) else Y), stored, rtol=1e-6, atol=1e-9):
+            rep_checksum(Y), stored, rtol=1e-6, atol=1e-9):
         msg = (f"`adata.{'X' if rep == 'X' else f'obsm[{rep!r}]'}` changed since `genegrad.pp.manifold` built the "
                f"manifold under '{key}' on it (recomputed, e.g. by a new PCA, or removed). Rerun "
                "`genegrad.pp.manifold` (and the tools after it).")

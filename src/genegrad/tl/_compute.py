@@ -53,8 +53,12 @@ def _probe_scheduler(address: str, timeout: float) -> None:
         finally:
             comm.abort()
 
+    from concurrent.futures import ThreadPoolExecutor
+
     try:
-        reply = asyncio.run(identity())
+        # on a thread of its own: the caller may already run an event loop (Jupyter), where asyncio.run refuses
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(asyncio.run, identity()).result()
     except Exception as err:  # any failure of the probe (refused, timed out, garbled reply) is the same answer
         msg = (f"No dask scheduler answered at {address!r} within {timeout:g} s ({type(err).__name__}: {err}); "
                "check the address (e.g. 'tcp://host:8786') and that the scheduler runs, or pass a "
