@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from .._validation import require_key
-from . import _manifolds, _patterns
+from . import _like, _manifolds, _patterns
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,12 +25,14 @@ def true_gradients(
     target_sum: float | None = None,
     embedding: ad.AnnData | None = None,
 ) -> NDArray[np.float64]:
-    """Exact gradients of the genes of :func:`genegrad.datasets.synthetic` data, ``(cells, genes, dim)``.
+    """Exact gradients of the genes of simulated data, ``(cells, genes, dim)``.
+
+    The data come from :func:`genegrad.datasets.synthetic` or :func:`genegrad.datasets.simulate_like`.
 
     Parameters
     ----------
     adata
-        Data made by :func:`~genegrad.datasets.synthetic` (possibly preprocessed; cells and genes may have been
+        Simulated data (possibly preprocessed; cells and genes may have been
         subset, the truth follows ``obsm['X_latent']`` and the gene names).
     genes
         Genes to return; all by default.
@@ -93,6 +95,8 @@ def _model(adata: ad.AnnData) -> dict:
     require_key(adata, "uns", "synthetic", fix="make the data with `genegrad.datasets.synthetic`")
     spec = adata.uns["synthetic"]
     kind = spec["kind"]
+    if kind == "like":
+        return _like.model(adata)
     params = {k: np.asarray(v) for k, v in spec["genes"].items()}
     u = np.asarray(adata.obsm["X_latent"], dtype=np.float64)
     segment = np.asarray(adata.obs["segment"]).astype(int) if kind == "tree" else None
