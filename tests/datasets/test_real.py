@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import genegrad as gg
@@ -29,6 +30,25 @@ def test_atac_and_multiome_load(monkeypatch):
     rna, atac = gg.datasets.pbmc_multiome()
     assert rna.n_obs == atac.n_obs == 100
     assert list(rna.obs_names.str.removesuffix("_rna")) == list(atac.obs_names.str.removesuffix("_atac"))
+
+
+def test_myoblast_time_course_loads_with_its_genes(monkeypatch):
+    monkeypatch.setenv("GENEGRAD_DATA", str(SHARED))
+    a = gg.datasets.myoblast_atac()
+    assert a.shape == (200, 6146)
+    assert a.obs["timepoint"].value_counts().to_dict() == {"T2": 55, "T0": 51, "T1": 47, "T3": 47}
+    assert a.obs.groupby("timepoint", observed=True)["hours"].first().to_dict() == {"T0": 0, "T1": 24, "T2": 48,
+                                                                                     "T3": 72}
+    genes = a.uns["genes"].set_index("gene_name")
+    assert len(genes) == 904
+    # MYOM1 (chr18p11.31, minus strand): its span runs over all its exons in the GENCODE table
+    exons = pd.read_csv(SHARED / "pliner2018_myoblast_sciatac" / "gencode_hg19_chr18_exons.tsv", sep="\t")
+    myom1 = exons[exons["symbol"] == "MYOM1"]
+    assert genes.loc["MYOM1", "start"] == myom1["start"].min()
+    assert genes.loc["MYOM1", "end"] == myom1["end"].max()
+    assert genes.loc["MYOM1", "strand"] == "-"
+    activity = gg.pp.gene_activity(a, a.uns["genes"])
+    assert "MYOM1" in activity.var_names
 
 
 def test_missing_dataset_says_where_it_looked(monkeypatch, tmp_path):

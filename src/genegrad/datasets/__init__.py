@@ -1,9 +1,9 @@
 """Datasets: synthetic manifolds with exact ground truth, and loaders for real data (offline)."""
 
 from ._like import simulate_like
-from ._real import granja_atac, paul15, pbmc_multiome, treutlein_lung
+from ._real import granja_atac, myoblast_atac, paul15, pbmc_multiome, treutlein_lung
 from ._synthetic import synthetic, tree_terminal_states
 from ._truth import true_gradients
 
-__all__ = ["granja_atac", "paul15", "pbmc_multiome", "simulate_like", "synthetic", "tree_terminal_states",
-           "treutlein_lung", "true_gradients"]
+__all__ = ["granja_atac", "myoblast_atac", "paul15", "pbmc_multiome", "simulate_like", "synthetic",
+           "tree_terminal_states", "treutlein_lung", "true_gradients"]

@@ -14,7 +14,11 @@ FILES = {
     "granja_atac": Path("granja2019_bm_scatac_subset") / "hemato_atac.h5ad",
     "pbmc_multiome_rna": Path("pbmc10x_multiome_tiny") / "10xpbmc_rna_subset.h5ad",
     "pbmc_multiome_atac": Path("pbmc10x_multiome_tiny") / "10xpbmc_atac_subset.h5ad",
+    "myoblast_atac": Path("pliner2018_myoblast_sciatac") / "myoblast_sciatac_chr18.h5ad",
 }
+
+#: Hours of differentiation of the myoblast time points (Pliner et al. 2018).
+MYOBLAST_HOURS = {"T0": 0.0, "T1": 24.0, "T2": 48.0, "T3": 72.0}
 
 
 def data_dirs() -> list[Path]:
@@ -83,3 +87,25 @@ def pbmc_multiome() -> tuple[ad.AnnData, ad.AnnData]:
     cluster id. A fixture for paired-modality code paths: too small for biology.
     """
     return _read("pbmc_multiome_rna"), _read("pbmc_multiome_atac")
+
+
+def myoblast_atac() -> ad.AnnData:
+    """Differentiating human myoblasts, sci-ATAC-seq (Pliner et al. 2018): 200 cells x 6,146 chr18 peaks (hg19).
+
+    Raw read counts (about 40-900 per cell). ``obs['timepoint']``: ``T0`` < ``T1`` < ``T2`` < ``T3`` (ordered
+    categories) and ``obs['hours']`` (0, 24, 48, 72 h of differentiation): a real time course, one trajectory from
+    proliferating myoblasts to differentiating myotubes. Peak coordinates in ``var['chrom']``, ``['start']``,
+    ``['end']``. ``uns['genes']``: the GENCODE chr18 genes (``chrom``, ``start``, ``end``, ``strand``,
+    ``gene_name``; each gene's span over its exons), ready for :func:`genegrad.pp.gene_activity`.
+    """
+    import numpy as np
+    import pandas as pd
+
+    adata = _read("myoblast_atac")
+    adata.obs["hours"] = adata.obs["timepoint"].astype(str).map(MYOBLAST_HOURS).astype(np.float64)
+    exons = pd.DataFrame(adata.uns.pop("gene_annotation_chr18_hg19"))
+    genes = exons.groupby("symbol", observed=True).agg(chrom=("chromosome", "first"), start=("start", "min"),
+                                                      end=("end", "max"), strand=("strand", "first"))
+    adata.uns["genes"] = genes.reset_index().rename(columns={"symbol": "gene_name"})[
+        ["chrom", "start", "end", "strand", "gene_name"]]
+    return adata

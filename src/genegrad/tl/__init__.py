@@ -6,5 +6,7 @@ from ._fate import fate_bias
 from ._fate_features import evaluate_fate_features, fate_features
 from ._gradients import gradients
 from ._patterns import patterns
+from ._pseudotime import pseudotime
 
-__all__ = ["drivers", "evaluate_fate_features", "fate_bias", "fate_features", "gradients", "patterns", "to_cellrank"]
+__all__ = ["drivers", "evaluate_fate_features", "fate_bias", "fate_features", "gradients", "patterns", "pseudotime",
+           "to_cellrank"]

@@ -20,6 +20,7 @@ from .._validation import (
     warn,
 )
 from ..pp._manifold import load_model
+from . import _pseudotime
 from ._compute import compute_options
 from ._signal import read_signal
 
@@ -263,15 +264,8 @@ def fate_bias(
         pseudotime = time_from_obs(adata, time_key)
     detected = terminal_states is None
     if root is not None and (detected or time_key is None):  # the graph pseudotime is used: it is computed
-        K_snn = _terminal.shared_neighbor_graph(model.knn_indices_, K)
-        # edge lengths on the coordinates denoised as for the frames: single noisy cells make no spurious tips
-        graph_time = _terminal.graph_pseudotime(K_snn, model.smooth(Y, model.n_smooth), root_cell)
+        K_snn, graph_time = _pseudotime.graph_time(adata, model, root_cell, key=key)
         pseudotime = graph_time if time_key is None else pseudotime
-        unreached = int((~np.isfinite(graph_time)).sum())
-        if unreached:
-            warn(f"{unreached} cells cannot be reached from the root along the graph (another component, or edges "
-                 "to cells sharing few neighbours); their pseudotime is NaN and they take no part in detecting "
-                 "terminal states.")
     if detected:
         labels, fates, tips = detect_terminal_states(adata, K_snn, graph_time, groupby=groupby, n_terminal=n_terminal,
                                                      min_persistence=min_persistence)
