@@ -6,6 +6,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -51,16 +52,29 @@ def versions(*pkgs: str) -> str:
 
 
 def record(title: str, command: str, table: str, notes: str = "", pkgs: tuple[str, ...] = ()) -> None:
-    """Append a dated section with the machine, the versions and the table to RESULTS.md."""
+    """Write the table of ``title`` run by ``command`` into RESULTS.md, dated, with the machine and versions.
+
+    The section replaces the one with the same title and command (RESULTS.md holds the current tables; earlier
+    ones live in git history), or is appended.
+    """
     today = _dt.date.today().isoformat()
-    text = (f"\n## {title} ({today})\n\n`{command}`  \nMachine: {machine()}  \nCommit: {commit()}  \n"
+    text = (f"## {title} ({today})\n\n`{command}`  \nMachine: {machine()}  \nCommit: {commit()}  \n"
             f"Versions: {versions('genegrad', 'numpy', 'scipy', 'scanpy', 'anndata', *pkgs)}\n\n{table}\n")
     if notes:
         text += f"\n{notes}\n"
-    if not RESULTS.exists():
-        RESULTS.write_text("# Benchmark results\n\nEach section is appended by the script named in it.\n")
-    with RESULTS.open("a") as fh:
-        fh.write(text)
+    text += "\n"
+    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    parts = re.split(r"(?m)^(?=## )", old)
+    for i, sec in enumerate(parts[1:], start=1):
+        head = re.match(r"## (.*?) \(\d{4}-\d\d-\d\d\)", sec)
+        cmd = re.search(r"(?m)^`([^`]*)`", sec)
+        if head and head.group(1) == title and cmd and cmd.group(1) == command:
+            parts[i] = text
+            break
+    else:
+        parts[-1] = parts[-1].rstrip("\n") + "\n\n"
+        parts.append(text)
+    RESULTS.write_text("".join(parts))
 
 
 def tree_data(n_cells: int, *, depth: int, n_genes: int = 2000):

@@ -49,7 +49,8 @@ def simulate_like(
     scDesign3's model is fitted to the raw counts of ``adata`` with ``scdesigner``: each gene's log-mean
     ``eta_g(z)`` is a smooth function of the latent coordinates ``z`` (cubic B-splines with fixed knots in 1-D,
     one set per lineage; a thin-plate spline basis plus linear terms in 2-D), its counts negative binomial with a
-    fitted size, and the genes coupled by a Gaussian copula. New cells are drawn between a real cell and one of
+    fitted size, and the genes coupled by a Gaussian copula (its correlation shrunk by Ledoit-Wolf, so that
+    data with fewer cells than genes can be fitted). New cells are drawn between a real cell and one of
     its neighbours on the latent (in the same lineage). ``n_flat`` genes, drawn at random, are made flat: they keep
     their average share of each cell's expected counts, so after total-count normalisation their truth is zero; the
     other genes share the rest in proportion to ``exp(eta_g)``, as in :func:`genegrad.datasets.synthetic`.
@@ -115,7 +116,7 @@ def simulate_like(
         fit_data = ad.AnnData(sparse.csr_matrix(counts, dtype=np.float32),
                               obs=pd.DataFrame(design, columns=cols, index=adata.obs_names.astype(str)))
         sim = NegBinIRLSCopula(mean_formula="~ 0 + " + " + ".join(cols), dispersion_formula="~ 1",
-                               copula_formula="~ 1")
+                               copula_formula="~ 1", estimator="ledoit_wolf")
         sim.fit(fit_data, verbose=False, max_epochs=MAX_EPOCHS, eta=STEP)
         predicted = sim.predict(fit_data.obs)
     beta = sim.marginal.predict.coefs["mean"].detach().cpu().numpy().astype(np.float64)
