@@ -82,6 +82,12 @@ def test_flat_genes_have_zero_truth_and_keep_their_share():
     assert np.all(np.abs(truth[:, ~flat]).max(axis=0) > 0.1)
     X = sim.X.toarray()
     share = X[:, flat].sum(axis=1) / X.sum(axis=1)
+    # the flat genes hold, on average, the share of the real data's fitted means they were given (6 genes of
+    # 24 with means 5-40: ~25% of the counts; sampling error over 800 cells is ~1% of it)
+    given = sim.uns["synthetic"]["flat_share"]
+    assert np.all(given[~flat] == 0)
+    assert X[:, flat].sum() / X.sum() == pytest.approx(given.sum(), rel=0.05)
+    assert 0.1 < given.sum() < 0.5
     z = sim.obsm["X_latent"][:, 0]
     # a fixed share: no trend along z (|rho| < 0.12 is ~3.4 standard errors at 800 cells) ...
     assert abs(stats.spearmanr(share, z)[0]) < 0.12
