@@ -275,7 +275,7 @@ def _check_run(args) -> dict:
             raise UsageError(f"--genes: {err.args[0]}") from None
     root = args.root
     if root is not None:
-        from .tl._fate import root_index
+        from .tl._pseudotime import root_index
 
         if root not in adata.obs_names and root.lstrip("-").isdigit():
             root = int(root)  # a position, unless a cell is named so

@@ -172,7 +172,9 @@ def test_pca_truth_after_preprocess():
     ({"latent": "X_three", "lineage": "lineage"}, ValueError, "one or two columns"),
     ({"latent": ["z", "w"], "lineage": "lineage"}, ValueError, "one-dimensional"),
     ({"latent": "z", "n_flat": N_GENES}, ValueError, "n_flat"),
-    ({"latent": "z", "genes": ["g0", "zzz"]}, ValueError, "genes"),
+    ({"latent": "z", "genes": ["g0", "zzz"]}, ValueError, r"not in `adata.var_names`: \['zzz'\]"),
+    ({"latent": "z", "genes": ["g0", "g0"]}, ValueError, "distinct"),
+    ({"latent": "lineage"}, ValueError, "must hold numbers"),
     ({"latent": "bad"}, ValueError, "missing or infinite"),
 ])
 def test_bad_input(kwargs, error, match):

@@ -1,4 +1,4 @@
-"""Datasets: synthetic manifolds with exact ground truth, and loaders for real data (offline)."""
+"""Datasets: synthetic and semi-synthetic data with exact ground truth, and loaders for real data (offline)."""
 
 from ._like import simulate_like
 from ._real import granja_atac, myoblast_atac, paul15, pbmc_multiome, treutlein_lung

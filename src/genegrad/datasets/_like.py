@@ -12,7 +12,8 @@ from scipy import sparse, stats
 from scipy.interpolate import BSpline
 from scipy.spatial import cKDTree
 
-from .._validation import as_rng, check_counts, check_range, require_key
+from .._validation import as_rng, check_counts, check_range, require_key, warn
+from . import _patterns
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Sequence
@@ -91,8 +92,12 @@ def simulate_like(
         raise ImportError(msg) from err
     gen = as_rng(rng)
     genes = list(adata.var_names) if genes is None else list(genes)
-    if len(genes) < 2 or len(set(genes)) != len(genes) or not set(genes) <= set(adata.var_names):
-        msg = "`genes` must be two or more distinct names of `adata.var_names`."
+    missing = [g for g in genes if g not in adata.var_names]
+    if missing:
+        msg = f"`genes` not in `adata.var_names`: {missing[:5]}; pass names of its genes."
+        raise ValueError(msg)
+    if len(genes) < 2 or len(set(genes)) != len(genes):
+        msg = f"`genes` must be two or more distinct names, got {len(genes)} ({len(set(genes))} distinct)."
         raise ValueError(msg)
     sub = adata[:, genes]
     counts, _ = check_counts(sub, None)
@@ -147,6 +152,10 @@ def simulate_like(
     if lineage is not None:
         obs["lineage"] = pd.Categorical(np.asarray(basis["lineages"])[lin_new], categories=basis["lineages"])
     obs["total_counts"] = np.asarray(X.sum(axis=1)).ravel()
+    empty = int((obs["total_counts"] == 0).sum())
+    if empty:
+        warn(f"{empty} simulated cells have no counts (the data are that sparse in these genes); drop them "
+             "(`sim[sim.obs['total_counts'] > 0]`) before `genegrad.pp.preprocess`, or simulate more genes.")
     out = ad.AnnData(X, obs=obs, var=pd.DataFrame({"flat": flat}, index=pd.Index(genes)))
     out.obsm["X_latent"] = z_new
     out.uns["synthetic"] = spec
@@ -166,7 +175,11 @@ def _latent(adata: ad.AnnData, latent: str | Sequence[str]) -> tuple[NDArray[np.
             msg = (f"`latent` {missing[0]!r} is neither an `obsm` key ({list(adata.obsm)}) nor an `obs` column; "
                    "name the manifold coordinates (e.g. two diffusion components in `obsm`, a pseudotime in `obs`).")
             raise KeyError(msg)
-        z = np.column_stack([pd.to_numeric(adata.obs[c]).to_numpy(np.float64) for c in names])
+        try:
+            z = np.column_stack([np.asarray(adata.obs[c], dtype=np.float64) for c in names])
+        except (TypeError, ValueError) as err:
+            msg = f"`latent` {names} must hold numbers (coordinates, a pseudotime), not labels."
+            raise ValueError(msg) from err
         name = ",".join(names)
     if z.shape[1] not in (1, 2):
         msg = f"`latent` must have one or two columns, {name!r} has {z.shape[1]}; pick one or two of them."
@@ -263,9 +276,7 @@ def _means(spec: dict, z: NDArray, codes: NDArray) -> tuple[NDArray, NDArray, ND
     pi = np.empty_like(eta)
     pi[:, flat] = flat_share[flat]
     pi[:, ~flat] = (1 - flat_share.sum()) * rest
-    glogpi = grad_eta - np.einsum("ng,ngd->nd", rest, grad_eta[:, ~flat])[:, None, :]
-    glogpi[:, flat] = 0.0
-    return total * pi, pi, glogpi
+    return total * pi, pi, _patterns.log_proportion_gradients(grad_eta, pi, {"flat": flat})
 
 
 def model(adata: ad.AnnData) -> dict:

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
+import pandas as pd
 
 #: Where each dataset lives inside a data folder.
 FILES = {
@@ -98,9 +100,6 @@ def myoblast_atac() -> ad.AnnData:
     ``['end']``. ``uns['genes']``: the GENCODE chr18 genes (``chrom``, ``start``, ``end``, ``strand``,
     ``gene_name``; each gene's span over its exons), ready for :func:`genegrad.pp.gene_activity`.
     """
-    import numpy as np
-    import pandas as pd
-
     adata = _read("myoblast_atac")
     adata.obs["hours"] = adata.obs["timepoint"].astype(str).map(MYOBLAST_HOURS).astype(np.float64)
     exons = pd.DataFrame(adata.uns.pop("gene_annotation_chr18_hg19"))

@@ -254,7 +254,7 @@ def fate_bias(
         msg = ("`terminal_states` is None and no `root` was given: pass `root` (a cell of the starting "
                "population, by obs name or position) to detect the branch tips, or name the terminal states.")
         raise ValueError(msg)
-    root_cell = None if root is None else root_index(adata, root)
+    root_cell = None if root is None else _pseudotime.root_index(adata, root)
     rep = adata.uns[key]["params"]["use_rep"]
     require_key(adata, "obsm", rep, fix="run `genegrad.pp.manifold` again")
     Y = np.asarray(adata.obsm[rep], dtype=np.float64)
@@ -360,23 +360,6 @@ def time_from_obs(adata: ad.AnnData, time_key: str) -> NDArray[np.float64]:
         msg = f"`obs[{time_key!r}]` is constant or has no finite value: it cannot orient the chain."
         raise ValueError(msg)
     return np.where(np.isfinite(t), t - finite.min(), np.nan)  # infinite (unreached) cells: no time
-
-
-def root_index(adata: ad.AnnData, root: str | int) -> int:
-    """Position of the root cell, given by ``obs`` name or position."""
-    if isinstance(root, (int, np.integer)) and not isinstance(root, bool):
-        if not -adata.n_obs <= int(root) < adata.n_obs:
-            msg = f"`root` is a position: expected it in [0, {adata.n_obs - 1}], got {root}."
-            raise ValueError(msg)
-        return int(root) % adata.n_obs
-    if isinstance(root, str):
-        pos = adata.obs_names.get_indexer([root])[0]
-        if pos < 0:
-            msg = f"`root` {root!r} is not an obs name (e.g. {list(adata.obs_names[:3])}); pass a name or a position."
-            raise KeyError(msg)
-        return int(pos)
-    msg = f"`root` must be an obs name or an integer position, got {type(root).__name__}."
-    raise TypeError(msg)
 
 
 def detect_terminal_states(
