@@ -129,7 +129,7 @@ def run_palantir(adata, terminal_key, *, root):
 
 
 def compare(adata, terminal_key, *, root, score, dataset, seed=None):
-    """Run every method; ``score(probs) -> AUROC`` on the early cells."""
+    """Run every method; ``score(probs)`` gives the AUROC on the early cells (or a dict of named scores)."""
     rows, extra = [], {}
     methods = {
         "genegrad": lambda: run_genegrad(adata, terminal_key, root=root),
@@ -165,8 +165,9 @@ def compare(adata, terminal_key, *, root, score, dataset, seed=None):
         probs, a = out if isinstance(out, tuple) else (out, None)
         if a is not None and name == "genegrad":
             extra["adata"] = a
-        rows.append({"dataset": dataset, "seed": seed, "method": name, "AUROC": score(probs), "wall s": wall,
-                     "peak GB": peak})
+        scores = score(probs)
+        scores = scores if isinstance(scores, dict) else {"AUROC": scores}
+        rows.append({"dataset": dataset, "seed": seed, "method": name, **scores, "wall s": wall, "peak GB": peak})
     return rows, extra
 
 
