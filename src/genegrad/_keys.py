@@ -73,6 +73,11 @@ def gradients_se(key: str = UNS) -> str:
     return f"{key}_gradients_se"
 
 
+def scale(key: str = UNS) -> str:
+    """``var``: each differentiated gene's recommended scale (Lepski's rule; NaN for the other genes)."""
+    return f"{key}_scale"
+
+
 #: Everything :func:`genegrad.pp.manifold` writes, as functions of the prefix (``obsm``, ``obsp``) and the
 #: entries of ``uns[prefix]`` (the tools add their own entries there later). What moves with a manifold.
 MANIFOLD_OBSM = (frames, operator, gram, ridge, weights, dof, se_factors, rep_checksum)
@@ -86,7 +91,7 @@ RESULTS = {
              "fate_features"),
     "obsp": ("transitions",),
     "obs": ("fate_bias", "pseudotime", "terminal_states"),
-    "var": ("structured", "structured_score", "structured_pval", "structured_qval", "pattern",
+    "var": ("scale", "structured", "structured_score", "structured_pval", "structured_qval", "pattern",
             "pattern_typicality", "module"),
     "varm": ("descriptors",),
 }

@@ -167,6 +167,19 @@ class GradientStore:
         out[:, order] = block
         return out
 
+    def se(self, columns: list[int], *, scale_index: int) -> NDArray[np.float32]:
+        """``(cells, len(columns))`` standard errors at one scale; raises when the store holds none."""
+        if self._se is None:
+            msg = (f"The gradient store at {str(self.path)!r} holds no standard errors; run "
+                   "`genegrad.tl.gradients(..., with_se=True, store='zarr')`.")
+            raise StoreError(msg)
+        cols = np.asarray(columns, dtype=int)
+        order = np.argsort(cols)
+        block = np.stack([np.asarray(self._se[:, int(c), scale_index]) for c in cols[order]], axis=1)
+        out = np.empty_like(block)
+        out[:, order] = block
+        return out
+
 
 def read_marker(path: Path) -> dict:
     """The marker of the store at ``path``, checked; raises :class:`StoreError` for anything else."""

@@ -3,6 +3,7 @@
 from ._descriptors import descriptors
 from ._fates import fates
 from ._gradients import gradients
+from ._gradients_se import gradients_se
 from ._similarity import gradient_similarity
 
-__all__ = ["descriptors", "fates", "gradient_similarity", "gradients"]
+__all__ = ["descriptors", "fates", "gradient_similarity", "gradients", "gradients_se"]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .. import _keys
 from .._core._operator import gradient_matrix
 from .._store import GradientStore, StoreError, names_hash
-from .._validation import check_scale, require_key, resolve_genes
+from .._validation import check_scale, gene_positions, require_key, resolve_genes
 from ..pp._manifold import check_manifold, manifold_neighbors
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def gradients(
     adata: ad.AnnData,
     genes: Sequence[str] | str,
     *,
-    scale: int = 0,
+    scale: int | Literal["auto"] = 0,
     basis: str = "X_pca",
     key: str = _keys.UNS,
 ) -> NDArray[np.float32]:
@@ -36,7 +36,8 @@ def gradients(
     genes
         One gene or a list; each must have been differentiated.
     scale
-        Diffusion time, one of ``adata.uns['genegrad']['scales']``.
+        Diffusion time, one of ``adata.uns['genegrad']['scales']``; or ``'auto'``: each gene at its recommended
+        scale, ``var['genegrad_scale']`` (written by :func:`genegrad.tl.gradients` with standard errors).
     basis
         ``'tangent'``: coordinates in each cell's tangent frame (frames are defined up to sign and rotation, so
         compare cells only through the other bases). The representation key (``'X_pca'``): ``U_i beta_i``.
@@ -53,34 +54,91 @@ def gradients(
     >>> gg.tl.gradients(adata, adata.var_names[:5])
     >>> gg.get.gradients(adata, adata.var_names[:2], scale=1).shape
     (300, 2, 10)
+    >>> gg.get.gradients(adata, adata.var_names[:2], scale="auto").shape
+    (300, 2, 10)
     """
-    # the gradients are in the manifold's tangent frames (per cell: a subset of the cells reads them right); the
-    # push-forward to another embedding uses the graph, which must hold every neighbour (manifold_neighbors)
-    info = check_manifold(adata, key, whole=False)
-    zarr_store = "gradients" in info and info["gradients"].get("store", "obsm") == "zarr"
-    if "gradients" not in info or (_keys.gradients(key) not in adata.obsm and not zarr_store):
-        msg = f"No gradients under `adata.obsm['{_keys.gradients(key)}']`; run `genegrad.tl.gradients` first."
-        raise KeyError(msg)
-    genes = resolve_genes(adata, genes)
-    done = [str(g) for g in info["gradients"]["genes"]]  # object or StringDType (zarr round trip) alike
-    pos = {g: j for j, g in enumerate(done)}
-    missing = [g for g in genes if g not in pos]
-    if missing:
-        msg = (f"No gradients for {missing[:10]}; run `genegrad.tl.gradients(adata, genes=...)` including them.")
-        raise KeyError(msg)
-    scales = [int(t) for t in info["gradients"]["scales"]]
-    check_scale(scale, scales)
-    if zarr_store:
-        tangent = _from_store(adata, info["gradients"], [pos[g] for g in genes], scale_index=scales.index(scale),
-                              genes=done)
-    else:
-        stored = adata.obsm[_keys.gradients(key)]
-        tangent = np.asarray(stored[:, :, :, scales.index(scale)])[:, [pos[g] for g in genes], :]
-    return to_basis(adata, tangent, scale=scale, basis=basis, key=key)
+    reader = _Reader(adata, genes, key)
+    if scale == "auto":
+        per_gene = reader.auto_scales()
+        out = None
+        for t in np.unique(per_gene):
+            cols = np.flatnonzero(per_gene == t)
+            part = to_basis(adata, reader.tangent(int(t), cols), scale=int(t), basis=basis, key=key)
+            if out is None:
+                out = np.empty((adata.n_obs, len(reader.genes), part.shape[2]), dtype=np.float32)
+            out[:, cols] = part
+        return out
+    reader.check(scale)
+    return to_basis(adata, reader.tangent(int(scale)), scale=int(scale), basis=basis, key=key)
 
 
-def _from_store(adata: ad.AnnData, info, columns: list[int], *, scale_index: int, genes: list[str]) -> NDArray:
-    """Tangent gradients of the store's ``columns`` for ``adata``'s cells, after checking the store is theirs."""
+class _Reader:
+    """The stored gradients (and standard errors) of ``genes``, checked: from ``obsm`` or the zarr store."""
+
+    def __init__(self, adata: ad.AnnData, genes: Sequence[str] | str, key: str) -> None:
+        # the gradients are in the manifold's tangent frames (per cell: a subset of the cells reads them right);
+        # the push-forward to another embedding uses the graph, which must hold every neighbour
+        info = check_manifold(adata, key, whole=False)
+        self.zarr = "gradients" in info and info["gradients"].get("store", "obsm") == "zarr"
+        if "gradients" not in info or (_keys.gradients(key) not in adata.obsm and not self.zarr):
+            msg = f"No gradients under `adata.obsm['{_keys.gradients(key)}']`; run `genegrad.tl.gradients` first."
+            raise KeyError(msg)
+        self.adata, self.key, self.info = adata, key, info["gradients"]
+        self.genes = resolve_genes(adata, genes)
+        self.done = [str(g) for g in self.info["genes"]]  # object or StringDType (zarr round trip) alike
+        pos = {g: j for j, g in enumerate(self.done)}
+        missing = [g for g in self.genes if g not in pos]
+        if missing:
+            msg = f"No gradients for {missing[:10]}; run `genegrad.tl.gradients(adata, genes=...)` including them."
+            raise KeyError(msg)
+        self.columns = np.array([pos[g] for g in self.genes], dtype=int)
+        self.scales = [int(t) for t in self.info["scales"]]
+
+    def check(self, scale: object) -> int:
+        """``scale`` if it is one of the computed scales, else a ValueError that lists them (and ``'auto'``)."""
+        if isinstance(scale, str):
+            msg = f"Expected `scale` in {self.scales} or 'auto', got {scale!r}."
+            raise ValueError(msg)
+        return check_scale(scale, self.scales)
+
+    def tangent(self, scale: int, cols: NDArray | None = None) -> NDArray:
+        """Tangent gradients ``(cells, genes, d)`` of the genes (or of those at ``cols``) at ``scale``."""
+        columns = self.columns if cols is None else self.columns[cols]
+        i = self.scales.index(scale)
+        if self.zarr:
+            return _from_store(self.adata, self.info, list(columns), scale_index=i, genes=self.done)
+        return np.asarray(self.adata.obsm[_keys.gradients(self.key)][:, :, :, i])[:, columns, :]
+
+    def se(self, scale: int, cols: NDArray | None = None) -> NDArray:
+        """Standard errors ``(cells, genes)`` of the gradients' lengths at ``scale``."""
+        if not self.info.get("with_se", True):
+            msg = "The gradients were computed without standard errors; run `genegrad.tl.gradients(..., with_se=True)`."
+            raise KeyError(msg)
+        columns = self.columns if cols is None else self.columns[cols]
+        i = self.scales.index(scale)
+        if self.zarr:
+            return _from_store(self.adata, self.info, list(columns), scale_index=i, genes=self.done, se=True)
+        return np.asarray(self.adata.obsm[_keys.gradients_se(self.key)][:, :, i])[:, columns]
+
+    def auto_scales(self) -> NDArray[np.int64]:
+        """Each gene's recommended scale, ``var['<key>_scale']``, checked against the stored scales."""
+        col = _keys.scale(self.key)
+        if col not in self.adata.var:
+            msg = (f"No recommended scales (`adata.var['{col}']`): `scale='auto'` needs the standard errors; run "
+                   "`genegrad.tl.gradients(..., with_se=True)` (the default).")
+            raise KeyError(msg)
+        per_gene = self.adata.var[col].to_numpy(dtype=float)[gene_positions(self.adata, self.genes)]
+        bad = [g for g, t in zip(self.genes, per_gene, strict=True) if not np.isfinite(t) or int(t) not in self.scales]
+        if bad:
+            msg = (f"`adata.var['{col}']` gives no computed scale for {bad[:5]} (not differentiated by the last "
+                   "`genegrad.tl.gradients` call, or edited since); run `genegrad.tl.gradients` on them again.")
+            raise KeyError(msg)
+        return per_gene.astype(np.int64)
+
+
+def _from_store(adata: ad.AnnData, info, columns: list[int], *, scale_index: int, genes: list[str],
+                se: bool = False) -> NDArray:
+    """Tangent gradients (or their SEs) of the store's ``columns`` for ``adata``'s cells, the store checked."""
     if "store_id" not in info:
         msg = ("This AnnData's gradient store was written by an older genegrad, which recorded no store id; run "
                "`genegrad.tl.gradients(..., store='zarr')` again.")
@@ -91,8 +149,8 @@ def _from_store(adata: ad.AnnData, info, columns: list[int], *, scale_index: int
                "`genegrad.tl.gradients(..., store='zarr')` again.")
         raise StoreError(msg)
     rows = store.rows_for(adata.obs_names)  # the cells by name: subsets and reorders of the AnnData read right
-    tangent = store.gradients(columns, scale_index=scale_index)
-    return tangent if rows is None else tangent[rows]
+    out = (store.se if se else store.gradients)(columns, scale_index=scale_index)
+    return out if rows is None else out[rows]
 
 
 def default_basis(adata: ad.AnnData, key: str = _keys.UNS) -> str:

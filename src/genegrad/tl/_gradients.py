@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _keys
 from .._core._model import n_threads
+from .._core._scale import lepski_scales
 from .._store import GradientStore
 from .._validation import check_range, check_unique_names, default_genes, gene_positions
 from ..pp._manifold import load_model
@@ -97,6 +98,10 @@ def gradients(
       any basis with :func:`genegrad.get.gradients`);
     - ``adata.obsm['genegrad_gradients_se']``: float32 ``(N, genes, scales)``, standard error of each gradient's
       length (with ``with_se``);
+    - ``adata.var['genegrad_scale']``: each gene's recommended scale (with ``with_se``; NaN for genes not
+      differentiated): the coarsest scale whose gradients stay within the 95% balls of every finer scale's in
+      90% of the cells (Lepski's rule). Read them with ``genegrad.get.gradients(..., scale='auto')`` and their
+      standard errors with :func:`genegrad.get.gradients_se`;
     - ``adata.uns['genegrad']['gradients']``: ``genes``, ``layer``, ``scales``.
 
     Examples
@@ -147,6 +152,7 @@ def gradients(
     else:
         grads = np.empty((n, G, d, T), dtype=np.float32)
         se = np.empty((n, G, T), dtype=np.float32) if with_se else None
+    choice = np.zeros(G, dtype=np.int64) if with_se else None  # each gene's recommended scale, by index
     bar = progress_bar(progress, total=G, desc="gradients")
     try:
         for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se, **options):
@@ -156,6 +162,8 @@ def gradients(
                 grads[:, part.start:part.stop] = part.gradients
                 if se is not None:
                     se[:, part.start:part.stop] = part.se
+            if choice is not None:
+                choice[part.start:part.stop] = lepski_scales(part.gradients, part.se)
             bar.update(part.stop - part.start)
         if sink is not None:
             sink.commit()
@@ -174,6 +182,13 @@ def gradients(
     if se is not None:
         target.obsm[_keys.gradients_se(key)] = se
         logger.info("added `adata.obsm['%s']`", _keys.gradients_se(key))
+    if choice is not None:
+        scale = np.full(target.n_vars, np.nan)
+        scale[gene_positions(target, genes)] = np.asarray(model.scales_)[choice]
+        target.var[_keys.scale(key)] = scale
+        logger.info("added `adata.var['%s']`", _keys.scale(key))
+    elif _keys.scale(key) in target.var:  # no standard errors, no recommended scale: the old one would be stale
+        del target.var[_keys.scale(key)]
     target.uns[key]["gradients"] = {
         "genes": np.array(genes, dtype=object), "layer": layer or "X",
         "scales": np.array(model.scales_, dtype=int), "with_se": bool(with_se), "store": store,
