@@ -30,6 +30,7 @@ def test_lepski_scales_by_hand():
     # gene 4: scale 1 moves everywhere, scale 2 is back at scale 0's value; a rejected scale ends the search -> 0
     g[:, 4, 0, 1] = 3.0
     np.testing.assert_array_equal(lepski_scales(g, se), [2, 1, 2, 1, 0])
+    assert lepski_scales(g, se).dtype.kind == "i"  # indices
     # a wider tolerance (kappa = 3: radius 2.94 > 2) accepts every move
     np.testing.assert_array_equal(lepski_scales(g, se, kappa=3.0), [2, 2, 2, 2, 2])
     # the finer scales' se set the radius: a move of 0.5 at scale 2 is within 0.98, but not within scale 0's
@@ -40,12 +41,21 @@ def test_lepski_scales_by_hand():
     assert lepski_scales(g5, se5)[0] == 2
     se5[:, :, 0] = 0.1
     assert lepski_scales(g5, se5)[0] == 1
+    # edges: a share of exactly alpha (2 cells of 20) is allowed; a move of exactly the radius is inside the ball;
+    # a move of 0.9 is inside d = 1's radius 0.98 (and would not be inside 3-D's 0.81)
+    r = ball_factor(1) * 0.5
+    e = np.zeros((n, 3, 1, T))
+    e[:2, 0, 0, 2] = 3.0
+    e[:, 1, 0, 2] = r
+    e[:, 2, 0, 2] = 0.9
+    np.testing.assert_array_equal(lepski_scales(e, np.full((n, 3, T), 0.5)), [2, 2, 2])
 
 
 def test_widened_se_by_hand():
     # d = 2: distance 5 between (3, 4) and the origin, c = sqrt(-ln 0.05) -> se + 5 / c
     out = widened_se(np.array([[3.0, 4.0]]), np.array([[0.0, 0.0]]), np.array([1.0]))
     assert out[0] == pytest.approx(1.0 + 5.0 / np.sqrt(-np.log(0.05)), rel=1e-6)
+    assert out.dtype == np.float32
     # no move, no widening
     assert widened_se(np.array([[1.0, 2.0]]), np.array([[1.0, 2.0]]), np.array([0.3]))[0] == pytest.approx(0.3)
 
@@ -78,7 +88,9 @@ def test_auto_reads_each_gene_at_its_scale(plane_adata):
         c = np.sqrt(-np.log(0.05)) if d == 2 else None
         np.testing.assert_allclose(se_auto[:, j], se_t + np.linalg.norm(tangent_t - tangent_0, axis=1) / c,
                                    rtol=1e-5, atol=1e-7)
-    # a fixed scale reads the stored standard errors as they are
+    assert se_auto.dtype == np.float32
+    # a fixed scale (0 by default) reads the stored standard errors as they are
+    np.testing.assert_array_equal(gg.get.gradients_se(a, genes), a.obsm["genegrad_gradients_se"][:, :12, 0])
     i2 = [int(s) for s in a.uns["genegrad"]["scales"]].index(2)
     np.testing.assert_array_equal(gg.get.gradients_se(a, genes, scale=2), a.obsm["genegrad_gradients_se"][:, :12, i2])
 
