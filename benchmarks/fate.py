@@ -140,6 +140,8 @@ def compare(adata, terminal_key, *, root, score, dataset, seed=None):
                                                                                    coarse_scale=8),
         "genegrad, fine step whatever its agreement (min_fine_agreement=None)": lambda: run_genegrad(
             adata, terminal_key, root=root, min_fine_agreement=None),
+        "genegrad, fine step at full weight (fine_weight=1; the default until 2026-12-05)": lambda: run_genegrad(
+            adata, terminal_key, root=root, fine_weight=1.0),
         "genegrad, tilted chain (beta=3; the default until 2026-12-04)": lambda: run_genegrad(
             adata, terminal_key, root=root, beta=3.0),
         "genegrad, weaker tilt (beta=1)": lambda: run_genegrad(adata, terminal_key, root=root, beta=1.0),

@@ -54,7 +54,7 @@ def fate_bias(
     scale: int | None = None,
     beta: float = 0.0,
     forward: float = 10.0,
-    fine_weight: float = 1.0,
+    fine_weight: float = 0.1,
     coarse_scale: int | None = None,
     min_fine_agreement: float | None = -0.2,
     layer: str | None = None,
@@ -85,43 +85,21 @@ def fate_bias(
        against the chain (Spearman correlation with its chain probability below ``min_fine_agreement``), the
        step is skipped, with a warning: the probabilities are the chain's.
 
-    The fine-scale step reads a progenitor's deviation from its neighbourhood's mean as evidence of its fate.
-    It helps where the bias is visible in a few genes that do not trend (the synthetic trees: 0.696 against
-    0.568 for the chain alone). Where a fate's genes already rise across the progenitors, the neighbourhood
-    reaches into the rising branch, and the progenitors at its start sit below their neighbourhood's mean: on
-    paul15 the step run regardless of its agreement scores 0.877 against 0.940 for the chain alone. Where the
-    progenitors border a fate's terminal cells, those cells lift their neighbourhood's mean, and the fate's fine
-    program ranks the progenitors nearest to it last: on the Granja et al. bone-marrow scATAC-seq subset the
-    step run regardless scores 0.780 against 0.918. The agreement check (``min_fine_agreement``) skips the step
-    on both (it was added after the Granja result), and keeps it on the synthetic trees; on the Treutlein lung
-    data it runs and costs a little (0.983 against 0.998) (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq
-    fate check). Compare with ``fine_weight=0`` on your data.
+    The fine-scale evidence breaks the chain's near-ties. Where the chain cannot tell neighbouring progenitors
+    apart (its probabilities are flat along a shared trunk), a small ``fine_weight`` is enough to rank them by
+    their fine programs; where the chain already ranks them, a large weight would let the programs' noise
+    (gene-gene covariation that is not fate) reorder them. Where a fate's genes already rise across the
+    progenitors, or its terminal cells border them, the residuals point the wrong way, and the agreement check
+    skips the step. Compare with ``fine_weight=0`` on your data.
 
-    The time orientation keeps the chain from walking back. Without it genegrad scored 0.780 on paul15, 0.962
-    on the Treutlein lung data and 0.849 on the Granja scATAC-seq data; with it 0.940, 0.983 and 0.918 (on the
-    synthetic trees 0.696 either way; ``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate check). Its
-    strength is CellRank's default, not tuned on those data (``forward=30`` is in the benchmark too). Give
-    ``root`` whenever you know where the process starts.
+    Give ``root`` whenever you know where the process starts: the time orientation keeps the chain from walking
+    back. The graph pseudotime from the root is a geodesic distance (one shortest path); scanpy's diffusion
+    pseudotime (``time_key='dpt_pseudotime'``, an average over all paths, what CellRank's ``PseudotimeKernel``
+    uses) can orient it instead; neither is better on every data set of the benchmarks.
 
-    The pseudotime that orients the chain matters. The graph pseudotime from the root is a geodesic distance
-    (one shortest path); scanpy's diffusion pseudotime (``sc.tl.dpt``, an average over all paths) is what
-    CellRank's ``PseudotimeKernel`` uses, and ``time_key='dpt_pseudotime'`` orients the chain by it instead. In
-    the fate benchmarks it raised paul15 (0.947 against 0.940; 0.978 against 0.940 without the fine step) and
-    lowered the Treutlein lung data (0.962 against 0.983) and the Granja data (0.895 against 0.918); the
-    synthetic trees did not change. Neither is better everywhere: compare them on your data.
-
-    **The tilt is off by default** (``beta=0`` since 2026-12-04; it was 3). With the fine-scale step and the
-    root, the untilted chain scored at least as high on every dataset of the fate benchmarks: 0.696 against
-    0.685 on the synthetic trees (3 seeds), 0.940 against 0.933 on paul15, 0.983 against 0.979 on the Treutlein
-    lung data and 0.918 against 0.828 on the Granja scATAC-seq data; on held-out trees (seeds 5-9) 0.722
-    against 0.711. Without a root it scored higher on three of the four (trees 0.696 against 0.669, lung 0.962
-    against 0.877, Granja 0.849 against 0.695) and lower on paul15 (0.780 against 0.910), where the fate flows
-    orient a chain that has no root (``benchmarks/RESULTS.md``, Fate bias and scATAC-seq fate check). The tilt
-    makes the chain confident: where two branches overlap in expression before their genes diverge, it follows
-    whichever programs rise fastest there, and can be confidently wrong. In an exploratory check on the
-    synthetic tree (not a benchmark), the first 0.4 of branch A (its switch genes still near zero) gave a median
-    ``p(A)`` of 0.01-0.02 with ``beta=3``, 0.56 with ``beta=0``. The fate flows are computed either way (they
-    are drawn by :func:`genegrad.pl.fate_probs`); pass ``beta > 0`` to let them steer the chain.
+    The tilt along the fate flows (``beta > 0``) makes the chain confident: where two branches overlap in
+    expression before their genes diverge, it follows whichever programs rise fastest there, and can be
+    confidently wrong. The flows are computed either way (:func:`genegrad.pl.fate_probs` draws them).
 
     **Detected terminal states** (``terminal_states=None``, needs ``root``). The pseudotime is the geodesic distance
     from the root along the kNN graph, each edge as long as in the representation smoothed by the manifold's
@@ -169,8 +147,8 @@ def fate_bias(
     scale
         Diffusion time of the flows; the smallest non-zero scale by default.
     beta
-        Strength of the tilt along the fate flows (0, the default: the plain diffusion on the graph, oriented in
-        time when ``root`` or ``time_key`` is given; 3 until 2026-12-04, see above).
+        Strength of the tilt along the fate flows (0: the plain diffusion on the graph, oriented in time when
+        ``root`` or ``time_key`` is given).
     forward
         With ``root`` or ``time_key``: how strongly steps back in pseudotime are down-weighted (``b`` of
         CellRank's soft scheme, see step 3). 0 turns it off; any positive value at least halves every step back
@@ -178,12 +156,9 @@ def fate_bias(
     fine_weight
         Log-odds per standard deviation of fine-scale evidence (0: the chain's probabilities alone).
     coarse_scale
-        Diffusion time separating fine from coarse: the residuals are ``f - P^t f`` at ``t = coarse_scale``. By
-        default 2 (the manifold's smallest scale from 2 up, else its largest); until 2026-11-25 it was the
-        largest scale (8). A larger ``t`` leaves more of the neighbourhood's trend in the residuals (see above).
-        On held-out synthetic trees (seeds 5-9, not the benchmark's) ``t = 2`` scored higher than 1, 4 or 8; in the
-        fate benchmark it scores higher than 8 on the synthetic trees and paul15, and lower on the Treutlein lung
-        data, whose terminal and scored cells are both defined by the same markers.
+        Diffusion time separating fine from coarse: the residuals are ``f - P^t f`` at ``t = coarse_scale``; by
+        default the manifold's smallest scale from 2 up, else its largest. A larger ``t`` leaves more of the
+        neighbourhood's trend in the residuals.
     min_fine_agreement
         Lowest Spearman correlation, over the progenitors, between any fate's fine scores and its chain
         probabilities for the fine-scale step to run; ``None`` runs it regardless. The correlations are stored
