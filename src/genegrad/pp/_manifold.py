@@ -66,9 +66,8 @@ def manifold(
     frame_averaging
         Passes of neighbourhood averaging of the tangent frames: each cell's frame becomes the ``d`` leading
         eigenvectors of the mean projector onto its own and its neighbours' frames. One pass corrects the
-        frames of cells whose neighbourhood is one-sided (at the manifold's boundary) and raised the gradient
-        accuracy on every synthetic manifold at 1,000 UMIs/cell (``benchmarks/RESULTS.md``, Gradient recovery);
-        ``0`` keeps the raw local PCA.
+        frames of cells whose neighbourhood is one-sided (at the manifold's boundary); ``0`` keeps the raw
+        local PCA.
     alpha
         Density normalisation of ``P`` (1 removes the effect of sampling density).
     quadratic

@@ -96,8 +96,8 @@ def patterns(
     region_counts
         Cluster on the numbers of peaks and troughs too (see Notes). By default only on a one-dimensional
         manifold (``d = 1``: curves, trees), where they pin down a function's shape: on a curve each high region
-        is an interval around a maximum. On two-dimensional simulations they lowered the agreement with the
-        true classes (ridges and waves share their counts there; ``benchmarks/RESULTS.md``, Patterns).
+        is an interval around a maximum. On two-dimensional manifolds ridges and waves share their counts, so
+        they are left out there.
     layer
         Layer holding the signal; ``X`` by default.
     fdr
@@ -188,12 +188,10 @@ def patterns(
     over scales. Each gene is tested on a graph it did not help build (``holdout``): the highly variable genes
     are split into two random halves, each half's PCA gives a kNN diffusion graph built like the manifold's,
     and every gene is tested on the other half's graph. On the manifold's own graph, a gene that shaped the
-    neighbourhoods looks a little smoother than its permutations, and on 10,000 cells this small excess is
-    significant: on synthetic data whose noise genes are flat after normalisation, 41-66% of them had q < 0.05
-    on the manifold's own graph (8% on the swiss roll), against 3-5% on the held-out graphs, where 4-8% of
-    them have p < 0.05 (nominal 5%). Of flat genes added to paul15's counts (its own depths),
-    2.0% have p < 0.05 (``benchmarks/RESULTS.md``, Patterns). Structure that follows depth itself (cell
-    types of different size) is not counted: the test asks for structure beyond depth.
+    neighbourhoods looks a little smoother than its permutations, and on many cells this small excess is
+    significant: flat genes would be called structured. The held-out graphs keep the test near its nominal
+    level (docs/results.md). Structure that follows depth itself (cell types of different size) is not
+    counted: the test asks for structure beyond depth.
 
     Examples
     --------
