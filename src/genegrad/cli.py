@@ -233,12 +233,12 @@ def _check_run(args) -> dict:
         raise UsageError(f"--n-dims must be at least 1, got {args.n_dims}")
     if args.scheduler and args.backend != "dask":
         raise UsageError("--scheduler is for --backend dask")
-    for backend, module, extra in (("torch", "torch", "gpu"), ("dask", "distributed", "dask")):
+    for backend, module, package in (("torch", "torch", "torch"), ("dask", "distributed", "'dask[distributed]'")):
         if args.backend == backend:
             import importlib.util
 
             if importlib.util.find_spec(module) is None:
-                raise UsageError(f"--backend {backend} needs {module}: pip install 'genegrad[{extra}]'")
+                raise UsageError(f"--backend {backend} needs {module}: pip install {package}")
     if args.terminal and args.terminal_groups:
         raise UsageError("give the terminal states once: --terminal KEY or --terminal-groups KEY:A,B")
     named = args.terminal or args.terminal_groups

@@ -48,7 +48,7 @@ class TorchOps:
         try:
             import torch
         except ImportError as err:
-            msg = "backend='torch' needs PyTorch: `pip install 'genegrad[gpu]'` (or `pip install torch`)."
+            msg = "backend='torch' needs PyTorch: `pip install torch`."
             raise ImportError(msg) from err
         self.torch = torch
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

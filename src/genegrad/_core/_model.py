@@ -359,7 +359,7 @@ class GradientModel:
         try:
             from distributed import Client, LocalCluster
         except ImportError as err:
-            msg = "backend='dask' needs dask.distributed: `pip install 'genegrad[dask]'`."
+            msg = "backend='dask' needs dask.distributed: `pip install 'dask[distributed]'`."
             raise ImportError(msg) from err
         own = None
         if client is None:

@@ -87,8 +87,7 @@ def simulate_like(
         from scdesigner.copulas.gaussian_copula_helpers import sample_pseudo_obs
         from scdesigner.simulators import NegBinIRLSCopula
     except ImportError as err:
-        msg = ("`simulate_like` needs scdesigner (scDesign3 in Python): `pip install 'genegrad[sim]'` "
-               "(or `pip install scdesigner`).")
+        msg = "`simulate_like` needs scdesigner (scDesign3 in Python) and torch: `pip install scdesigner torch`."
         raise ImportError(msg) from err
     gen = as_rng(rng)
     genes = list(adata.var_names) if genes is None else list(genes)

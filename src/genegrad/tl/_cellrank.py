@@ -30,6 +30,6 @@ def to_cellrank(adata: ad.AnnData, *, key: str = _keys.UNS) -> Any:
     try:
         from cellrank.kernels import PrecomputedKernel
     except ImportError as err:
-        msg = "`to_cellrank` needs CellRank: `pip install cellrank` (or `pip install 'genegrad[bench]'`)."
+        msg = "`to_cellrank` needs CellRank: `pip install cellrank`."
         raise ImportError(msg) from err
     return PrecomputedKernel(name, adata=adata)

@@ -31,7 +31,7 @@ def compute_options(backend: str, scheduler: Any, n_jobs: int | None) -> dict[st
         try:
             from distributed import Client
         except ImportError as err:
-            msg = "backend='dask' needs dask.distributed: `pip install 'genegrad[dask]'`."
+            msg = "backend='dask' needs dask.distributed: `pip install 'dask[distributed]'`."
             raise ImportError(msg) from err
         _probe_scheduler(scheduler, CONNECT_TIMEOUT)
         client = Client(scheduler, timeout=CONNECT_TIMEOUT)
