@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -28,8 +29,11 @@ def test_atac_and_multiome_load(monkeypatch):
     assert {"seqnames", "start", "end"} <= set(a.var.columns)
     assert a.obs["BioClassification"].nunique() == 6
     rna, atac = gg.datasets.pbmc_multiome()
-    assert rna.n_obs == atac.n_obs == 100
-    assert list(rna.obs_names.str.removesuffix("_rna")) == list(atac.obs_names.str.removesuffix("_atac"))
+    assert rna.n_obs == atac.n_obs == 98  # 2 of the 100 distributed cells have no fragment in the 200 peaks
+    assert list(rna.obs_names) == list(atac.obs_names)
+    assert not rna.obs_names.str.endswith(("_rna", "_atac")).any()
+    assert (np.asarray(atac.X.sum(axis=1)).ravel() > 0).all()
+    assert (np.asarray(rna.X.sum(axis=1)).ravel() > 0).all()
 
 
 def test_myoblast_time_course_loads_with_its_genes(monkeypatch):

@@ -82,13 +82,20 @@ def granja_atac() -> ad.AnnData:
 
 
 def pbmc_multiome() -> tuple[ad.AnnData, ad.AnnData]:
-    """A tiny paired RNA + ATAC subset of 10x Genomics' PBMC multiome: ``(rna, atac)``, 100 cells x 200 features each.
+    """A tiny paired RNA + ATAC subset of 10x Genomics' PBMC multiome: ``(rna, atac)``, 98 cells x 200 features each.
 
-    The same cells in both, named with the suffixes ``_rna`` and ``_atac`` as distributed (strip them to pair the
-    modalities); ATAC peaks with ``var['chr']``, ``['start']``, ``['end']`` (GRCh38); ``obs['celltype']`` a
-    cluster id. A fixture for paired-modality code paths: too small for biology.
+    The same cells in both, in the same order and under the same names (the distributed ``_rna`` and ``_atac``
+    suffixes stripped), so :func:`genegrad.pp.transfer_manifold` pairs them as they are; the 2 of the 100
+    distributed cells without a fragment in these 200 peaks are left out. ATAC peaks with ``var['chr']``,
+    ``['start']``, ``['end']`` (GRCh38); ``obs['celltype']`` a cluster id. A fixture for paired-modality code
+    paths: too small for biology.
     """
-    return _read("pbmc_multiome_rna"), _read("pbmc_multiome_atac")
+    rna, atac = _read("pbmc_multiome_rna"), _read("pbmc_multiome_atac")
+    rna.obs_names = rna.obs_names.str.removesuffix("_rna")
+    atac.obs_names = atac.obs_names.str.removesuffix("_atac")
+    atac = atac[rna.obs_names]
+    seen = (np.asarray(atac.X.sum(axis=1)).ravel() > 0) & (np.asarray(rna.X.sum(axis=1)).ravel() > 0)
+    return rna[seen].copy(), atac[seen].copy()
 
 
 def myoblast_atac() -> ad.AnnData:
