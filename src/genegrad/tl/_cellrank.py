@@ -18,6 +18,10 @@ def to_cellrank(adata: ad.AnnData, *, key: str = _keys.UNS) -> Any:
     when it ran with ``beta > 0``. CellRank's estimators (e.g. ``cellrank.estimators.GPCCA``) then run on
     genegrad's dynamics. Needs the optional ``cellrank`` package (``pip install cellrank``).
 
+    The kernel is the chain: CellRank's fate probabilities from it are the chain's,
+    ``obsm['genegrad_fate_probs_chain']``, not the probabilities that :func:`genegrad.get.fates` reports, which
+    add the fine-scale evidence of ``fate_bias`` where its step ran (``uns['genegrad']['fate_bias']['fine_step']``).
+
     Parameters
     ----------
     adata
