@@ -61,6 +61,7 @@ def test_two_branch_tips_and_their_populations():
         assert set(f[cells]) == {17.0, 18.0, 19.0, 20.0}
         assert tip.cell in cells
     assert (labels >= 0).sum() == 8  # disjoint, nothing else labelled
+    assert set(labels[labels < 0]) == {-1}
 
 
 def test_shared_neighbour_pruning_cuts_a_lone_bridge():
@@ -86,3 +87,47 @@ def test_graph_pseudotime_is_path_length():
     A = path(5)
     Y = np.array([[0.0], [1.0], [3.0], [6.0], [10.0]])
     np.testing.assert_allclose(_terminal.graph_pseudotime(A, Y, root=2), [3, 2, 0, 3, 7])
+
+
+def test_shared_neighbour_jaccard_by_hand():
+    # k = 2; with each cell itself the sets are {0,1,2} for cells 0-2 and {3,0,1} for cell 3: Jaccard 3/3 = 1 in
+    # the triangle, 2/4 = 0.5 between cell 3 and the others (|A & B| / (2 (k + 1) - |A & B|))
+    idx = np.array([[1, 2], [0, 2], [0, 1], [0, 1]])
+    K = sparse.csr_matrix(np.ones((4, 4)) - np.eye(4))
+    triangle = np.zeros((4, 4), dtype=bool)
+    triangle[:3, :3] = True
+    np.fill_diagonal(triangle, False)
+    at_half = _terminal.shared_neighbor_graph(idx, K, min_jaccard=0.5).toarray() > 0
+    np.testing.assert_array_equal(at_half, K.toarray() > 0)  # 0.5 >= 0.5: every edge stays
+    above = _terminal.shared_neighbor_graph(idx, K, min_jaccard=0.51).toarray() > 0
+    np.testing.assert_array_equal(above, triangle)
+    # a chunk smaller than the cells gives the same graph
+    np.testing.assert_array_equal(_terminal.shared_neighbor_graph(idx, K, min_jaccard=0.51, chunk_size=3).toarray() > 0,
+                                  triangle)
+
+
+def test_graph_pseudotime_keeps_short_edges_short():
+    Y = np.array([[0.0], [0.1], [0.3], [0.3]])  # the last edge has length 0: kept, at a negligible length
+    np.testing.assert_allclose(_terminal.graph_pseudotime(path(4), Y, root=0), [0, 0.1, 0.3, 0.3], atol=1e-9)
+
+
+def test_the_higher_maximum_survives_whatever_its_index():
+    # the higher peak (10) at the larger index: the lower one (cell 0, 8) dies where they meet (level 1)
+    tips = _terminal.persistent_maxima(path(3), np.array([8.0, 1.0, 10.0]))
+    assert [(t.cell, t.death) for t in tips] == [(2, -np.inf), (0, 1.0)]
+
+
+def test_equally_persistent_tips_are_ordered_by_height():
+    # peaks 6 (cell 0) and 5 (cell 4) both persist 5 (6 - 1 and 5 - 0): the higher comes first
+    tips = _terminal.persistent_maxima(path(5), np.array([6.0, 1.0, 10.0, 0.0, 5.0]))
+    assert [t.cell for t in tips] == [2, 0, 4]
+    assert tips[1].persistence == pytest.approx(5.0)
+    assert tips[2].persistence == pytest.approx(5.0)
+
+
+def test_separation_levels_follow_the_elder_component():
+    # peaks 8 (cell 0), 10 (cell 2) and 5 (cell 4) on a path: 0 and 2 meet at level 1, then 4 joins them at 0
+    f = np.array([8.0, 1.0, 10.0, 0.0, 5.0])
+    np.testing.assert_allclose(_terminal.separation_levels(path(5), f, [2, 0, 4]), [1.0, 1.0, 0.0])
+    # only among the given cells: 2 and 4 share a component from level 0 on (0 joining 2 at level 1 does not count)
+    np.testing.assert_allclose(_terminal.separation_levels(path(5), f, [2, 4]), [0.0, 0.0])
