@@ -316,11 +316,7 @@ def main():
     for n in notes:
         print(n)
     if not args.no_record:
-        text = summary.to_markdown(index=False)
-        if "error" in table:
-            errs = table.dropna(subset=["error"])
-            if len(errs):
-                text += "\n\nErrors:\n\n" + errs[["dataset", "seed", "method", "error"]].to_markdown(index=False)
+        text = summary.to_markdown(index=False) + errors_markdown(table)
         if len(sup):
             text += ("\n\nSupervised, with the true fates of the trunk cells (5-fold CV logistic regression, "
                      "mean over seeds):\n\n" + sup_sum.reset_index().to_markdown(index=False))
@@ -351,6 +347,16 @@ def main():
                       "pseudotime; its wall time includes scanpy's neighbours, diffusion map and DPT (numba "
                       "compiled before any method is timed). Peak GB is tracemalloc's peak."),
                pkgs=("cellrank", "palantir", "scikit-learn"))
+
+
+def errors_markdown(table) -> str:
+    """The methods that failed, as a markdown section (empty when none did)."""
+    if "error" not in table:
+        return ""
+    errs = table.dropna(subset=["error"])
+    if not len(errs):
+        return ""
+    return "\n\nErrors:\n\n" + errs[["dataset", "seed", "method", "error"]].to_markdown(index=False)
 
 
 def _has(mod):

@@ -35,7 +35,7 @@ import genegrad as gg
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import record
-from fate import _has, _with_dpt, compare, synthetic_tree
+from fate import _has, _with_dpt, compare, errors_markdown, synthetic_tree
 
 N_CELLS, N_FEATURES, N_FLAT = 2000, 500, 50
 TERMINAL = 0.1
@@ -162,11 +162,7 @@ def main():
     summary = summary.reset_index()
     print(summary.to_string(index=False))
     if not args.no_record:
-        text = summary.to_markdown(index=False)
-        if "error" in table:
-            errs = table.dropna(subset=["error"])
-            if len(errs):
-                text += "\n\nErrors:\n\n" + errs[["dataset", "seed", "method", "error"]].to_markdown(index=False)
+        text = summary.to_markdown(index=False) + errors_markdown(table)
         main3 = table[table["method"].isin(["genegrad", "CellRank 2 (PseudotimeKernel + GPCCA)", "Palantir"])]
         main3 = main3[["dataset", "seed", "method", "AUROC early", "AUROC middle"]].round(3)
         text += "\n\nPer seed, genegrad and the peers:\n\n" + main3.to_markdown(index=False)
