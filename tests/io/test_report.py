@@ -49,6 +49,10 @@ def test_report_writes_the_tools_results(tree, tmp_path):
     assert list(desc.index) == list(ref.index)
     assert list(desc["pattern"].astype(str)) == list(ref["pattern"].astype(str))
     np.testing.assert_allclose(desc["coherence"], ref["coherence"], rtol=1e-6)
+    # the recommended scale of the 20 differentiated genes, empty for the others
+    np.testing.assert_array_equal(desc["recommended_scale"], tree.var.loc[desc.index, "genegrad_scale"])
+    assert desc["recommended_scale"].notna().sum() == 20
+    assert "recommended_scale" in (out / "index.html").read_text()
 
     probs = pd.read_csv(out / "fate_probs.csv", index_col=0)
     fates = ["A<1>", "B/2", "C"]

@@ -184,6 +184,9 @@ def _patterns_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int,
     from .. import get, pl
 
     desc = get.descriptors(adata, key=key)
+    scale_col = _keys.scale(key)
+    if scale_col in adata.var:  # each differentiated gene's recommended scale (NaN for the others)
+        desc["recommended_scale"] = adata.var.loc[desc.index, scale_col].to_numpy()
     _to_csv(desc, out / "patterns.csv")
     structured = desc["structured"].astype(bool)
     parts = [f"<h2>Gene patterns</h2><p>{int(structured.sum()):,} of {len(desc):,} described genes are "
@@ -205,6 +208,9 @@ def _patterns_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int,
         "structured, score, qval": "the structure test: the share of variance that survives diffusion, against "
                                    "permutations (q-value, Benjamini-Hochberg)",
         "module": "co-directional genes: average-linkage clusters of gradient similarity",
+        **({"recommended_scale": "the scale at which genegrad.get.gradients(..., scale='auto') reads the gene: the "
+                                 "coarsest whose gradients agree with every finer scale's (empty: its gradients "
+                                 "were not computed)"} if "recommended_scale" in desc else {}),
     }))
     modules = desc["module"].dropna().astype(str)
     if len(modules):
