@@ -160,12 +160,7 @@ class GradientStore:
 
     def gradients(self, columns: list[int], *, scale_index: int) -> NDArray[np.float32]:
         """``(cells, len(columns), dims)`` at one scale, reading only the chunks of those genes."""
-        cols = np.asarray(columns, dtype=int)
-        order = np.argsort(cols)
-        block = np.stack([np.asarray(self._grad[:, int(c), :, scale_index]) for c in cols[order]], axis=1)
-        out = np.empty_like(block)
-        out[:, order] = block
-        return out
+        return _read_columns(self._grad, columns, lambda c: (slice(None), c, slice(None), scale_index))
 
     def se(self, columns: list[int], *, scale_index: int) -> NDArray[np.float32]:
         """``(cells, len(columns))`` standard errors at one scale; raises when the store holds none."""
@@ -173,12 +168,20 @@ class GradientStore:
             msg = (f"The gradient store at {str(self.path)!r} holds no standard errors; run "
                    "`genegrad.tl.gradients(..., with_se=True, store='zarr')`.")
             raise StoreError(msg)
-        cols = np.asarray(columns, dtype=int)
-        order = np.argsort(cols)
-        block = np.stack([np.asarray(self._se[:, int(c), scale_index]) for c in cols[order]], axis=1)
-        out = np.empty_like(block)
-        out[:, order] = block
-        return out
+        return _read_columns(self._se, columns, lambda c: (slice(None), c, scale_index))
+
+
+def _read_columns(array, columns: list[int], where) -> NDArray[np.float32]:
+    """The gene ``columns`` of a zarr ``array``, stacked on axis 1 in the given order.
+
+    They are read in ascending order (chunk by chunk); ``where(c)`` is the index of column ``c``.
+    """
+    cols = np.asarray(columns, dtype=int)
+    order = np.argsort(cols)
+    block = np.stack([np.asarray(array[where(int(c))]) for c in cols[order]], axis=1)
+    out = np.empty_like(block)
+    out[:, order] = block
+    return out
 
 
 def read_marker(path: Path) -> dict:
