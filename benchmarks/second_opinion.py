@@ -117,7 +117,7 @@ def evaluate(adata, modality):
     gg.pp.manifold(adata, use_rep=rep)
     genes = list(adata.var_names)
     t0 = time.perf_counter()
-    gg.tl.gradients(adata, genes)
+    gg.tl.gradients(adata, genes, store="obsm")
     elapsed = time.perf_counter() - t0
     true = gg.datasets.true_gradients(adata, genes, basis=rep)
     target = gg.datasets.true_gradients(adata, genes, basis=rep, signal="log1p")

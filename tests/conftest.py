@@ -11,7 +11,7 @@ def _plane_adata():
     adata = gg.datasets.synthetic("plane", n_cells=600, n_genes=200, depth=2000, rng=3)
     gg.pp.preprocess(adata, n_comps=15)
     gg.pp.manifold(adata, n_neighbors=25)
-    gg.tl.gradients(adata)
+    gg.tl.gradients(adata, store="obsm")  # the tensor itself, read by tests of its layout
     return adata
 
 

@@ -151,16 +151,16 @@ def test_input_formats_accepted(prepped, fmt):
     from scipy import sparse
 
     gg.pp.manifold(prepped, n_neighbors=10)
-    ref = gg.tl.gradients(prepped, list(prepped.var_names[:5]), copy=True).obsm["genegrad_gradients"]
+    ref = gg.tl.gradients(prepped, list(prepped.var_names[:5]), copy=True, store="obsm").obsm["genegrad_gradients"]
     X = prepped.X.toarray()
     conv = {"dense": X, "csr": sparse.csr_matrix(X), "csc": sparse.csc_matrix(X),
             "float64": X.astype(np.float64), "int": np.rint(X * 2).astype(np.int64)}[fmt]
     prepped.X = conv
     if fmt == "int":  # accepted, with the warning that integers up to 17 look like counts
         with pytest.warns(gg.GenegradWarning, match="looks like raw counts"):
-            out = gg.tl.gradients(prepped, list(prepped.var_names[:5]), copy=True).obsm["genegrad_gradients"]
+            out = gg.tl.gradients(prepped, list(prepped.var_names[:5]), copy=True, store="obsm").obsm["genegrad_gradients"]
     else:
-        out = gg.tl.gradients(prepped, list(prepped.var_names[:5]), copy=True).obsm["genegrad_gradients"]
+        out = gg.tl.gradients(prepped, list(prepped.var_names[:5]), copy=True, store="obsm").obsm["genegrad_gradients"]
     scale = 2.0 if fmt == "int" else 1.0
     tol = 0.3 if fmt == "int" else 1e-5  # rounding to halves perturbs the signal by <= 0.25
     np.testing.assert_allclose(out / scale, ref, atol=tol * np.abs(ref).max())
@@ -183,7 +183,7 @@ def test_constant_and_all_zero_genes_have_no_geometry(fitted):
     fitted.X = fitted.X.toarray()
     fitted.X[:, 0] = 0.0
     fitted.X[:, 1] = 3.0
-    gg.tl.gradients(fitted, list(fitted.var_names[:3]))
+    gg.tl.gradients(fitted, list(fitted.var_names[:3]), store="obsm")
     # the coefficients sum to zero exactly in float64; stored in float32 they leave ~1e-7 per unit of level
     np.testing.assert_allclose(fitted.obsm["genegrad_gradients"][:, :2], 0.0, atol=1e-5)
     gg.tl.patterns(fitted, n_null=40)
@@ -196,7 +196,7 @@ def test_all_zero_cell_is_accepted(prepped):
     prepped.X = prepped.X.toarray()
     prepped.X[3] = 0.0
     gg.pp.manifold(prepped, n_neighbors=10)
-    gg.tl.gradients(prepped, list(prepped.var_names[:4]))
+    gg.tl.gradients(prepped, list(prepped.var_names[:4]), store="obsm")
     assert np.isfinite(prepped.obsm["genegrad_gradients"]).all()
 
 
@@ -211,7 +211,7 @@ def test_disconnected_graph_warns_and_stays_finite():
     a.obsm["X_pca"] = Y
     with pytest.warns(gg.GenegradWarning, match="2 connected components"):
         gg.pp.manifold(a, n_neighbors=10, n_dims=2)
-    gg.tl.gradients(a)
+    gg.tl.gradients(a, store="obsm")
     assert np.isfinite(a.obsm["genegrad_gradients"]).all()
     term = np.full(300, None, dtype=object)
     term[:5], term[5:10] = "A", "B"

@@ -32,7 +32,7 @@ def _done():
     a = gg.datasets.synthetic("tree", n_cells=500, n_genes=80, rng=0)
     gg.pp.preprocess(a, n_comps=10)
     gg.pp.manifold(a, n_neighbors=15)
-    gg.tl.gradients(a)
+    gg.tl.gradients(a, store="obsm")
     gg.tl.patterns(a, n_null=50)
     a.obs["terminal"] = gg.datasets.tree_terminal_states(a)
     gg.tl.fate_bias(a, "terminal", root=a.obs_names[int(a.obs["pseudotime"].argmin())])
@@ -50,8 +50,8 @@ def test_reordered_cells_give_the_same_answers(done):
     order = np.random.default_rng(1).permutation(done.n_obs)
     b = done[order].copy()
     genes = list(done.var_names[:6])
-    ref = gg.tl.gradients(done, genes, copy=True).obsm["genegrad_gradients"][order]
-    out = gg.tl.gradients(b, genes, copy=True).obsm["genegrad_gradients"]
+    ref = gg.tl.gradients(done, genes, copy=True, store="obsm").obsm["genegrad_gradients"][order]
+    out = gg.tl.gradients(b, genes, copy=True, store="obsm").obsm["genegrad_gradients"]
     # the same products in another cell order: float32 round-off only
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
     emb = gg.get.gradients(b, genes[:2], scale=2, basis="X_pca")

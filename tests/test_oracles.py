@@ -131,7 +131,7 @@ def test_fate_programs_are_weighted_by_gradient_significance(line_fates):
         a_cells = term[is_t] == "A"
         effect[g] = (v[a_cells].mean() - v[~a_cells].mean()) / (v.std() + 1e-9)
     scale = int(line_fates.uns["genegrad"]["fate_bias"]["scale"])
-    g = gg.tl.gradients(line_fates, ["upA", "noisyA"], copy=True)
+    g = gg.tl.gradients(line_fates, ["upA", "noisyA"], copy=True, store="obsm")
     j = [int(t) for t in g.uns["genegrad"]["gradients"]["scales"]].index(scale)
     snr = ((g.obsm["genegrad_gradients"][:, :, :, j].astype(np.float64) ** 2).sum(axis=2)
            / g.obsm["genegrad_gradients_se"][:, :, j].astype(np.float64) ** 2).mean(axis=0)

@@ -10,6 +10,8 @@ import matplotlib as mpl
 import numpy as np
 import pytest
 
+import genegrad as gg
+
 mpl.use("Agg")
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -52,4 +54,5 @@ def test_atac_block_runs():
     scope = {}
     exec(compile(block.group(1), str(atac), "exec"), scope)
     assert scope["rna"].uns["genegrad"]["params"]["use_rep"] == "X_lsi"
-    assert scope["rna"].obsm["genegrad_gradients"].shape[:2] == (1500, 300)
+    assert len(scope["rna"].uns["genegrad"]["gradients"]["genes"]) == 300
+    assert gg.get.gradients(scope["rna"], list(scope["rna"].var_names[:2]), basis="tangent").shape[:2] == (1500, 2)

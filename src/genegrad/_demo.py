@@ -43,14 +43,14 @@ def run_demo(
     true_dir = gg.datasets.true_gradients(adata, genes, basis="X_pca")
     true_mag = np.linalg.norm(gg.datasets.true_gradients(adata, genes, basis="X_pca", signal="log1p"), axis=2)
     n_true = np.linalg.norm(true_dir, axis=2)
-    se = adata.obsm["genegrad_gradients_se"]
     pattern = adata.var["pattern"].astype(str).to_numpy()
     rows = []
-    for j, t in enumerate(adata.uns["genegrad"]["scales"]):
+    for t in adata.uns["genegrad"]["scales"]:
         est = gg.get.gradients(adata, genes, scale=int(t))
+        se = gg.get.gradients_se(adata, genes, scale=int(t))
         n_est = np.linalg.norm(est, axis=2)
         cos = (est * true_dir).sum(axis=2) / np.maximum(n_est * n_true, 1e-12)
-        z = n_est / np.maximum(se[:, :, j], 1e-12)
+        z = n_est / np.maximum(se, 1e-12)
         informative = n_true >= 0.1 * np.percentile(n_true, 95, axis=0)
         for p in [*sorted(set(pattern) - {"noise"}), "noise"]:
             cols = pattern == p

@@ -87,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", default=None, help="dask scheduler address (with --backend dask)")
     run.add_argument("--memory", type=float, default=None,
                      help="memory budget of the gradients in GB (default: half of the memory available)")
-    run.add_argument("--store", default="obsm", choices=["obsm", "zarr"],
-                     help="keep the gradient tensor in the h5ad (obsm) or stream it to a zarr store")
+    run.add_argument("--store", default="recompute", choices=["recompute", "obsm", "zarr"],
+                     help="recompute the gradients when read (default: a small h5ad), keep the tensor in the "
+                          "h5ad (obsm), or stream it to a zarr store")
     run.add_argument("--store-path", default=None, help="folder of the zarr store (default: OUTPUT.gradients.zarr)")
     run.add_argument("--patterns", action="store_true", help="also describe every gene and find patterns")
     run.add_argument("--terminal", default=None, metavar="KEY",

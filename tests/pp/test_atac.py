@@ -275,8 +275,8 @@ def test_transferred_manifold_gives_the_same_gradients_in_any_cell_order(plane_a
     target = _strip(source)[perm].copy()
     target.obsm.pop("X_pca")  # carried over with the manifold
     gg.pp.transfer_manifold(target, source)
-    gg.tl.gradients(target, genes)
-    gg.tl.gradients(source, genes)
+    gg.tl.gradients(target, genes, store="obsm")
+    gg.tl.gradients(source, genes, store="obsm")
     # the same float32 sums in another order: agreement to a few float32 ulps of the signal's scale
     np.testing.assert_allclose(target.obsm["genegrad_gradients"], source.obsm["genegrad_gradients"][perm],
                                rtol=1e-4, atol=1e-5)
@@ -311,7 +311,7 @@ def test_gene_activity_carries_the_manifold(peaks, genes):
     ga = gg.pp.gene_activity(big, genes, upstream=1000)
     assert ga.uns["genegrad"]["params"]["use_rep"] == "X_lsi"
     np.testing.assert_array_equal(ga.obsm["genegrad_frames"], big.obsm["genegrad_frames"])
-    gg.tl.gradients(ga)
+    gg.tl.gradients(ga, store="obsm")
     assert np.isfinite(ga.obsm["genegrad_gradients"]).all()
 
 
@@ -328,7 +328,7 @@ def test_multiome_rna_on_the_atac_manifold(monkeypatch):
     gg.pp.manifold(mdata["atac"], use_rep="X_lsi", n_neighbors=10)
     gg.pp.preprocess(mdata["rna"], n_comps=10, n_top_genes=100)
     gg.pp.transfer_manifold(mdata["rna"], mdata["atac"])
-    gg.tl.gradients(mdata["rna"])
+    gg.tl.gradients(mdata["rna"], store="obsm")
     g = mdata["rna"].obsm["genegrad_gradients"]
     assert g.shape[:2] == (98, int(mdata["rna"].var["highly_variable"].sum()))
     assert np.isfinite(g).all()
@@ -350,7 +350,9 @@ def test_cli_run_atac(atac, tmp_path):
     assert main(["run", str(src), "-o", str(out), "--atac", "--n-neighbors", "15"]) == 0
     res = ad.read_h5ad(out)
     assert res.uns["genegrad"]["params"]["use_rep"] == "X_lsi"
-    assert res.obsm["genegrad_gradients"].shape[1] == int(res.var["highly_variable"].sum())
+    hvg = list(res.var_names[res.var["highly_variable"]])
+    assert [str(g) for g in res.uns["genegrad"]["gradients"]["genes"]] == hvg
+    assert gg.get.gradients(res, hvg[:3], scale=1, basis="X_lsi").shape == (400, 3, res.obsm["X_lsi"].shape[1])
 
 
 def test_rna_recipe_on_peaks_points_to_the_atac_one(atac):

@@ -10,13 +10,16 @@ from .. import _keys
 from .._core._operator import gradient_matrix
 from .._store import GradientStore, StoreError, names_hash
 from .._validation import check_scale, gene_positions, require_key, resolve_genes
-from ..pp._manifold import check_manifold, manifold_neighbors
+from ..pp._manifold import check_manifold, load_model, manifold_neighbors
+from ..tl._signal import read_signal, signal_sums
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import anndata as ad
     from numpy.typing import NDArray
+
+    from .._core._model import GradientChunk
 
 
 def gradients(
@@ -79,11 +82,12 @@ class _Reader:
         # the gradients are in the manifold's tangent frames (per cell: a subset of the cells reads them right);
         # the push-forward to another embedding uses the graph, which must hold every neighbour
         info = check_manifold(adata, key, whole=False)
-        self.zarr = "gradients" in info and info["gradients"].get("store", "obsm") == "zarr"
-        if "gradients" not in info or (_keys.gradients(key) not in adata.obsm and not self.zarr):
-            msg = f"No gradients under `adata.obsm['{_keys.gradients(key)}']`; run `genegrad.tl.gradients` first."
+        self.store = info["gradients"].get("store", "obsm") if "gradients" in info else None
+        if self.store is None or (self.store == "obsm" and _keys.gradients(key) not in adata.obsm):
+            msg = f"No gradients under `adata.uns['{key}']['gradients']`; run `genegrad.tl.gradients` first."
             raise KeyError(msg)
         self.adata, self.key, self.info = adata, key, info["gradients"]
+        self._computed: dict[tuple, GradientChunk] = {}
         self.genes = resolve_genes(adata, genes)
         self.done = [str(g) for g in self.info["genes"]]  # object or StringDType (zarr round trip) alike
         pos = {g: j for j, g in enumerate(self.done)}
@@ -105,7 +109,9 @@ class _Reader:
         """Tangent gradients ``(cells, genes, d)`` of the genes (or of those at ``cols``) at ``scale``."""
         columns = self.columns if cols is None else self.columns[cols]
         i = self.scales.index(scale)
-        if self.zarr:
+        if self.store == "recompute":
+            return self._recompute(scale, cols).gradients[..., 0]
+        if self.store == "zarr":
             return _from_store(self.adata, self.info, list(columns), scale_index=i, genes=self.done)
         return np.asarray(self.adata.obsm[_keys.gradients(self.key)][:, :, :, i])[:, columns, :]
 
@@ -116,9 +122,47 @@ class _Reader:
             raise KeyError(msg)
         columns = self.columns if cols is None else self.columns[cols]
         i = self.scales.index(scale)
-        if self.zarr:
+        if self.store == "recompute":
+            return self._recompute(scale, cols).se[..., 0]
+        if self.store == "zarr":
             return _from_store(self.adata, self.info, list(columns), scale_index=i, genes=self.done, se=True)
         return np.asarray(self.adata.obsm[_keys.gradients_se(self.key)][:, :, i])[:, columns]
+
+    def _recompute(self, scale: int, cols: NDArray | None) -> GradientChunk:
+        """The gradients (and standard errors) of the genes (or of those at ``cols``) at ``scale``, recomputed.
+
+        The operator and the signal are checked first: the whole manifold must be there (no cells removed), and
+        each gene's signal must be the one ``genegrad.tl.gradients`` differentiated (same sums and sums of squares).
+        """
+        local = np.arange(len(self.genes)) if cols is None else np.asarray(cols, dtype=int)
+        memo = (scale, local.tobytes())
+        if memo in self._computed:
+            return self._computed[memo]
+        try:
+            check_manifold(self.adata, self.key, whole=True)
+        except ValueError as err:
+            msg = (f"{err} The gradients are recomputed when read (`genegrad.tl.gradients(..., store='recompute')`, "
+                   "the default), which needs every cell of the manifold: read them before subsetting the cells, or "
+                   "run `genegrad.tl.gradients(..., store='obsm')` before subsetting.")
+            raise ValueError(msg) from None
+        genes = [self.genes[j] for j in local]
+        layer = str(self.info["layer"])
+        F = read_signal(self.adata, None if layer == "X" else layer, gene_positions(self.adata, genes))
+        stored = np.asarray(self.info["signal_sums"], dtype=np.float64)[self.columns[local]]
+        now = signal_sums(F)
+        changed = ~np.all(np.isclose(now, stored, rtol=1e-6, atol=1e-9), axis=1)
+        if changed.any():
+            where = "adata.X" if layer == "X" else f"adata.layers[{layer!r}]"
+            bad = [g for g, c in zip(genes, changed, strict=True) if c][:5]
+            msg = (f"The signal of {int(changed.sum())} genes (e.g. {bad}) in `{where}` changed since "
+                   "`genegrad.tl.gradients` differentiated it, so the gradients recomputed from it would not be the "
+                   "ones its results (recommended scales, patterns, fates) came from. Rerun `genegrad.tl.gradients` "
+                   "(and the tools after it), or restore the signal.")
+            raise ValueError(msg)
+        model = load_model(self.adata, self.key)
+        part = model.gradients(F, with_se=bool(self.info.get("with_se", True)), scales=[scale])
+        self._computed[memo] = part
+        return part
 
     def auto_scales(self) -> NDArray[np.int64]:
         """Each gene's recommended scale, ``var['<key>_scale']``, checked against the stored scales."""

@@ -14,7 +14,7 @@ from .._store import GradientStore
 from .._validation import check_range, check_unique_names, default_genes, gene_positions
 from ..pp._manifold import load_model
 from ._compute import compute_options, default_memory_gb
-from ._signal import progress_bar, read_signal, signal_nbytes
+from ._signal import progress_bar, read_signal, signal_nbytes, signal_sums
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 _GB = 1024**3
 #: Genes per chunk: small enough that the dense block stays in cache during the sparse products.
 CHUNK_SIZE = 64
+#: Where :func:`gradients` can put its result.
+STORES = ("recompute", "obsm", "zarr")
 
 
 def gradients(
@@ -34,7 +36,7 @@ def gradients(
     *,
     layer: str | None = None,
     with_se: bool = True,
-    store: str | None = "obsm",
+    store: str = "recompute",
     path: str | None = None,
     memory_gb: float | None = None,
     n_jobs: int | None = -1,
@@ -62,9 +64,12 @@ def gradients(
     with_se
         Also compute standard errors (noise variance of each local fit at scale 0, propagated to every scale).
     store
-        ``'obsm'``: the tensor in ``adata.obsm`` (selected genes); ``'zarr'``: streamed to a chunked zarr store
-        at ``path`` (all genes; read lazily by :func:`genegrad.get.gradients`), so only the working memory
-        counts against ``memory_gb``.
+        Where the gradients go. ``'recompute'`` (default): nowhere; :func:`genegrad.get.gradients` and
+        :func:`genegrad.get.gradients_se` recompute the genes they are asked for from the stored operator (the
+        same numbers, in a fraction of a second per gene block), so the AnnData and its file stay small; a
+        fingerprint of each gene's signal makes them refuse an expression changed since. ``'obsm'``: the tensor
+        in ``adata.obsm``. ``'zarr'``: streamed to a chunked zarr store at ``path``, read lazily. Only
+        ``'obsm'`` counts the result against ``memory_gb``.
     path
         Folder of the zarr store (``store='zarr'``): a new or empty folder, or a store genegrad wrote (replaced
         once the new one is complete). Any other folder is refused; the store is written beside it under a
@@ -94,15 +99,16 @@ def gradients(
     -------
     ``None`` or a copy (``copy=True``), with (for ``key='genegrad'``)
 
-    - ``adata.obsm['genegrad_gradients']``: float32 ``(N, genes, d, scales)`` in tangent coordinates (read them in
-      any basis with :func:`genegrad.get.gradients`);
-    - ``adata.obsm['genegrad_gradients_se']``: float32 ``(N, genes, scales)``, standard error of each gradient's
-      length (with ``with_se``);
+    - with ``store='obsm'``, ``adata.obsm['genegrad_gradients']``: float32 ``(N, genes, d, scales)`` in tangent
+      coordinates, and ``adata.obsm['genegrad_gradients_se']``: float32 ``(N, genes, scales)``, the standard error
+      of each gradient's length (with ``with_se``). Whatever the store, read them in any basis with
+      :func:`genegrad.get.gradients` and :func:`genegrad.get.gradients_se`;
     - ``adata.var['genegrad_scale']``: each gene's recommended scale (with ``with_se``; NaN for genes not
       differentiated): the coarsest scale whose gradients stay within the 95% balls of every finer scale's in
       90% of the cells (Lepski's rule). Read them with ``genegrad.get.gradients(..., scale='auto')`` and their
       standard errors with :func:`genegrad.get.gradients_se`;
-    - ``adata.uns['genegrad']['gradients']``: ``genes``, ``layer``, ``scales``.
+    - ``adata.uns['genegrad']['gradients']``: ``genes``, ``layer``, ``scales``, ``store`` and ``signal_sums`` (each
+      gene's sum and sum of squares, checked when the gradients are recomputed).
 
     Examples
     --------
@@ -111,8 +117,8 @@ def gradients(
     >>> gg.pp.preprocess(adata, n_comps=10)
     >>> gg.pp.manifold(adata, n_dims=2, n_neighbors=20)
     >>> gg.tl.gradients(adata)
-    >>> adata.obsm["genegrad_gradients"].shape  # cells, genes, d, scales
-    (300, 100, 2, 5)
+    >>> gg.get.gradients(adata, adata.var_names[:3], scale=2, basis="tangent").shape  # cells, genes, d
+    (300, 3, 2)
     """
     check_unique_names(adata)
     if memory_gb is None:
@@ -120,8 +126,8 @@ def gradients(
         logger.info("memory budget: %.1f GB (half of the memory available; pass `memory_gb` to set it)", memory_gb)
     check_range("memory_gb", memory_gb, 1e-6, None)
     options = compute_options(backend, scheduler, n_jobs)
-    if store not in ("obsm", "zarr"):
-        msg = f"Expected `store` in ('obsm', 'zarr'), got {store!r}."
+    if store not in STORES:
+        msg = f"Expected `store` in {STORES}, got {store!r}."
         raise ValueError(msg)
     if store == "zarr" and path is None:
         msg = "`store='zarr'` needs `path`, the folder of the store (e.g. 'gradients.zarr')."
@@ -140,25 +146,30 @@ def gradients(
         msg = (f"The gradients of {G} genes over {n} cells, {d} dims and {T} scales need "
                f"{(held + out_bytes + per_gene_work * in_flight) / _GB:.2f} GB (model and signal "
                f"{held / _GB:.2f} GB, result {out_bytes / _GB:.2f} GB), over `memory_gb={memory_gb}`; pass fewer "
-               "`genes`, raise `memory_gb`, or stream them to disk with `store='zarr'`.")
+               "`genes`, raise `memory_gb`, or keep them out of memory with `store='recompute'` (the default) or "
+               "`store='zarr'`.")
         raise MemoryError(msg)
     chunk = int(max(1, min(G, (memory_gb * _GB - held - out_bytes) // (per_gene_work * in_flight), CHUNK_SIZE)))
     logger.info("computing gradients of %d genes at %d scales (chunks of %d)", G, T, chunk)
     sink = None
+    # with nothing to store and no recommended scale to choose, nothing is computed
+    G_run = 0 if store == "recompute" and not with_se else G
     if store == "zarr":  # written beside `path` and moved into place when complete
         sink = GradientStore.create(path, cells=list(adata.obs_names), genes=genes, n_dims=d, n_scales=T,
                                     gene_chunk=chunk, with_se=with_se)
+        grads = se = None
+    elif store == "recompute":
         grads = se = None
     else:
         grads = np.empty((n, G, d, T), dtype=np.float32)
         se = np.empty((n, G, T), dtype=np.float32) if with_se else None
     choice = np.zeros(G, dtype=np.int64) if with_se else None  # each gene's recommended scale, by index
-    bar = progress_bar(progress, total=G, desc="gradients")
+    bar = progress_bar(progress, total=G_run, desc="gradients")
     try:
-        for part in model.iter_gradients(Fsel, chunk_size=chunk, with_se=with_se, **options):
+        for part in model.iter_gradients(Fsel if G_run else Fsel[:, :0], chunk_size=chunk, with_se=with_se, **options):
             if sink is not None:
                 sink.write(part.start, part.gradients, part.se)
-            else:
+            elif grads is not None:
                 grads[:, part.start:part.stop] = part.gradients
                 if se is not None:
                     se[:, part.start:part.stop] = part.se
@@ -192,6 +203,7 @@ def gradients(
     target.uns[key]["gradients"] = {
         "genes": np.array(genes, dtype=object), "layer": layer or "X",
         "scales": np.array(model.scales_, dtype=int), "with_se": bool(with_se), "store": store,
+        "signal_sums": signal_sums(Fsel),
         **({"path": str(path), "store_id": sink.id} if sink is not None else {}),
     }
     logger.info("added `adata.uns['%s']['gradients']`", key)

@@ -63,6 +63,17 @@ def _warn_unlogged(F, name: str) -> None:
              "are what the method assumes: apply `scanpy.pp.log1p` (or run `genegrad.pp.preprocess` on the counts).")
 
 
+def signal_sums(F: NDArray | sparse.spmatrix) -> NDArray[np.float64]:
+    """Per column, the sum and the sum of squares, ``(columns, 2)`` float64: a fingerprint of the signal."""
+    if sparse.issparse(F):
+        F = sparse.csc_matrix(F)
+        sq = F.multiply(F)
+        return np.column_stack([np.asarray(F.sum(axis=0), dtype=np.float64).ravel(),
+                                np.asarray(sq.sum(axis=0), dtype=np.float64).ravel()])
+    F = np.asarray(F, dtype=np.float64)
+    return np.column_stack([F.sum(axis=0), (F * F).sum(axis=0)])
+
+
 def signal_nbytes(F: NDArray | sparse.spmatrix) -> int:
     """Bytes held by a dense or compressed sparse matrix."""
     if sparse.issparse(F):
