@@ -81,3 +81,30 @@ def test_version_and_one_line_warnings(tmp_path, capsys):
     assert lines[0].startswith("genegrad: warning: `adata.X` looks like raw counts")
     assert "warn(" not in err
     assert ".py:" not in err
+
+
+def test_umap_step_lines_and_quiet(tmp_path, capsys):
+    a = gg.datasets.synthetic("plane", n_cells=250, n_genes=30, rng=0)
+    src = tmp_path / "in.h5ad"
+    a.write_h5ad(src)
+    base = ["run", str(src), "--n-neighbors", "10", "--genes", ",".join(a.var_names[:3])]
+    assert main([*base, "-o", str(tmp_path / "a.h5ad")]) == 0
+    err = capsys.readouterr().err
+    steps = [line.split(" (")[0] for line in err.splitlines() if line.startswith("genegrad: ")]
+    assert steps == ["genegrad: preprocess", "genegrad: manifold", "genegrad: gradients", "genegrad: UMAP",
+                     "genegrad: write h5ad"]
+    assert all(line.endswith(" s)") for line in err.splitlines() if line.startswith("genegrad: "))
+    umap = ad.read_h5ad(tmp_path / "a.h5ad")
+    assert umap.obsm["X_umap"].shape == (250, 2)
+    assert "genegrad_umap_neighbors" not in umap.uns  # its own graph is not left behind
+    assert not [k for k in umap.obsp if k.startswith("genegrad_umap")]
+    # --no-umap computes none; an existing X_umap is kept as it is; --quiet prints only the file written
+    assert main([*base, "-o", str(tmp_path / "b.h5ad"), "--no-umap", "-q"]) == 0
+    out = capsys.readouterr()
+    assert out.err == ""
+    assert out.out.strip() == f"wrote {tmp_path / 'b.h5ad'}"
+    assert "X_umap" not in ad.read_h5ad(tmp_path / "b.h5ad").obsm
+    a.obsm["X_umap"] = np.arange(500, dtype=float).reshape(250, 2)
+    a.write_h5ad(src)
+    assert main([*base, "-o", str(tmp_path / "c.h5ad"), "-q"]) == 0
+    np.testing.assert_array_equal(ad.read_h5ad(tmp_path / "c.h5ad").obsm["X_umap"], a.obsm["X_umap"])

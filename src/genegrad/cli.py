@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -54,10 +56,12 @@ def _dispatch(args) -> int:
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="log progress (and show tracebacks of errors)")
+                        help="log every step's details (and show tracebacks of errors)")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="print only warnings, errors and the files written (no step lines, no progress bars)")
     parser = argparse.ArgumentParser(prog="genegrad", description="Gene gradients on the cell-state manifold.",
                                      parents=[common])
-    parser.set_defaults(verbose=False)
+    parser.set_defaults(verbose=False, quiet=False)
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"genegrad {__version__}")
@@ -105,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--groupby", default=None, metavar="KEY",
                      help="obs column naming the detected terminal states by their majority category")
     run.add_argument("--report", default=None, metavar="DIR", help="also write a report folder (genegrad report)")
+    run.add_argument("--umap", action=argparse.BooleanOptionalAction, default=True,
+                     help="compute a UMAP (obsm['X_umap'], for the figures and the output) when the input has none; "
+                          "an existing X_umap is always kept (default: --umap)")
 
     report = sub.add_parser("report", parents=[common],
                             help="write an HTML page, figures and CSV tables of what genegrad computed")
@@ -188,22 +195,68 @@ def _run(args) -> int:
 
     plan = _check_run(args)  # every argument and path, before the first heavy step
     adata = plan["adata"]
+    step = _Steps(quiet=args.quiet)
+    bars = not args.quiet and sys.stderr.isatty()  # progress bars where a person watches
     if plan["preprocess"]:
-        (gg.pp.preprocess_atac if args.atac else gg.pp.preprocess)(adata)
-    gg.pp.manifold(adata, use_rep=plan["rep"], n_neighbors=args.n_neighbors, n_dims=args.n_dims,
-                   scales=plan["scales"])
-    gg.tl.gradients(adata, plan["genes"], backend=args.backend, scheduler=args.scheduler, memory_gb=args.memory,
-                    store=args.store, path=plan["store_path"])
+        with step("preprocess (" + ("TF-IDF, LSI" if args.atac else "normalise, log1p, highly variable genes, PCA")
+                  + ")"):
+            (gg.pp.preprocess_atac if args.atac else gg.pp.preprocess)(adata)
+    with step("manifold"):
+        gg.pp.manifold(adata, use_rep=plan["rep"], n_neighbors=args.n_neighbors, n_dims=args.n_dims,
+                       scales=plan["scales"])
+    with step("gradients"):
+        gg.tl.gradients(adata, plan["genes"], backend=args.backend, scheduler=args.scheduler,
+                        memory_gb=args.memory, store=args.store, path=plan["store_path"], progress=bars)
     if args.patterns:
-        gg.tl.patterns(adata, plan["genes"], backend=args.backend, scheduler=args.scheduler)
+        with step("patterns"):
+            gg.tl.patterns(adata, plan["genes"], backend=args.backend, scheduler=args.scheduler, progress=bars)
     if plan["terminal"] is not None or args.root:
-        gg.tl.fate_bias(adata, plan["terminal"], root=plan["root"], time_key=args.time_key,
-                        groupby=plan["groupby"])
-    write_file_atomic(args.output, adata.write_h5ad)  # a kill at any moment leaves the old file or the new one
+        with step("fate bias"):
+            gg.tl.fate_bias(adata, plan["terminal"], root=plan["root"], time_key=args.time_key,
+                            groupby=plan["groupby"])
+    if args.umap and "X_umap" not in adata.obsm:
+        with step("UMAP (for the figures)"):
+            umap(adata, plan["rep"])
+    with step("write h5ad"):
+        write_file_atomic(args.output, adata.write_h5ad)  # a kill at any moment leaves the old file or the new one
     print(f"wrote {args.output}")
     if args.report:
-        print(f"wrote {gg.io.write_report(adata, args.report)}")
+        with step("report"):
+            folder = gg.io.write_report(adata, args.report)
+        print(f"wrote {folder}")
     return 0
+
+
+class _Steps:
+    """``with steps("name"):`` prints ``genegrad: name (1.2 s)`` on stderr when the step ends (unless quiet)."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t0, done = time.perf_counter(), False
+        try:
+            yield
+            done = True
+        finally:  # a step that failed prints nothing: its error follows
+            if done and not self.quiet:
+                print(f"genegrad: {name} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+
+
+def umap(adata, rep: str, *, random_state: int = 0) -> None:
+    """``obsm['X_umap']`` from scanpy's UMAP on ``obsm[rep]`` (its own 15-neighbour graph, removed afterwards)."""
+    import scanpy as sc
+
+    key = "genegrad_umap_neighbors"
+    sc.pp.neighbors(adata, use_rep=rep, n_neighbors=min(15, adata.n_obs - 1), key_added=key,
+                    random_state=random_state)
+    try:
+        sc.tl.umap(adata, neighbors_key=key, random_state=random_state)
+    finally:
+        del adata.uns[key]
+        for slot in (f"{key}_connectivities", f"{key}_distances"):
+            adata.obsp.pop(slot, None)
 
 
 def _check_run(args) -> dict:
