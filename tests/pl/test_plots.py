@@ -26,23 +26,49 @@ def described():
     return adata
 
 
+def _streamlines(ax) -> np.ndarray:
+    from matplotlib.collections import LineCollection
+
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(lines) == 1, "expected one set of streamlines beside the scatter"
+    return np.concatenate([np.asarray(s) for s in lines[0].get_segments()])
+
+
 def test_gradient_stream_draws_streamlines(described):
-    gene = described.var_names[0]
+    from scipy import sparse
+
+    gene, other = described.var_names[0], described.var_names[1]
     ax = gg.pl.gradient_stream(described, gene, scale=2)
     assert ax.get_title() == f"{gene}  (t=2)"
-    assert ax.collections, "expected the scatter and the streamlines"
+    segments = _streamlines(ax)
+    # coloured by the signal whose gradient is drawn: the gene smoothed by two diffusion steps, 1st-99th percentile
+    P = sparse.csr_matrix(described.obsp["genegrad_diffusion"], dtype=np.float64)
+    x = described[:, gene].X
+    f = P @ (P @ np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64).ravel())
+    scatter = ax.collections[0]
+    np.testing.assert_allclose(scatter.get_array(), f, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(scatter.get_clim(), np.percentile(f, [1, 99]), rtol=1e-4)
+    assert not any(s.get_visible() for s in ax.spines.values())  # frameless
     plt.close(ax.figure)
+    # another gene, another field: its streamlines are not the first gene's
+    ax2 = gg.pl.gradient_stream(described, other, scale=2)
+    other_segments = _streamlines(ax2)
+    assert segments.shape != other_segments.shape or not np.allclose(segments, other_segments)
+    plt.close(ax2.figure)
 
 
 def test_patterns_gallery_has_one_row_per_pattern(described):
     cats = [c for c in described.var["genegrad_pattern"].cat.categories if c != "noise"]
     fig = gg.pl.patterns(described, n_genes=2)
-    assert len(fig.axes) == 2 * len(cats)
-    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert all(t.split(":")[0] in cats for t in titles)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == 2 * len(cats)
+    assert len(fig.axes) == 2 * len(panels)  # one colour bar per panel: one colour scale per gene
+    assert all(ax.get_title().split(":")[0] in cats for ax in panels)
+    for ax in panels:
+        _streamlines(ax)
     # each row's first panel says how many genes the pattern holds and its median peaks and troughs
     sizes = described.var["genegrad_pattern"].value_counts()
-    labels = [fig.axes[2 * r].get_ylabel() for r in range(len(cats))]
+    labels = [panels[2 * r].get_ylabel() for r in range(len(cats))]
     assert [int(lab.split(" genes")[0]) for lab in labels] == [int(sizes[c]) for c in cats]
     assert all("peaks" in lab and "troughs" in lab for lab in labels)
     plt.close(fig)

@@ -6,8 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import get
+from .. import _keys, get
+from .._validation import gene_positions
 from ..get._gradients import default_basis
+from ..pp._manifold import load_model
+from ..tl._signal import read_signal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,7 +30,7 @@ def gradient_stream(
     ax: Axes | None = None,
     scatter_kwargs: Mapping[str, Any] | None = None,
 ) -> Axes:
-    """Cells coloured by ``gene``'s expression, with the streamlines of its gradient on ``basis``.
+    """Cells coloured by ``gene``'s expression smoothed at ``scale``, with the streamlines of its gradient.
 
     The gradient is pushed forward into ``basis`` (see :func:`genegrad.get.gradients`), averaged on a regular
     grid with a Gaussian kernel, and drawn where cells are.
@@ -62,10 +65,14 @@ def gradient_stream(
         msg = f"`adata.obsm['{basis}']` not found (available: {list(adata.obsm)}); compute the embedding first."
         raise KeyError(msg)
     V = get.gradients(adata, [gene], scale=scale, basis=basis)[:, 0, :]
-    expr = adata[:, gene].X
-    expr = np.asarray(expr.toarray() if hasattr(expr, "toarray") else expr).ravel()
-    return draw_stream(adata, V, expr, basis=basis, components=components, grid_size=grid_size, ax=ax,
-                       scatter_kwargs=scatter_kwargs, title=f"{gene}  (t={scale})")
+    layer = str(adata.uns[_keys.UNS]["gradients"]["layer"])
+    expr = read_signal(adata, None if layer == "X" else layer, gene_positions(adata, [gene]))
+    expr = np.asarray(expr.toarray() if hasattr(expr, "toarray") else expr, dtype=np.float32)
+    if scale:  # the signal whose gradient is drawn
+        expr = load_model(adata).smooth(expr, scale)
+    return draw_stream(adata, V, expr.ravel(), basis=basis, components=components, grid_size=grid_size, ax=ax,
+                       scatter_kwargs=scatter_kwargs, title=f"{gene}  (t={scale})",
+                       colorbar_label="expression" if not scale else f"expression smoothed at t={scale}")
 
 
 def draw_stream(
@@ -80,8 +87,15 @@ def draw_stream(
     scatter_kwargs: Mapping[str, Any] | None,
     title: str,
     colorbar: bool = True,
+    colorbar_label: str = "expression",
+    axis_labels: bool = True,
 ) -> Axes:
-    """Cells coloured by ``expr`` on ``basis`` with the streamlines of the vectors ``V`` (cells x dims)."""
+    """Cells coloured by ``expr`` on ``basis`` with the streamlines of the vectors ``V`` (cells x dims).
+
+    Frameless, as scanpy draws embeddings. The colours span the 1st to 99th percentile of ``expr`` (a few extreme
+    cells do not darken the rest); the streamlines are drawn where the gradient is at least 20% of its 95th
+    percentile on the grid, thicker where it is steeper, so that each gene shows where it changes.
+    """
     import matplotlib.pyplot as plt
 
     c0, c1 = components
@@ -89,21 +103,34 @@ def draw_stream(
     v = V[:, [c0, c1]].astype(np.float64)
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.5))
-    kw = {"s": 6, "cmap": "viridis", "linewidths": 0, "alpha": 0.8, **(scatter_kwargs or {})}
+    lo_c, hi_c = np.percentile(expr, [1, 99]) if np.size(expr) else (0.0, 1.0)
+    if hi_c <= lo_c:
+        lo_c, hi_c = float(np.min(expr)), float(np.max(expr))
+    kw = {"s": 6, "cmap": "viridis", "linewidths": 0, "alpha": 0.8, "vmin": lo_c, "vmax": hi_c,
+          **(scatter_kwargs or {})}
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=expr, **kw)
     gx, gy, U, W = _grid(xy, v, grid_size)
     speed = np.hypot(U, W)
-    if np.nanmax(speed) > 0:
-        ax.streamplot(gx, gy, U, W, color="k", linewidth=0.8, density=1.2, arrowsize=0.9)
+    top = np.nanpercentile(speed, 95) if np.isfinite(speed).any() else 0.0
+    if top > 0:
+        flat = speed < 0.2 * top  # no streamline where the gene hardly changes
+        U, W = np.where(flat, np.nan, U), np.where(flat, np.nan, W)
+        width = 0.4 + 1.6 * np.clip(np.nan_to_num(speed) / top, 0, 1)
+        ax.streamplot(gx, gy, U, W, color="k", linewidth=width, density=1.2, arrowsize=0.9)
     lo, hi = xy.min(axis=0), xy.max(axis=0)
     pad = 0.03 * np.where(hi > lo, hi - lo, 1.0)  # streamplot fits the axes to its grid: cells at the edge were cut
     ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
     ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
     ax.set_title(literal(title))
-    ax.set_xlabel(literal(f"{basis}[{c0}]"))
-    ax.set_ylabel(literal(f"{basis}[{c1}]"))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if axis_labels:
+        ax.set_xlabel(literal(f"{basis}[{c0}]"), loc="left", fontsize=8)
+        ax.set_ylabel(literal(f"{basis}[{c1}]"), loc="bottom", fontsize=8)
     if colorbar:
-        ax.figure.colorbar(sc, ax=ax, label="expression", shrink=0.8)
+        ax.figure.colorbar(sc, ax=ax, label=colorbar_label, shrink=0.8, pad=0.02)
     return ax
 
 

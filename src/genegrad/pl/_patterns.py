@@ -11,7 +11,7 @@ from .._validation import gene_positions
 from ..get._gradients import default_basis, to_basis
 from ..pp._manifold import load_model
 from ..tl._signal import read_signal
-from ._gradients import draw_stream
+from ._gradients import draw_stream, literal
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -33,6 +33,9 @@ def patterns(
     key: str = _keys.UNS,
 ) -> Figure:
     """One row per pattern: its ``n_genes`` most typical genes on ``basis``, coloured by expression, with streamlines.
+
+    Each panel shows the gene's expression smoothed at ``scale`` (the signal whose gradient is drawn), on its own
+    colour scale with a colour bar, and the streamlines of its gradient where it is steep.
 
     Typical genes are those with the highest posterior probability of their pattern (ties broken by the
     structure score). Their gradients are computed here, at ``scale``, so :func:`genegrad.tl.gradients` need
@@ -91,7 +94,7 @@ def patterns(
     F = read_signal(adata, None if layer == "X" else layer, gene_positions(adata, genes))
     tangent = model.gradients(F, with_se=False, scales=[scale]).gradients[:, :, :, 0]
     V = to_basis(adata, tangent, scale=scale, basis=basis, key=key)
-    expr = F.toarray() if hasattr(F, "toarray") else np.asarray(F)
+    expr = model.smooth(F.toarray() if hasattr(F, "toarray") else np.asarray(F), scale)  # what was differentiated
     fig, axes = plt.subplots(len(names), n_genes, figsize=(panel_size * n_genes, panel_size * len(names)),
                              squeeze=False, layout="constrained")
     for r, p in enumerate(names):
@@ -102,9 +105,12 @@ def patterns(
                 continue
             g = genes.index(picks[p][c])
             draw_stream(adata, V[:, g], expr[:, g], basis=basis, components=components, grid_size=grid_size,
-                        ax=ax, scatter_kwargs=None, title=f"{p}: {genes[g]}", colorbar=False)
-            ax.set_ylabel(f"{_profile(df[df['pattern'] == p])}\n{ax.get_ylabel()}" if c == 0 else "", fontsize=8)
-    fig.suptitle(f"Gene patterns (t={scale})")
+                        ax=ax, scatter_kwargs=None, title=f"{p}: {genes[g]}", axis_labels=False,
+                        colorbar_label=f"expression (t={scale})")
+            if c == 0:
+                ax.set_ylabel(_profile(df[df["pattern"] == p]), fontsize=8)
+    fig.suptitle(literal(f"Gene patterns on {basis} at t={scale}\ncolour: expression smoothed at t={scale} (1st-99th "
+                         "percentile); streamlines: its gradient, thicker where steeper"), fontsize=10)
     return fig
 
 
