@@ -46,14 +46,6 @@ def test_small_regions_and_constants():
     np.testing.assert_array_equal(_regions.count_regions(V, chain(100), min_share=0.05), [[0, 3], [0, 1]])
 
 
-def test_columns_in_blocks_match(monkeypatch):
-    rng = np.random.default_rng(0)
-    V = rng.standard_normal((60, 40)).cumsum(axis=0)
-    whole = _regions.count_regions(V, chain(60))
-    monkeypatch.setattr(_regions, "COLUMN_BLOCK", 7)
-    np.testing.assert_array_equal(_regions.count_regions(V, chain(60)), whole)
-
-
 def _two_clusters(n: int = 400, k: int = 8):
     rng = np.random.default_rng(0)
     X = np.r_[rng.normal(0, 1, (n // 2, 2)), rng.normal(100, 1, (n // 2, 2))]
@@ -106,3 +98,29 @@ def test_plane_descriptors_count_ridges_and_troughs():
     assert peaks[0] == pytest.approx(3, abs=0.25)
     assert troughs[0] == pytest.approx(4, abs=0.5)
     np.testing.assert_allclose([peaks[1], troughs[1], peaks[2], troughs[2]], 1.0)  # a ramp; a bump
+
+
+def test_components_match_scipy_on_random_graphs():
+    # the compiled union-find against scipy's connected components of each column's induced subgraph (an
+    # independent implementation): random graphs, random members, unequal group sizes, several size thresholds
+    from scipy import sparse
+    from scipy.sparse import csgraph
+
+    rng = np.random.default_rng(7)
+    for m, n_edges in ((30, 40), (80, 200), (200, 260)):
+        pairs = np.unique(np.sort(rng.integers(0, m, size=(n_edges, 2)), axis=1), axis=0)
+        pairs = pairs[pairs[:, 0] < pairs[:, 1]]
+        sizes = rng.integers(1, 6, size=m).astype(float)
+        coarse = Coarsening(assign=np.arange(m), rows=pairs[:, 0], cols=pairs[:, 1], sizes=sizes)
+        inside = rng.random((m, 25)) < rng.uniform(0.2, 0.9, size=25)
+        for min_cells in (1.0, 4.0, 9.0):
+            got = _regions._components(inside, coarse, min_cells)
+            want = []
+            for c in range(inside.shape[1]):
+                keep = np.flatnonzero(inside[:, c])
+                on = inside[pairs[:, 0], c] & inside[pairs[:, 1], c]
+                A = sparse.coo_matrix((np.ones(on.sum()), (pairs[on, 0], pairs[on, 1])), shape=(m, m))
+                _, label = csgraph.connected_components(A, directed=False)
+                weight = np.bincount(label[keep], weights=sizes[keep])
+                want.append(int((weight[np.unique(label[keep])] >= min_cells).sum()))
+            np.testing.assert_array_equal(got, want)

@@ -352,7 +352,7 @@ def test_cli_run_atac(atac, tmp_path):
     assert res.uns["genegrad"]["params"]["use_rep"] == "X_lsi"
     hvg = list(res.var_names[res.var["highly_variable"]])
     assert [str(g) for g in res.uns["genegrad"]["gradients"]["genes"]] == hvg
-    assert gg.get.gradients(res, hvg[:3], scale=1, basis="X_lsi").shape == (400, 3, res.obsm["X_lsi"].shape[1])
+    assert gg.get.gradients(res, hvg[:3], scale=1).shape == (400, 3, res.obsm["X_lsi"].shape[1])  # in the LSI by default
 
 
 def test_rna_recipe_on_peaks_points_to_the_atac_one(atac):

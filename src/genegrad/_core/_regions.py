@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
@@ -28,8 +29,6 @@ N_LANDMARKS = 300
 LEVELS = np.linspace(0.2, 0.9, 8)
 #: Smallest region counted, as a share of the cells.
 MIN_SHARE = 0.01
-#: Columns (signal x side x level) searched in one graph: bounds the memory of the stacked graphs.
-COLUMN_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -100,24 +99,42 @@ def count_regions(values: NDArray, coarse: Coarsening, *, levels: NDArray = LEVE
     L = np.asarray(levels, dtype=np.float64)
     inside = np.stack([z[:, :, None] >= L, (1.0 - z)[:, :, None] >= L], axis=2).reshape(m, -1)  # (M, S*2*L)
     min_cells = min_share * coarse.sizes.sum()
-    counts = np.concatenate([_components(inside[:, c:c + COLUMN_BLOCK], coarse, min_cells)
-                             for c in range(0, inside.shape[1], COLUMN_BLOCK)])
+    counts = _components(inside, coarse, min_cells)
     return counts.reshape(s, 2, L.size).mean(axis=2)
 
 
 def _components(inside: NDArray, coarse: Coarsening, min_cells: float) -> NDArray[np.int64]:
     """``(C,)``: components of the groups inside, per column of ``inside`` ``(M, C)``, holding ``min_cells`` cells.
 
-    The columns' subgraphs are stacked into one graph (node ``c * M + g``) searched once.
+    A union-find over the coarse graph's edges, per column (compiled): no graph is built per column.
     """
-    m, n_cols = inside.shape
-    e, col = np.nonzero(inside[coarse.rows] & inside[coarse.cols])
-    a, b = col * m + coarse.rows[e], col * m + coarse.cols[e]
-    A = sparse.csr_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(m * n_cols, m * n_cols))
-    n_comp, label = csgraph.connected_components(A, directed=False)
-    members = np.flatnonzero(inside.T.ravel())  # node ids c * M + g of the groups inside
-    weight = np.bincount(label[members], weights=coarse.sizes[members % m], minlength=n_comp)
-    comp_col = np.full(n_comp, -1)
-    comp_col[label[members]] = members // m
-    big = (weight >= min_cells) & (comp_col >= 0)
-    return np.bincount(comp_col[big], minlength=n_cols)
+    return _count_components(np.ascontiguousarray(inside.T), coarse.rows, coarse.cols, coarse.sizes,
+                             float(min_cells))
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_components(inside, rows, cols, sizes, min_cells):  # pragma: no cover (compiled)
+    n_cols, m = inside.shape
+    out = np.zeros(n_cols, dtype=np.int64)
+    parent = np.empty(m, dtype=np.int64)
+    weight = np.empty(m, dtype=np.float64)
+    for c in range(n_cols):
+        for g in range(m):
+            parent[g] = g
+            weight[g] = sizes[g]
+        for e in range(rows.size):
+            a, b = rows[e], cols[e]
+            if inside[c, a] and inside[c, b]:
+                while parent[a] != a:  # find, halving the path
+                    parent[a] = parent[parent[a]]
+                    a = parent[a]
+                while parent[b] != b:
+                    parent[b] = parent[parent[b]]
+                    b = parent[b]
+                if a != b:
+                    parent[b] = a
+                    weight[a] += weight[b]
+        for g in range(m):
+            if inside[c, g] and parent[g] == g and weight[g] >= min_cells:
+                out[c] += 1
+    return out

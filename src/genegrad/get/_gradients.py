@@ -27,7 +27,7 @@ def gradients(
     genes: Sequence[str] | str,
     *,
     scale: int | Literal["auto"] = 0,
-    basis: str = "X_pca",
+    basis: str | None = None,
     key: str = _keys.UNS,
 ) -> NDArray[np.float32]:
     """Gradients of ``genes`` at one scale, ``(cells, genes, dim)``.
@@ -43,7 +43,8 @@ def gradients(
         scale, ``var['genegrad_scale']`` (written by :func:`genegrad.tl.gradients` with standard errors).
     basis
         ``'tangent'``: coordinates in each cell's tangent frame (frames are defined up to sign and rotation, so
-        compare cells only through the other bases). The representation key (``'X_pca'``): ``U_i beta_i``.
+        compare cells only through the other bases). The representation the manifold was built on (the default:
+        ``'X_pca'``, or ``'X_lsi'`` for scATAC-seq): ``U_i beta_i``.
         Any other ``obsm`` key (e.g. ``'X_umap'``): the push-forward ``(grad E_k . beta_i)_k``, the rate at
         which each embedding coordinate changes along the gradient (``grad E_k`` estimated by the same operator,
         at the same scale), for arrows and streamlines.
@@ -61,6 +62,7 @@ def gradients(
     (300, 2, 10)
     """
     reader = _Reader(adata, genes, key)
+    basis = default_basis(adata, key) if basis is None else basis
     if scale == "auto":
         per_gene = reader.auto_scales()
         out = None
