@@ -175,7 +175,10 @@ def _manifold_section(info) -> str:
     }
     grads = info.get("gradients")
     if grads is not None:
-        rows["genes with gradients"] = f"{len(grads['genes']):,} (stored in {grads['store']})"
+        store = str(grads["store"])
+        where = {"recompute": "recomputed when read: genegrad.get.gradients", "obsm": "stored in obsm",
+                 "zarr": f"stored in the zarr store {grads.get('path', '')}"}.get(store, store)
+        rows["genes with gradients"] = f"{len(grads['genes']):,} ({where})"
     table = pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
     return f"<h2>Manifold</h2>{_table(table, header=False)}"
 
