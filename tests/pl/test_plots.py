@@ -212,3 +212,22 @@ def test_stream_grid_matches_the_untruncated_kernel():
     assert 0 < empty.sum() < empty.size  # the spiral leaves empty grid points, and fills others
     np.testing.assert_allclose(U.ravel()[~empty], ref[~empty, 0], atol=5e-3)
     np.testing.assert_allclose(W.ravel()[~empty], ref[~empty, 1], atol=5e-3)
+
+
+def test_streamlines_only_where_the_field_is_steep(described):
+    # a field that vanishes on the left half of the embedding and is weak (10% of the right's) on a middle band:
+    # streamlines stay on the right, past the grid's smoothing (1.5 grid steps)
+    from genegrad.pl._gradients import draw_stream
+
+    xy = np.asarray(described.obsm["X_pca"][:, :2], dtype=np.float64)
+    x = xy[:, 0]
+    lo, hi = np.percentile(x, [50, 70])
+    V = np.zeros_like(xy)
+    V[:, 1] = np.where(x > hi, 1.0, np.where(x > lo, 0.1, 0.0))
+    fig, ax = plt.subplots()
+    draw_stream(described, V, x, basis="X_pca", components=(0, 1), grid_size=30, ax=ax, scatter_kwargs=None,
+                title="field")
+    segments = _streamlines(ax)
+    step = (x.max() - x.min()) / 29
+    assert segments[:, 0].min() > hi - 3 * step
+    plt.close(fig)
