@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 
@@ -218,7 +219,8 @@ def _run(args) -> int:
         with step("UMAP (for the figures)"):
             umap(adata, plan["rep"])
     with step("write h5ad"):
-        write_file_atomic(args.output, adata.write_h5ad)  # a kill at any moment leaves the old file or the new one
+        # gzip: readable everywhere HDF5 is; a kill at any moment leaves the old file or the new one
+        write_file_atomic(args.output, partial(adata.write_h5ad, compression="gzip"))
     print(f"wrote {args.output}")
     if args.report:
         with step("report"):
