@@ -16,6 +16,7 @@ import pytest
 from conftest import flat_plane
 
 import genegrad as gg
+from genegrad.tl._fate import run_fate_bias
 
 LEFT, RIGHT = 0.08, 0.92  # the terminal stretches of the line: A below LEFT, B above RIGHT
 
@@ -54,7 +55,7 @@ def _line(n: int = 400, *, seed: int = 0, bias: float = 0.0) -> ad.AnnData:
 @pytest.fixture
 def line_fates():
     a = _line()
-    gg.tl.fate_bias(a, "terminal", fine_weight=0.0, n_program_genes=2)
+    run_fate_bias(a, "terminal", fine_weight=0.0, n_program_genes=2)
     return a
 
 
@@ -203,7 +204,7 @@ def test_evaluate_fate_features_reports_the_auroc_not_its_complement(line_fates)
 
 def test_the_fine_step_moves_progenitors_towards_their_evidence():
     a = _line(bias=0.4, seed=1)
-    gg.tl.fate_bias(a, "terminal", fine_weight=1.0, min_fine_agreement=None, n_program_genes=2)
+    run_fate_bias(a, "terminal", fine_weight=1.0, min_fine_agreement=None, n_program_genes=2)
     probs = a.obsm["genegrad_fate_probs"]["A"].to_numpy()
     chain = a.obsm["genegrad_fate_probs_chain"]["A"].to_numpy()
     biased = a.obs["biased"].to_numpy()
@@ -387,7 +388,7 @@ def test_terminal_cells_are_certain_and_cells_without_a_way_out_are_nan():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gg.GenegradWarning)  # the two components, said twice
         gg.pp.manifold(b, n_dims=1, n_neighbors=20)
-        gg.tl.fate_bias(b, "terminal", fine_weight=0.0, n_program_genes=2)
+        run_fate_bias(b, "terminal", fine_weight=0.0, n_program_genes=2)
     p = b.obsm["genegrad_fate_probs"]
     term = b.obs["terminal"].to_numpy()
     for fate in ("A", "B"):
@@ -402,7 +403,7 @@ def test_the_multigrid_solver_agrees_with_the_direct_one(line_fates, monkeypatch
 
     monkeypatch.setattr(_fate, "DIRECT_MAX", 0)  # large data's path: GMRES preconditioned by multigrid
     b = line_fates.copy()
-    gg.tl.fate_bias(b, "terminal", fine_weight=0.0, n_program_genes=2)
+    run_fate_bias(b, "terminal", fine_weight=0.0, n_program_genes=2)
     np.testing.assert_allclose(b.obsm["genegrad_fate_probs"].to_numpy(),
                                line_fates.obsm["genegrad_fate_probs"].to_numpy(), atol=1e-7)
 
@@ -489,7 +490,7 @@ def test_a_root_orients_the_chain_away_from_it(line_fates):
     x = line_fates.obs["x"].to_numpy()
     root = int(np.flatnonzero(x > 0.1)[0])  # a progenitor next to A's terminal stretch
     b = line_fates.copy()
-    gg.tl.fate_bias(b, "terminal", root=root, fine_weight=0.0, n_program_genes=2)
+    run_fate_bias(b, "terminal", root=root, fine_weight=0.0, n_program_genes=2)
     mid = np.abs(x - 0.5) < 0.05
     harmonic = line_fates.obsm["genegrad_fate_probs"]["B"].to_numpy()[mid]
     oriented = b.obsm["genegrad_fate_probs"]["B"].to_numpy()[mid]

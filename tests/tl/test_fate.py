@@ -12,6 +12,7 @@ from scipy import sparse
 
 import genegrad as gg
 from genegrad._core import _fate
+from genegrad.tl._fate import run_fate_bias
 
 
 def path_graph(n):
@@ -110,13 +111,13 @@ def test_a_root_orients_the_chain_forward(tree):
     a = tree.copy()
     a.obs["terminal"] = gg.datasets.tree_terminal_states(a)
     root = int(a.obs["pseudotime"].argmin())
-    gg.tl.fate_bias(a, "terminal", root=root, forward=0.0, fine_weight=0.0, beta=3.0)
+    run_fate_bias(a, "terminal", root=root, forward=0.0, fine_weight=0.0, beta=3.0)
     plain = a.obsp["genegrad_transitions"].astype(np.float64)
     b = tree.copy()
     b.obs["terminal"] = a.obs["terminal"]
-    gg.tl.fate_bias(b, "terminal", fine_weight=0.0, beta=3.0)
+    run_fate_bias(b, "terminal", fine_weight=0.0, beta=3.0)
     assert abs(plain - b.obsp["genegrad_transitions"]).max() == 0  # forward=0: the unoriented chain
-    gg.tl.fate_bias(a, "terminal", root=root, fine_weight=0.0, beta=3.0)  # forward=10 by default
+    run_fate_bias(a, "terminal", root=root, fine_weight=0.0, beta=3.0)  # forward=10 by default
     oriented = a.obsp["genegrad_transitions"].astype(np.float64)
     tau = a.obs["genegrad_pseudotime"].to_numpy()
     ok = np.isfinite(tau)
@@ -139,9 +140,9 @@ def test_the_chain_is_untilted_by_default(tree, kwargs):
     gg.tl.fate_bias(a, "terminal", fine_weight=0.0, **kwargs)
     assert a.uns["genegrad"]["fate_bias"]["beta"] == pytest.approx(0.0, abs=0.0)
     b = tree.copy()
-    gg.tl.fate_bias(b, "terminal", fine_weight=0.0, beta=0.0, **kwargs)
+    run_fate_bias(b, "terminal", fine_weight=0.0, beta=0.0, **kwargs)
     assert abs(a.obsp["genegrad_transitions"] - b.obsp["genegrad_transitions"]).max() == 0
-    gg.tl.fate_bias(b, "terminal", fine_weight=0.0, beta=3.0, **kwargs)  # the tilt changes the chain
+    run_fate_bias(b, "terminal", fine_weight=0.0, beta=3.0, **kwargs)  # the tilt changes the chain
     assert abs(a.obsp["genegrad_transitions"] - b.obsp["genegrad_transitions"]).max() > 0.01
 
 
@@ -196,7 +197,7 @@ def test_time_key_overrides_the_root_in_the_chain_only(tree):
     a = tree.copy()
     root = int(a.obs["pseudotime"].argmin())
     a.obs["reversed"] = -a.obs["pseudotime"].to_numpy()
-    gg.tl.fate_bias(a, "terminal", root=root, time_key="reversed", beta=0.0, fine_weight=0.0)
+    run_fate_bias(a, "terminal", root=root, time_key="reversed", beta=0.0, fine_weight=0.0)
     T = sparse.csr_matrix(a.obsp["genegrad_transitions"].astype(np.float64))
     tau = a.obs["pseudotime"].to_numpy()
     rows = np.repeat(np.arange(T.shape[0]), np.diff(T.indptr))
@@ -232,7 +233,7 @@ def test_fine_agreement_is_the_rank_correlation_over_progenitors():
 
 def test_fine_evidence_against_the_chain_falls_back_to_the_chain(tree):
     a = tree.copy()
-    gg.tl.fate_bias(a, "terminal", min_fine_agreement=None)
+    run_fate_bias(a, "terminal", min_fine_agreement=None)
     info = a.uns["genegrad"]["fate_bias"]
     chain = a.obsm["genegrad_fate_probs_chain"].to_numpy()
     z = a.obsm["genegrad_fate_deviation"].to_numpy()
@@ -243,7 +244,7 @@ def test_fine_evidence_against_the_chain_falls_back_to_the_chain(tree):
     # a bar no fate clears (agreement < 1 unless the ranks coincide): the step is skipped
     b = tree.copy()
     with pytest.warns(gg.GenegradWarning, match="ranks the progenitors against"):
-        gg.tl.fate_bias(b, "terminal", min_fine_agreement=1.0)
+        run_fate_bias(b, "terminal", min_fine_agreement=1.0)
     np.testing.assert_allclose(b.obsm["genegrad_fate_probs"].to_numpy(), chain, atol=1e-12)
     np.testing.assert_array_equal(b.obsm["genegrad_fate_deviation"].to_numpy(), z)  # the evidence is still stored
     assert not b.uns["genegrad"]["fate_bias"]["fine_step"]
@@ -302,7 +303,7 @@ def test_bad_inputs_leave_adata_untouched(tree, kwargs, exc, match):
     a.obs["const"] = 1.0
     before = a.copy()
     with pytest.raises(exc, match=match):
-        gg.tl.fate_bias(a, **kwargs)
+        run_fate_bias(a, **kwargs)
     assert set(a.obsm) == set(before.obsm)
     assert set(a.obsp) == set(before.obsp)
     assert "fate_bias" not in a.uns["genegrad"]
@@ -376,16 +377,48 @@ def test_named_states_with_a_root_write_the_pseudotime_only(detected):
 def test_bad_detection_inputs_leave_adata_untouched(tree, kwargs, exc, match):
     a = tree.copy()
     with pytest.raises(exc, match=match):
-        gg.tl.fate_bias(a, **kwargs)
+        run_fate_bias(a, **kwargs)
     assert "fate_bias" not in a.uns["genegrad"]
     assert "genegrad_pseudotime" not in a.obs
     assert "genegrad_terminal_states" not in a.obs
+    if "root" in kwargs:  # the detection tool refuses the same, and writes nothing either
+        with pytest.raises(exc, match=match):
+            gg.tl.terminal_states(a, **kwargs)
+        assert "terminal_states" not in a.uns["genegrad"]
+        assert "genegrad_terminal_states" not in a.obs
+
+
+def test_terminal_states_then_fate_bias_is_fate_bias_from_a_root(detected):
+    # detection as its own step (as CellRank separates terminal states from fate probabilities) gives the states
+    # and the probabilities of the one-call form, bit for bit
+    a = detected.copy()
+    for col in ("genegrad_terminal_states", "genegrad_pseudotime"):
+        del a.obs[col]
+    del a.uns["genegrad"]["fate_bias"]
+    root = detected.uns["genegrad"]["fate_bias"]["root"]
+    gg.tl.terminal_states(a, root, groupby="fate")
+    info = a.uns["genegrad"]["terminal_states"]
+    assert info["root"] == root
+    assert list(info["states"]) == list(detected.obs["genegrad_terminal_states"].cat.categories)
+    assert (np.diff(info["persistence"]) <= 0).all()  # named in order of persistence
+    pd.testing.assert_series_equal(a.obs["genegrad_terminal_states"], detected.obs["genegrad_terminal_states"])
+    np.testing.assert_array_equal(a.obs["genegrad_pseudotime"], detected.obs["genegrad_pseudotime"])
+    gg.tl.fate_bias(a, "genegrad_terminal_states", root=root)
+    pd.testing.assert_frame_equal(a.obsm["genegrad_fate_probs"], detected.obsm["genegrad_fate_probs"])
+
+
+def test_fate_bias_keeps_ten_options():
+    import inspect
+
+    params = [p for p in inspect.signature(gg.tl.fate_bias).parameters if p != "adata"]
+    assert len(params) == 10
+    assert not {"beta", "forward", "coarse_scale", "min_fine_agreement", "n_program_genes"} & set(params)
 
 
 def test_a_lone_spike_is_not_a_terminal_state(tree):
     from genegrad._core._terminal import shared_neighbor_graph
     from genegrad.pp._manifold import manifold_neighbors
-    from genegrad.tl._fate import MIN_TERMINAL_CELLS, detect_terminal_states
+    from genegrad.tl._terminal_states import MIN_TERMINAL_CELLS, detect_terminal_states
 
     # the true pseudotime with one trunk cell pushed above every branch end (2.0, 2.5): a persistent maximum whose
     # state would be that one cell. Dropped, it leaves the detection as it was without it
@@ -401,3 +434,22 @@ def test_a_lone_spike_is_not_a_terminal_state(tree):
     assert np.bincount(labels[labels >= 0]).min() >= MIN_TERMINAL_CELLS
     assert names == ref_names
     np.testing.assert_array_equal(labels, ref_labels)
+
+
+def test_new_terminal_states_remove_the_fates_of_other_states(detected):
+    # probabilities computed from the named states would sit beside other, detected ones: they are removed
+    a = detected.copy()
+    a.obs["terminal"] = gg.datasets.tree_terminal_states(a)
+    root = a.uns["genegrad"]["fate_bias"]["root"]
+    gg.tl.fate_bias(a, "terminal", root=root)
+    with pytest.warns(UserWarning, match="came from other terminal states"):
+        gg.tl.terminal_states(a, root, groupby="fate")
+    assert "fate_bias" not in a.uns["genegrad"]
+    assert not {"genegrad_fate_probs", "genegrad_fate_flow"} & set(a.obsm)
+    assert "genegrad_transitions" not in a.obsp
+    with pytest.raises(KeyError, match=r"tl\.fate_bias"):
+        gg.get.fates(a)
+    # the same states again: the fates computed from them stay
+    gg.tl.fate_bias(a, "genegrad_terminal_states", root=root)
+    gg.tl.terminal_states(a, root, groupby="fate")
+    assert "genegrad_fate_probs" in a.obsm

@@ -7,6 +7,7 @@ from ._fate_features import evaluate_fate_features, fate_features
 from ._gradients import gradients
 from ._patterns import patterns
 from ._pseudotime import pseudotime
+from ._terminal_states import terminal_states
 
 __all__ = ["drivers", "evaluate_fate_features", "fate_bias", "fate_features", "gradients", "patterns", "pseudotime",
-           "to_cellrank"]
+           "terminal_states", "to_cellrank"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._core import _fate, _terminal
+from .._core import _fate
 from .._validation import (
     check_range,
     check_scale,
@@ -23,6 +23,7 @@ from ..pp._manifold import load_model
 from . import _pseudotime
 from ._compute import compute_options
 from ._signal import read_signal
+from ._terminal_states import detect_terminal_states
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,12 +33,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-
-#: Share of each branch tip's persistence (from the tip down towards where its branch joins the rest) whose
-#: cells form the detected terminal state.
-TERMINAL_TAIL = 0.3
-#: Fewest cells of a detected terminal state; a tip whose state would hold fewer is dropped.
-MIN_TERMINAL_CELLS = 10
+#: Default weight of the fine-scale evidence (log-odds per standard deviation): see the changelog.
+FINE_WEIGHT = 0.1
 
 
 def fate_bias(
@@ -47,122 +44,55 @@ def fate_bias(
     groupby: str | None = None,
     root: str | int | None = None,
     time_key: str | None = None,
-    n_terminal: int | None = None,
-    min_persistence: float = 0.05,
+    fine_weight: float = FINE_WEIGHT,
     genes: Sequence[str] | None = None,
-    n_program_genes: int = 50,
-    scale: int | None = None,
-    beta: float = 0.0,
-    forward: float = 10.0,
-    fine_weight: float = 0.1,
-    coarse_scale: int | None = None,
-    min_fine_agreement: float | None = -0.2,
     layer: str | None = None,
     n_jobs: int | None = -1,
     key: str = _keys.UNS,
     copy: bool = False,
 ) -> ad.AnnData | None:
-    """Fate probabilities from a time-oriented Markov chain on the kNN graph and fine-scale gene evidence.
+    """Fate probabilities: a Markov chain on the kNN graph oriented in time, refined by fine-scale gene evidence.
 
-    1. **Fate programs.** For each terminal state ``f``, the genes most up in its cells against the other
-       terminal cells (standardised mean difference), weighted by how far their gradient at ``scale`` rises
-       above its noise (``1 - 1/SNR``): ``w_f``, summing to one.
-    2. **Fate flows.** ``Phi_f = grad (F w_f)`` at ``scale``: the gradient of the program score, i.e.
-       ``sum_g w_fg grad f_g`` (the operator is linear).
-    3. **Chain.** ``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))`` with ``v = sum_f Phi_f`` (towards
-       maturation, whichever fate rises fastest locally; ``beta=0``, the default, is the plain random walk on
-       the graph), and absorption probabilities into the terminal cells (sparse LU, or preconditioned GMRES for
-       large data). With ``root`` (or ``time_key``), the chain is also oriented in time: steps back in the
-       graph pseudotime from the root (or in ``obs[time_key]``) ``tau``, scaled by its 99th percentile, are
-       down-weighted, ``K_ij 2 / (1 + exp(forward (tau_i - tau_j)))^2`` (CellRank's soft scheme at its default
-       ``b = 10``; ``forward=0`` turns it off).
-    4. **Fine-scale evidence.** The chain moves between neighbours, so it cannot tell apart neighbouring
-       progenitors whose fates differ only in a few genes. For each fate, among the genes up in its terminal
-       cells, the fine-scale residuals ``f - P^t f`` (``t = coarse_scale``) of the progenitors are decomposed;
-       their leading co-varying component is the fate's fine program, and ``z_f`` each progenitor's
-       standardised score on it. Progenitors' probabilities are reweighted ``p_f exp(fine_weight z_f)`` and
-       renormalised (``fine_weight=0``: the chain alone). When any fate's fine scores rank the progenitors
-       against the chain (Spearman correlation with its chain probability below ``min_fine_agreement``), the
-       step is skipped, with a warning: the probabilities are the chain's.
+    1. **Chain.** A random walk on the manifold's graph, absorbed in the terminal cells (CellRank-style absorption
+       probabilities). With ``root`` (or ``time_key``), steps back in the graph pseudotime from the root (or in
+       ``obs[time_key]``) are down-weighted, as by CellRank's ``PseudotimeKernel`` (soft scheme, ``b = 10``).
+    2. **Fine-scale evidence.** The chain moves between neighbours, so it cannot tell apart neighbouring
+       progenitors whose fates differ in a few genes only. For each fate, the progenitors' fine-scale residuals
+       (``f - P^2 f``) of the genes up in its terminal cells give a fine program and a standardised score ``z_f``
+       per progenitor; their probabilities are reweighted ``p_f exp(fine_weight z_f)``. Where any fate's scores
+       rank the progenitors against the chain (Spearman correlation below -0.2, as when progenitors border that
+       fate's terminal cells), the step is skipped with a warning.
+    3. **Fate flows.** For each fate, its program (the 50 genes most up in its terminal cells, weighted by how far
+       their gradients rise above noise) and the gradient of the program's score: the flows
+       :func:`genegrad.pl.fate_probs` draws and :func:`genegrad.tl.drivers` reads.
 
-    The fine-scale evidence breaks the chain's near-ties. Where the chain cannot tell neighbouring progenitors
-    apart (its probabilities are flat along a shared trunk), a small ``fine_weight`` is enough to rank them by
-    their fine programs; where the chain already ranks them, a large weight would let the programs' noise
-    (gene-gene covariation that is not fate) reorder them. Where a fate's genes already rise across the
-    progenitors, or its terminal cells border them, the residuals point the wrong way, and the agreement check
-    skips the step. Compare with ``fine_weight=0`` on your data.
-
-    Give ``root`` whenever you know where the process starts: the time orientation keeps the chain from walking
-    back. The graph pseudotime from the root is a geodesic distance (one shortest path); scanpy's diffusion
-    pseudotime (``time_key='dpt_pseudotime'``, an average over all paths, what CellRank's ``PseudotimeKernel``
-    uses) can orient it instead; neither is better on every data set of the benchmarks.
-
-    The tilt along the fate flows (``beta > 0``) makes the chain confident: where two branches overlap in
-    expression before their genes diverge, it follows whichever programs rise fastest there, and can be
-    confidently wrong. The flows are computed either way (:func:`genegrad.pl.fate_probs` draws them).
-
-    **Detected terminal states** (``terminal_states=None``, needs ``root``). The pseudotime is the geodesic distance
-    from the root along the kNN graph, each edge as long as in the representation smoothed by the manifold's
-    ``n_smooth`` diffusion steps, without the edges whose ends share few neighbours (Jaccard index of their
-    neighbour sets below 0.1): one such edge between two branches would merge them. Its local maxima are the branch
-    tips; each is kept when its *persistence* (how far the pseudotime falls from the tip before its branch joins a
-    branch reaching further) is at least ``min_persistence`` of the pseudotime's 99th percentile, or the
-    ``n_terminal`` most persistent are kept; a tip whose branch joins the rest within that distance of the root lies
-    behind the root and is dropped. A tip's terminal state is its branch's last ``TERMINAL_TAIL`` (0.3) of that
-    fall: the cells connected to the tip above that level; a tip whose state holds fewer than ``MIN_TERMINAL_CELLS``
-    (10) cells (an outlying cell is a persistent spike) is dropped. They are named by the majority category of
-    ``obs[groupby]`` when ``groupby`` is given, else ``T1``, ``T2``, ... by persistence. Measured in
-    ``benchmarks/terminal_states.py``; name the terminal states when you know them.
+    Give ``root`` whenever you know where the process starts. Name the terminal states when you know them; else
+    :func:`genegrad.tl.terminal_states` detects them (``fate_bias(adata, root=...)`` does it with its defaults).
 
     Parameters
     ----------
     adata
         Data with a log-normalised signal and the manifold of :func:`genegrad.pp.manifold`.
     terminal_states
-        An ``obs`` key whose non-missing categories are the terminal states; or, with ``groupby``, a list of
-        categories of ``obs[groupby]``; or ``None`` to detect them from ``root`` (see above).
+        An ``obs`` key whose non-missing categories are the terminal states (e.g.
+        ``'genegrad_terminal_states'`` after :func:`genegrad.tl.terminal_states`); or, with ``groupby``, a list
+        of categories of ``obs[groupby]``; or ``None``: detected from ``root`` by
+        :func:`genegrad.tl.terminal_states`.
     groupby
-        ``obs`` key holding the categories named by ``terminal_states`` (a list); with detected terminal
-        states, the ``obs`` key whose majority category names each of them.
+        ``obs`` key holding the categories ``terminal_states`` lists; with detected terminal states, the key
+        whose majority category names each.
     root
-        A cell of the starting population, by ``obs`` name or position. Needed to detect the terminal states;
-        whenever given, the chain is oriented along the graph pseudotime from it (``forward``; unless
-        ``time_key`` is given), and the pseudotime is written to ``obs['genegrad_pseudotime']`` (e.g. for
-        :func:`genegrad.pl.drivers`).
+        A cell of the starting population, by obs name or position: orients the chain along the graph pseudotime
+        from it (written to ``obs['genegrad_pseudotime']``), and is needed to detect terminal states.
     time_key
         An ``obs`` column holding a pseudotime (e.g. scanpy's ``'dpt_pseudotime'``, or a known time) that orients
-        the chain instead of the graph pseudotime from ``root``; it needs no root. Terminal states are still
-        detected from ``root``. Cells whose value is missing or infinite (e.g. unreached by scanpy's DPT) keep
-        their steps unweighted.
-    n_terminal
-        Detected terminal states: keep this many branch tips, the most persistent (default: every tip whose
-        persistence reaches ``min_persistence``).
-    min_persistence
-        Detected terminal states: the smallest persistence of a kept tip, as a share of the pseudotime's 99th
-        percentile.
+        the chain instead of the graph pseudotime from ``root``. Cells where it is missing or infinite keep their
+        steps unweighted.
+    fine_weight
+        Log-odds per standard deviation of fine-scale evidence (default 0.1: it breaks the chain's near-ties; 0:
+        the chain alone).
     genes
         Candidate program genes; the highly variable genes by default, else all.
-    n_program_genes
-        Genes per fate program.
-    scale
-        Diffusion time of the flows; the smallest non-zero scale by default.
-    beta
-        Strength of the tilt along the fate flows (0: the plain diffusion on the graph, oriented in time when
-        ``root`` or ``time_key`` is given).
-    forward
-        With ``root`` or ``time_key``: how strongly steps back in pseudotime are down-weighted (``b`` of
-        CellRank's soft scheme, see step 3). 0 turns it off; any positive value at least halves every step back
-        (the scheme's weight at a vanishing step back is 1/2). Ignored without either.
-    fine_weight
-        Log-odds per standard deviation of fine-scale evidence (0: the chain's probabilities alone).
-    coarse_scale
-        Diffusion time separating fine from coarse: the residuals are ``f - P^t f`` at ``t = coarse_scale``; by
-        default the manifold's smallest scale from 2 up, else its largest. A larger ``t`` leaves more of the
-        neighbourhood's trend in the residuals.
-    min_fine_agreement
-        Lowest Spearman correlation, over the progenitors, between any fate's fine scores and its chain
-        probabilities for the fine-scale step to run; ``None`` runs it regardless. The correlations are stored
-        in ``uns['genegrad']['fate_bias']['fine_agreement']``.
     layer
         Layer holding the signal; ``X`` by default.
     n_jobs
@@ -177,15 +107,12 @@ def fate_bias(
     ``None`` or a copy (``copy=True``), with (for ``key='genegrad'``)
 
     - ``adata.obsm['genegrad_fate_probs']``: DataFrame, one column per fate, rows summing to one (NaN for cells
-      that cannot reach any terminal state);
+      that cannot reach any terminal state); ``obsm['genegrad_fate_probs_chain']`` the chain's alone;
     - ``adata.obs['genegrad_fate_bias']``: with two fates, ``p(first) - p(second)`` in ``[-1, 1]``;
-    - ``adata.obsp['genegrad_transitions']``: the chain's transition matrix (row-stochastic; see
-      :func:`genegrad.tl.to_cellrank`);
+    - ``adata.obsp['genegrad_transitions']``: the chain's transition matrix (see :func:`genegrad.tl.to_cellrank`);
     - ``adata.obsm['genegrad_fate_flow']``: ``(N, fates, d)`` tangent fate flows;
-    - with ``root`` or ``time_key``: ``adata.obs['genegrad_pseudotime']``, the pseudotime orienting the chain
-      (``obs[time_key]`` shifted to start at 0 when given; removed by a run without either);
-    - ``adata.obs['genegrad_terminal_states']``: the terminal state of each terminal cell, given or detected
-      (categorical, missing outside them);
+    - with ``root`` or ``time_key``: ``adata.obs['genegrad_pseudotime']``, the pseudotime orienting the chain;
+    - ``adata.obs['genegrad_terminal_states']``: the terminal states used (categorical, missing elsewhere);
     - ``adata.uns['genegrad']['fate_bias']``: fates, programs, the root's name and parameters.
 
     Examples
@@ -195,19 +122,59 @@ def fate_bias(
     >>> gg.pp.preprocess(adata, n_comps=15)
     >>> gg.pp.manifold(adata, n_neighbors=20)
     >>> adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)  # late cells of each fate
-    >>> gg.tl.fate_bias(adata, "terminal")
+    >>> gg.tl.fate_bias(adata, "terminal", root=int(adata.obs["pseudotime"].argmin()))
     >>> adata.obsm["genegrad_fate_probs"].columns.tolist()
     ['A', 'B', 'C']
+    """
+    return run_fate_bias(adata, terminal_states, groupby=groupby, root=root, time_key=time_key,
+                         fine_weight=fine_weight, genes=genes, layer=layer, n_jobs=n_jobs, key=key, copy=copy)
 
-    Or detect the branch tips from a root cell, naming each by its cells' majority in a grouping:
 
-    >>> adata = gg.datasets.synthetic("tree", n_cells=3000, n_genes=300, depth=2000, rng=0)
-    >>> gg.pp.preprocess(adata, n_comps=20)
-    >>> gg.pp.manifold(adata)
-    >>> root = int(adata.obs["pseudotime"].argmin())  # a cell of the starting population
-    >>> gg.tl.fate_bias(adata, root=root, groupby="fate")
-    >>> sorted(adata.obs["genegrad_terminal_states"].dropna().unique())
-    ['A', 'B', 'C']
+def run_fate_bias(
+    adata: ad.AnnData,
+    terminal_states: str | Sequence[str] | None = None,
+    *,
+    groupby: str | None = None,
+    root: str | int | None = None,
+    time_key: str | None = None,
+    n_terminal: int | None = None,
+    min_persistence: float = 0.05,
+    genes: Sequence[str] | None = None,
+    n_program_genes: int = 50,
+    scale: int | None = None,
+    beta: float = 0.0,
+    forward: float = 10.0,
+    fine_weight: float = FINE_WEIGHT,
+    coarse_scale: int | None = None,
+    min_fine_agreement: float | None = -0.2,
+    layer: str | None = None,
+    n_jobs: int | None = -1,
+    key: str = _keys.UNS,
+    copy: bool = False,
+) -> ad.AnnData | None:
+    """:func:`fate_bias` with every option, for the benchmarks and tests that vary the ones it fixes.
+
+    The fixed options, at the defaults the fate benchmarks chose (``benchmarks/fate.py``, ``fate_like.py``):
+
+    n_terminal, min_persistence
+        Detection of the terminal states when ``terminal_states`` is ``None`` (see
+        :func:`genegrad.tl.terminal_states`).
+    n_program_genes
+        Genes per fate program.
+    scale
+        Diffusion time of the fate flows and programs' SNR; the smallest non-zero scale by default.
+    beta
+        Tilt of the chain along the fate flows, ``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))`` with
+        ``v = sum_f Phi_f``; 0 (no tilt): the tilted chain was confidently wrong where branches overlap.
+    forward
+        ``b`` of CellRank's soft scheme: steps back in pseudotime ``tau`` (scaled by its 99th percentile) are
+        weighted ``2 / (1 + exp(forward (tau_i - tau_j)))^2``; 0 turns the orientation off.
+    coarse_scale
+        The fine-scale residuals are ``f - P^t f`` at ``t = coarse_scale``; by default the manifold's smallest
+        scale from 2 up, else its largest.
+    min_fine_agreement
+        Lowest Spearman correlation, over the progenitors, between any fate's fine scores and its chain
+        probabilities for the fine-scale step to run; ``None`` runs it regardless.
     """
     check_unique_names(adata)
     check_range("n_program_genes", n_program_genes, 1, None, integer=True)
@@ -335,42 +302,6 @@ def time_from_obs(adata: ad.AnnData, time_key: str) -> NDArray[np.float64]:
         msg = f"`obs[{time_key!r}]` is constant or has no finite value: it cannot orient the chain."
         raise ValueError(msg)
     return np.where(np.isfinite(t), t - finite.min(), np.nan)  # infinite (unreached) cells: no time
-
-
-def detect_terminal_states(
-    adata: ad.AnnData, K, pseudotime: NDArray, *, groupby: str | None, n_terminal: int | None,
-    min_persistence: float,
-) -> tuple[NDArray[np.int64], list[str], list[_terminal.Tip]]:
-    """``(labels, fates, tips)``: the branch tips of the pseudotime kept by persistence and their populations."""
-    if groupby is not None:
-        require_key(adata, "obs", groupby, fix="pass an existing obs column as `groupby` to name the states")
-    det = _terminal.detect_tips(K, pseudotime, n_tips=n_terminal, min_persistence=min_persistence,
-                                tail=TERMINAL_TAIL, min_cells=MIN_TERMINAL_CELLS)
-    kept, labels = det.kept, det.labels
-    if len(kept) < 2 or (n_terminal is not None and len(kept) < n_terminal):
-        found = ", ".join(f"{t.persistence / max(det.span, 1e-300):.3f}" for t in det.candidates[:5])
-        msg = (f"Found {len(kept)} branch tip(s) to keep as terminal states, need "
-               f"{max(2, n_terminal or 2)}; the most persistent tips have relative persistence {found}"
-               + (f" ({det.n_small} dropped for ending in fewer than {MIN_TERMINAL_CELLS} cells)"
-                  if det.n_small else "")
-               + ". Lower `min_persistence`, check the root, or name the terminal states.")
-        raise ValueError(msg)
-    if groupby is None:
-        names = [f"T{j + 1}" for j in range(len(kept))]
-    else:
-        groups = adata.obs[groupby].astype(str).to_numpy()
-        names = []
-        for j in range(len(kept)):
-            values, counts = np.unique(groups[labels == j], return_counts=True)
-            base = str(values[np.argmax(counts)])
-            name, n = base, 1
-            while name in names:
-                n += 1
-                name = f"{base}_{n}"
-            names.append(name)
-    logger.info("detected %d terminal states: %s", len(kept), ", ".join(
-        f"{nm} ({int((labels == j).sum())} cells)" for j, nm in enumerate(names)))
-    return labels, names, kept
 
 
 def terminal_labels(
