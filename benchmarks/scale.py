@@ -5,7 +5,8 @@ null) + fate probabilities; timed apart (not in its wall time), the fate probabi
 states detected from the root, and the report of that (``genegrad report``). CellRank 2 = scanpy neighbours +
 diffusion pseudotime + PseudotimeKernel + GPCCA fate probabilities (direct solver). Palantir = diffusion maps +
 multiscale space + run_palantir (500 waypoints). Each method runs in its own process (peak RSS = VmHWM of that
-process); same terminal cells and root for all. Needs the peers: ``pip install -e ".[bench]"``.
+process); same terminal cells and root for all. scanpy = ``pp.neighbors`` + ``tl.diffmap`` + ``tl.dpt`` (its
+defaults), the cost a scanpy user already pays. Needs the peers: ``pip install -e ".[bench]"``.
 
     python benchmarks/scale.py --sizes 10000,30000,100000
 """
@@ -61,6 +62,14 @@ def worker(method: str, path: str) -> dict:
                  "fate s": t_fate, "fate, detected states s": t_detected,
                  "states detected": ",".join(detected.obs["genegrad_terminal_states"].cat.categories),
                  "report s": time.perf_counter() - t2, "wall": wall}
+    elif method == "scanpy":  # the reference cost of a trajectory analysis: neighbours, diffusion map, DPT
+        import scanpy as sc
+
+        sc.pp.neighbors(adata, use_rep="X_pca", random_state=0)
+        sc.tl.diffmap(adata)
+        adata.uns["iroot"] = root
+        sc.tl.dpt(adata)
+        extra = {}
     elif method == "CellRank 2":
         # its default solver: the direct one (used in fate.py for paul15) ran out of memory at 30,000 cells
         run_cellrank(adata, "terminal", root=root, solver="gmres")
@@ -77,7 +86,7 @@ def worker(method: str, path: str) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,30000,100000")
-    ap.add_argument("--methods", default="genegrad,CellRank 2,Palantir")
+    ap.add_argument("--methods", default="genegrad,scanpy,CellRank 2,Palantir")
     ap.add_argument("--timeout", type=int, default=1800)
     ap.add_argument("--peer-timeout", type=int, default=None, help="for CellRank 2 and Palantir (default: --timeout)")
     ap.add_argument("--peer-max-cells", type=int, default=None, help="run the peers up to this many cells only")

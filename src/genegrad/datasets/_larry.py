@@ -51,11 +51,15 @@ def larry(path: str | Path, *, fates: Sequence[str] = ("Neutrophil", "Monocyte")
 
     Examples
     --------
-    >>> import genegrad as gg, scanpy as sc  # doctest: +SKIP
-    >>> adata = gg.datasets.larry("larry/")  # doctest: +SKIP
-    >>> sc.pp.highly_variable_genes(adata); sc.pp.pca(adata)  # doctest: +SKIP
-    >>> gg.pp.manifold(adata); gg.tl.fate_features(adata, ...)  # doctest: +SKIP
-    >>> gg.tl.evaluate_fate_features(adata, "clonal_fate", cells=adata.obs["time_point"] == 2)  # doctest: +SKIP
+    With the four files downloaded into ``larry/`` (the data are not shipped, so this is not run here)::
+
+        adata = gg.datasets.larry("larry/")
+        sc.pp.highly_variable_genes(adata)
+        sc.pp.pca(adata)
+        gg.pp.manifold(adata)
+        gg.tl.fate_bias(adata, ["Neutrophil", "Monocyte"], groupby="cell_type", root=...)
+        gg.tl.fate_features(adata)
+        gg.tl.evaluate_fate_features(adata, "clonal_fate", cells=adata.obs["time_point"] == 2)
     """
     folder = Path(path)
     found = {key: _find(folder, name) for key, name in FILES.items()}
