@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -174,3 +175,59 @@ def test_report_explains_every_column(tree, tmp_path):
     assert set(desc.columns) <= names  # every descriptor and test column of patterns.csv
     assert {"score", "alignment", "corr"} <= names  # the driver tables'
     assert "mean over levels" in page  # peaks and troughs are means, hence fractional
+
+
+def _chromium() -> str:
+    import shutil
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if found is None:
+        if os.environ.get("GENEGRAD_REQUIRE_OPTIONAL"):  # CI installs Debian's chromium: a skip would hide it
+            pytest.fail("chromium not found: `apt-get install chromium` (what .ci/run does)")
+        pytest.skip("chromium not installed (CI installs it)")
+    return found
+
+
+#: A page that opens the report in a frame and, once it has loaded, writes what a reader would see of it.
+_PROBE = """<html><body><iframe id="r" src="{src}" width="1200" height="3000"></iframe><pre id="out">pending</pre>
+<script>
+document.getElementById("r").onload = function () {{
+  var d = this.contentDocument;
+  var imgs = Array.prototype.slice.call(d.images);
+  var broken = imgs.filter(function (i) {{ return !(i.complete && i.naturalWidth > 0); }})
+                   .map(function (i) {{ return i.getAttribute("src"); }});
+  document.getElementById("out").textContent = JSON.stringify(
+    {{images: imgs.length, broken: broken, text: d.body.innerText.length, tables: d.querySelectorAll("table").length}});
+}};
+</script></body></html>"""
+
+
+def test_report_renders_in_a_browser(tree, tmp_path):
+    # headless Chromium loads the page as a reader's browser would: every image decodes, text and tables show,
+    # and the screenshot is not blank
+    import json
+    import re
+    import subprocess
+
+    import matplotlib.image as mpimg
+
+    chromium = _chromium()
+    index = gg.io.write_report(tree, tmp_path / "rep", n_genes=5)
+    probe = tmp_path / "probe.html"
+    probe.write_text(_PROBE.format(src=index.relative_to(tmp_path).as_posix()))
+    flags = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--allow-file-access-from-files", "--virtual-time-budget=20000"]
+    dom = subprocess.run([*flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    seen = json.loads(re.search(r'<pre id="out">(.*?)</pre>', dom, re.S).group(1).replace("&quot;", '"'))
+    pngs = sorted(p.name for p in index.parent.glob("*.png"))
+    assert seen["images"] == len(pngs) >= 3
+    assert seen["broken"] == []
+    assert seen["tables"] >= 3
+    assert seen["text"] > 1000
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,1600", index.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    pixels = mpimg.imread(shot)[..., :3]
+    assert pixels.std() > 0.05  # not a blank page
+    assert (pixels.mean(axis=2) < 0.5).mean() > 0.01  # dark text and figure ink
