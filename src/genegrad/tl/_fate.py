@@ -242,9 +242,9 @@ def run_fate_bias(
         if against.size:
             said = ", ".join(f"{fates[f]} ({agreement[f]:.2f})" for f in against)
             warn(f"The fine-scale evidence of {said} ranks the progenitors against the chain's probabilities "
-                 f"(Spearman correlation below min_fine_agreement={min_fine_agreement}), as when progenitors "
-                 "border the fate's terminal cells; the fate probabilities are the chain's. Pass "
-                 "`min_fine_agreement=None` to use the fine-scale evidence anyway.")
+                 f"(Spearman correlation below {min_fine_agreement}), as when progenitors border the fate's "
+                 "terminal cells: the fine-scale step is skipped, and the fate probabilities are the chain's "
+                 "(as with `fine_weight=0`).")
             use_fine = False
     probs = chain.copy()
     if use_fine:
