@@ -99,8 +99,9 @@ def main():
                notes="`genegrad run` with its defaults (`--store recompute`: no gradient tensor in the h5ad; "
                      "`get.gradients` recomputes the genes asked for) against `--store obsm` (the tensor of every "
                      "highly variable gene at 5 scales with standard errors kept in `obsm`). Inputs as published "
-                     "(paul15 and Granja: the files in `../shared/data`; the tree: written with gzip). Outputs are "
-                     "written by anndata without compression; they hold the log-normalised `X` and the counts.")
+                     "(paul15 and Granja: the files in `../shared/data`; the tree: written with gzip). `genegrad run` "
+                     "writes its h5ad gzip-compressed; it holds the log-normalised `X` and the counts. The 'run s' "
+                     "columns include the UMAP and the report.")
 
 
 if __name__ == "__main__":
