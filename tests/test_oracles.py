@@ -120,7 +120,9 @@ def test_fate_flows_point_towards_their_fate(line_fates):
 def test_fate_programs_are_weighted_by_gradient_significance(line_fates):
     # weights = effect (terminal means in SDs) x (1 - 1/SNR), normalised: computed here from the data and the
     # public gradients, by the documented formula
-    info = line_fates.uns["genegrad"]["fate_bias"]["programs"]["A"]
+    fb = line_fates.uns["genegrad"]["fate_bias"]
+    info = fb["programs"][str(list(fb["fates"]).index("A"))]
+    assert info["fate"] == "A"
     weights = dict(zip((str(g) for g in info["genes"]), info["weights"], strict=True))
     assert set(weights) == {"upA", "noisyA"}
     X = line_fates.X

@@ -231,3 +231,21 @@ def test_report_renders_in_a_browser(tree, tmp_path):
     pixels = mpimg.imread(shot)[..., :3]
     assert pixels.std() > 0.05  # not a blank page
     assert (pixels.mean(axis=2) < 0.5).mean() > 0.01  # dark text and figure ink
+
+
+def test_the_report_repeats_the_fate_warnings(tree, tmp_path):
+    # a root among terminal cells: tl.fate_bias warns, keeps the warning with its results, and the report says it
+    import anndata as ad
+
+    root = int(np.flatnonzero(tree.obs["terminal"].notna().to_numpy())[0])
+    with pytest.warns(gg.GenegradWarning, match="is a terminal cell"):
+        gg.tl.fate_bias(tree, "terminal", root=root)
+    kept = [str(w) for w in tree.uns["genegrad"]["fate_bias"]["warnings"]]
+    assert any("is a terminal cell" in w for w in kept)
+    page = gg.io.write_report(tree, tmp_path / "rep", n_genes=3).read_text()
+    assert "Warning: The root cell" in page
+    # a run without warnings keeps an empty list; both survive the h5ad round trip, fate names with "/" too
+    gg.tl.fate_bias(tree, "terminal")
+    assert len(tree.uns["genegrad"]["fate_bias"]["warnings"]) == 0
+    tree.write_h5ad(tmp_path / "t.h5ad")
+    assert len(ad.read_h5ad(tmp_path / "t.h5ad").uns["genegrad"]["fate_bias"]["warnings"]) == 0

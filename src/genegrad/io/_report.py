@@ -31,7 +31,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}"
         "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}"
-        "img{max-width:100%;border:1px solid #eee}code{background:#f3f3f3;padding:0 3px}.note{color:#666}")
+        "img{max-width:100%;border:1px solid #eee}code{background:#f3f3f3;padding:0 3px}.note{color:#666}"
+        ".warn{color:#8a4b00}")
 
 
 def write_report(
@@ -256,7 +257,10 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
     parts = [f"<h2>Fate bias</h2><p>Terminal states {how}; root: "
              f"{html.escape(root) if root else 'none'}; {oriented}; "
              f"tilt beta = {float(info['beta']):g}; the fine-scale step {step}. Per cell: "
-             "<a href='fate_probs.csv'>fate_probs.csv</a>.</p>", _table(summary)]
+             "<a href='fate_probs.csv'>fate_probs.csv</a>.</p>"]
+    # the warnings tl.fate_bias gave (absent in results written before it kept them)
+    parts += [f"<p class='warn'>Warning: {html.escape(str(w))}</p>" for w in info.get("warnings", [])]
+    parts.append(_table(summary))
     parts.append(_figure(pl.fate_probs(adata, basis=basis, key=key), out / "fates.png", "fate probabilities"))
     tables, names = [], set()
     scores = driver_scores(adata, fates, key=key)  # every fate in one pass over the genes' gradients

@@ -176,6 +176,12 @@ def run_fate_bias(
         Lowest Spearman correlation, over the progenitors, between any fate's fine scores and its chain
         probabilities for the fine-scale step to run; ``None`` runs it regardless.
     """
+    warned: list[str] = []  # the warnings of this run, kept with its results (the report shows them)
+
+    def tell(message: str) -> None:
+        warned.append(message)
+        warn(message)
+
     check_unique_names(adata)
     check_range("n_program_genes", n_program_genes, 1, None, integer=True)
     check_range("beta", beta, 0.0, None)
@@ -214,7 +220,7 @@ def run_fate_bias(
     else:
         labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
     if root_cell is not None and time_key is None and labels[root_cell] >= 0:  # the root orients the chain
-        warn(f"The root cell {adata.obs_names[root_cell]!r} is a terminal cell of {fates[labels[root_cell]]!r}: the "
+        tell(f"The root cell {adata.obs_names[root_cell]!r} is a terminal cell of {fates[labels[root_cell]]!r}: the "
              "pseudotime runs from that fate outwards, and the chain's time orientation with it. Pass a root in the "
              "starting population (e.g. a progenitor cluster's cell), or `time_key` with a pseudotime you trust.")
     genes = default_genes(adata, genes)
@@ -232,7 +238,7 @@ def run_fate_bias(
     chain = _fate.absorption_probabilities(T, labels, len(fates))
     stuck = int(np.isnan(chain[:, 0]).sum())
     if stuck:
-        warn(f"{stuck} cells cannot reach any terminal state (a graph component without one); their fate "
+        tell(f"{stuck} cells cannot reach any terminal state (a graph component without one); their fate "
              "probabilities are NaN. Add a terminal state there or analyse that component on its own.")
     z = _fate.fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse)
     agreement = _fate.fine_agreement(z, chain, labels)
@@ -241,7 +247,7 @@ def run_fate_bias(
         against = np.flatnonzero(agreement < min_fine_agreement)
         if against.size:
             said = ", ".join(f"{fates[f]} ({agreement[f]:.2f})" for f in against)
-            warn(f"The fine-scale evidence of {said} ranks the progenitors against the chain's probabilities "
+            tell(f"The fine-scale evidence of {said} ranks the progenitors against the chain's probabilities "
                  f"(Spearman correlation below {min_fine_agreement}), as when progenitors border the fate's "
                  "terminal cells: the fine-scale step is skipped, and the fate probabilities are the chain's "
                  "(as with `fine_weight=0`).")
@@ -279,9 +285,11 @@ def run_fate_bias(
         "root": "" if root_cell is None else str(adata.obs_names[root_cell]),  # a name: positions go stale
         "time_key": "" if time_key is None else str(time_key),
         "detected": detected,
+        "warnings": np.array(warned, dtype=str),
         **({"persistence": np.array([t.persistence for t in tips]), "min_persistence": float(min_persistence)}
            if detected else {}),
-        "programs": {f: {"genes": np.array(genes, dtype=object)[programs[j] > 0],
+        # keyed by position: a fate's name may hold '/', which HDF5 would read as a path
+        "programs": {str(j): {"fate": f, "genes": np.array(genes, dtype=object)[programs[j] > 0],
                          "weights": programs[j][programs[j] > 0]} for j, f in enumerate(fates)},
     }
     logger.info("added `adata.obsm['%s_fate_probs']`, `adata.obsp['%s_transitions']` and the fate flows",
