@@ -8,7 +8,9 @@ project = "genegrad"
 author = "the genegrad developers"
 release = _version("genegrad")
 version = release
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.autosummary", "sphinx.ext.napoleon", "sphinx.ext.viewcode"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.autosummary", "sphinx.ext.napoleon", "sphinx.ext.viewcode",
+              "myst_parser"]  # the Markdown pages: tutorial, method, results, benchmarks, changelog
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 autosummary_generate = True
 autodoc_typehints = "description"  # types from the annotations, beside each parameter
 autodoc_member_order = "bysource"
@@ -17,6 +19,8 @@ napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
+html_static_path = ["_static"]
+html_css_files = ["wrap.css"]  # code blocks wrap
 html_title = f"genegrad {release}"
 # genegrad's Returns sections are prose listing the keys a function writes, not "name : type" entries: render
 # them as written, under their own heading
