@@ -130,8 +130,8 @@ def test_dropped_genes_never_take_another_genes_values(done):
 
 
 def test_fate_features_refuse_a_program_gene_that_was_dropped(done):
-    info = done.uns["genegrad"]["fate_bias"]
-    prog = [str(g) for g in info["programs"][str(list(info["fates"]).index("A"))]["genes"]]
+    table = gg.get.fate_programs(done)
+    prog = list(table.loc[table["fate"] == "A", "gene"])
     sub = done[:, [g for g in done.var_names if g != prog[0]]].copy()
     with pytest.raises(KeyError, match=r"no longer in `adata.var_names`.*tl.fate_bias"):
         gg.tl.fate_features(sub)

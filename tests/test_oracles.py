@@ -120,10 +120,11 @@ def test_fate_flows_point_towards_their_fate(line_fates):
 def test_fate_programs_are_weighted_by_gradient_significance(line_fates):
     # weights = effect (terminal means in SDs) x (1 - 1/SNR), normalised: computed here from the data and the
     # public gradients, by the documented formula
-    fb = line_fates.uns["genegrad"]["fate_bias"]
-    info = fb["programs"][str(list(fb["fates"]).index("A"))]
-    assert info["fate"] == "A"
-    weights = dict(zip((str(g) for g in info["genes"]), info["weights"], strict=True))
+    table = gg.get.fate_programs(line_fates)  # read through the public accessor
+    assert list(table["fate"].cat.categories) == [str(f) for f in line_fates.uns["genegrad"]["fate_bias"]["fates"]]
+    mine = table[table["fate"] == "A"]
+    assert (np.diff(mine["weight"].to_numpy()) <= 0).all()  # by decreasing weight
+    weights = dict(zip(mine["gene"], mine["weight"], strict=True))
     assert set(weights) == {"upA", "noisyA"}
     X = line_fates.X
     term = line_fates.obs["terminal"].to_numpy()

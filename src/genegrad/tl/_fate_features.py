@@ -66,7 +66,7 @@ def fate_features(
     W = np.zeros((adata.n_vars, len(fates)))
     for j, f in enumerate(fates):
         progs = info["programs"]
-        prog = progs[str(j)] if str(j) in progs else progs[f]  # by name in results written before 2026-12-05
+        prog = progs[str(j)] if str(j) in progs else progs[f]  # by name before 2026-12-05
         W[gene_positions(adata, prog["genes"], rerun="genegrad.tl.fate_bias"), j] = prog["weights"]
     S = np.asarray(F @ W, dtype=np.float64)
     Y = np.asarray(adata.obsm[adata.uns[key]["params"]["use_rep"]], dtype=np.float64)
