@@ -126,6 +126,7 @@ def test_fate_programs_are_weighted_by_gradient_significance(line_fates):
     assert (np.diff(mine["weight"].to_numpy()) <= 0).all()  # by decreasing weight
     weights = dict(zip(mine["gene"], mine["weight"], strict=True))
     assert set(weights) == {"upA", "noisyA"}
+    assert "upB" in set(table.loc[table["fate"] == "B", "gene"])  # B's program is B's own, the gene rising to B
     X = line_fates.X
     term = line_fates.obs["terminal"].to_numpy()
     is_t = pd.notna(term)
