@@ -190,3 +190,165 @@ def test_split_patterns_splits_two_shapes_kept_together_and_only_them():
     assert (kept == 0).all()
     full, _ = _patterns.split_patterns(X, labels, typ, max_patterns=2, random_state=0)
     assert np.array_equal(full, labels)
+
+
+def test_gini_closed_forms():
+    # columns: all equal -> 0; all in one of 4 -> 1 - 1/4; 1, 2, 3, 4 -> 2 (1 + 4 + 9 + 16) / (4 x 10) - 5/4 = 0.25;
+    # the same shape at a total below 1 -> 0.25 again; no mass -> undefined
+    x = np.array([[1.0, 0.0, 4.0, 0.1, 0.0],
+                  [1.0, 0.0, 2.0, 0.1, 0.0],
+                  [1.0, 1.0, 3.0, 0.3, 0.0],
+                  [1.0, 0.0, 1.0, 0.1, 0.0]])
+    g = _descriptors.gini(x)
+    np.testing.assert_allclose(g[:4], [0.0, 0.75, 0.25, 0.25], atol=1e-12)
+    assert np.isnan(g[4])
+    assert g.dtype == np.float64
+    # integer input is not truncated: 2 (1 x 1 + 2 x 3) / (2 x 4) - 3/2 = 0.25
+    np.testing.assert_allclose(_descriptors.gini(np.array([[3], [1]])), [0.25])
+
+
+def test_smoothness_closed_form():
+    # a 3-cell path, P = [[1/2, 1/2, 0], [1/4, 1/2, 1/4], [0, 1/2, 1/2]]: x = (1, 0, -1) has variance 2/3, P x =
+    # (1/2, 0, -1/2) 1/6, P^2 x = (1/4, 0, -1/4) 1/24: ratios 1, 1/4, 1/16; the same signal scaled by 1e-3 too
+    from scipy import sparse
+
+    P = sparse.csr_matrix(np.array([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]]))
+    x = np.array([1.0, 0.0, -1.0])
+    X = np.c_[x, 1e-3 * x, 2.0 + x]
+    np.testing.assert_allclose(_descriptors.smoothness(P, X, [0, 1, 2]), [[1, 0.25, 1 / 16]] * 3, rtol=1e-5)
+    np.testing.assert_allclose(_descriptors.smoothness(P, X, [2]), [[1 / 16]] * 3, rtol=1e-5)
+    np.testing.assert_allclose(_descriptors.smoothness(P, X, [1, 2]), [[0.25, 1 / 16]] * 3, rtol=1e-5)
+
+
+def test_sample_of_cells_is_all_or_a_fixed_subset():
+    np.testing.assert_array_equal(_descriptors._sample(10, 20), np.arange(10))
+    s = _descriptors._sample(1000, 500)
+    assert s.size == 500
+    assert np.unique(s).size == 500  # without replacement
+    assert (np.diff(s) > 0).all()  # sorted
+    assert s[0] >= 0
+    assert s[-1] < 1000
+    np.testing.assert_array_equal(_descriptors._sample(1000, 500), s)  # the same cells every call
+
+
+def _path_walk(n: int):
+    """The lazy random walk on a path of ``n`` cells: 1/2 stay, 1/4 to each neighbour (1/2 to the one at an end)."""
+    from scipy import sparse
+
+    P = np.zeros((n, n))
+    for i in range(n):
+        P[i, i] = 0.5
+        if 0 < i < n - 1:
+            P[i, i - 1] = P[i, i + 1] = 0.25
+    P[0, 1] = P[n - 1, n - 2] = 0.5
+    return sparse.csr_matrix(P)
+
+
+def test_peakedness_closed_forms():
+    # 10 cells, top and bottom decile one cell each. A bump (peak 9 at cell 5, lowest 0 at cell 0): L s = -2.5 at
+    # the peak, +0.5 at cell 0 -> -(-2.5 + 0.5) / (2.5 + 0.5) = 2/3; the trough (-s) -> -2/3; a ramp -> 0 (the two
+    # ends cancel); a constant -> undefined
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(diffusion_=_path_walk(10))
+    bump = np.array([0.0, 1, 2, 3, 4, 9, 4, 3, 2, 1])
+    s = np.stack([bump, -bump, np.arange(10.0), np.full(10, 2.0)], axis=1)[:, :, None]  # (cells, signals, scales)
+    out = _descriptors.peakedness(model, s)
+    np.testing.assert_allclose(out[:3, 0], [2 / 3, -2 / 3, 0.0], atol=1e-12)
+    assert np.isnan(out[3, 0])
+    assert out.shape == (4, 1)
+    # on a sample of the cells (cell 3 left out): the deciles are the sample's, the Laplacian still the graph's
+    sample = np.array([0, 1, 2, 4, 5, 6, 7, 8, 9])
+    np.testing.assert_allclose(_descriptors.peakedness(model, s, cells=sample)[:3, 0], [2 / 3, -2 / 3, 0.0],
+                               atol=1e-12)
+
+
+def test_peakedness_matches_its_formula_on_random_signals():
+    # the documented formula written out directly (dense Laplacian, full sort): 60 cells, deciles of 6 cells
+    from types import SimpleNamespace
+
+    n = 60
+    P = _path_walk(n)
+    rng = np.random.default_rng(3)
+    s = rng.standard_normal((n, 4, 2)).cumsum(axis=0)
+    got = _descriptors.peakedness(SimpleNamespace(diffusion_=P), s)
+    lap = np.einsum("ij,jgt->igt", P.toarray(), s) - s
+    m = 6
+    for g in range(4):
+        for t in range(2):
+            order = np.argsort(s[:, g, t])
+            top, bottom = lap[order[-m:], g, t], lap[order[:m], g, t]
+            want = -(top.mean() + bottom.mean()) / (np.abs(top).mean() + np.abs(bottom).mean())
+            assert got[g, t] == pytest.approx(want, abs=1e-12)
+
+
+def test_weighted_outer_closed_form():
+    # two cells, one signal, one scale: b_1 = (3, 4) (length 5), b_2 = (0.3, 0) (length 0.3, below 1):
+    # sum_i |b_i| e_i e_i^T = 5 (0.6, 0.8)(0.6, 0.8)^T + 0.3 (1, 0)(1, 0)^T
+    u = np.array([[3.0, 4.0], [0.3, 0.0]]).reshape(2, 1, 1, 2)
+    mag = np.array([5.0, 0.3]).reshape(2, 1, 1)
+    want = 5 * np.outer([0.6, 0.8], [0.6, 0.8]) + 0.3 * np.outer([1.0, 0.0], [1.0, 0.0])
+    np.testing.assert_allclose(_descriptors._weighted_outer(u, mag)[0], want, atol=1e-12)
+
+
+def test_chunk_descriptors_are_their_definitions_in_any_blocking():
+    # each descriptor written out from its definition (MEANINGS) on one small chunk, all cells at once; then the
+    # same chunk in blocks of 64 cells (the sums accumulate over blocks) gives the same numbers
+    Z, Y, _ = flat_plane(n=300, seed=5)
+    model = GradientModel(n_neighbors=15, n_dims=2, scales=(0, 1, 2)).fit(Y)
+    x, y = Z[:, 0], Z[:, 1]
+    F = np.column_stack([2 * x + y, np.exp(-(x**2 + y**2) / 0.18), np.cos(3 * np.pi * x), x * y]).astype(np.float32)
+    F += 0.05 * np.random.default_rng(0).standard_normal(F.shape).astype(np.float32)
+    # and a ramp too small for any guard of 1 to hide, a plateau (cells tied with all their neighbours are no
+    # strict extrema), and a gene with no expression (no geometry)
+    F = np.c_[F, 1e-4 * (2 * x + y), np.maximum(x, 0), np.zeros_like(x)].astype(np.float32)
+    chunk = model.gradients_chunk(F, with_signals=True)
+    length = float(np.sqrt(((Y - Y.mean(0)) ** 2).sum(1).mean()))
+    R = _descriptors.synchronized_frames(model)
+    sd = F.std(0)
+    args = {"length_scale": length, "sd": sd, "to_intrinsic": R}
+    whole = _descriptors.chunk_descriptors(model, chunk, **args)
+    blocked = _descriptors.chunk_descriptors(model, chunk, block_bytes=1, **args)  # 64-cell blocks
+    np.testing.assert_allclose(blocked, whole, rtol=1e-10, atol=1e-12)
+
+    flat = whole[-1]
+    assert (flat[0] == 0).all()  # magnitude 0, everything else undefined
+    assert np.isnan(flat[1:]).all()
+    whole, blocked = whole[:-1], blocked[:-1]
+    b = chunk.gradients[:, :-1].astype(np.float64)  # (N, g, d, T)
+    s = chunk.signals[:, :-1].astype(np.float64)  # (N, g, T)
+    sd = sd[:-1]
+    mag = np.linalg.norm(b, axis=2)  # (N, g, T)
+    want = {"magnitude": mag.mean(0) * length / sd[:, None],
+            "snr": (mag**2 / np.maximum(chunk.se[:, :-1].astype(np.float64) ** 2, 1e-24)).mean(0),  # 0/0 on the plateau
+            "localisation": _descriptors.gini(mag),  # each checked on its own above: here, that they are wired in
+            "peakedness": _descriptors.peakedness(model, chunk.signals[:, :-1]),
+            "decay": mag.mean(0) / mag.mean(0)[:, :1],
+            "smoothness": s.var(0) / sd[:, None].astype(np.float64) ** 2}
+    lead = np.einsum("nad,ngdt->ngta", model.frames_[:, :2], b)  # the gradient's first two ambient coordinates
+    want["alignment"] = np.linalg.norm(lead, axis=3).sum(0) / mag.sum(0)
+    c = np.einsum("nmd,ngdt->ngtm", R, b)  # intrinsic coordinates: unit directions weighted by |b|
+    norm = np.linalg.norm(c, axis=3, keepdims=True)
+    u = np.divide(c * mag[..., None], norm, out=np.zeros_like(c), where=norm > 0)  # no direction where flat
+    want["coherence"] = np.linalg.norm(u.sum(0), axis=2) / mag.sum(0)
+    e = np.divide(u, mag[..., None], out=np.zeros_like(u), where=mag[..., None] > 0)
+    outer = np.einsum("ngtm,ngtk->gtmk", u, e)
+    eig = np.linalg.eigvalsh(outer)
+    want["axiality"] = eig[..., -1] / eig.sum(-1)
+    nb = s[model.knn_indices_]  # (N, k, g, T)
+    want["extrema"] = ((s[:, None] > nb).all(1) | (s[:, None] < nb).all(1)).mean(0)
+    assert want["extrema"][:, 0].max() > 0.01  # the noisy signals have strict extrema at t = 0: the test has teeth
+    for name, value in want.items():
+        np.testing.assert_allclose(whole[:, D.index(name)], value, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+def test_chunk_descriptors_need_the_signals_and_leave_snr_undefined_without_se():
+    Z, Y, _ = flat_plane(n=200, seed=6)
+    model = GradientModel(n_neighbors=15, n_dims=2, scales=(0, 1)).fit(Y)
+    F = np.c_[Z[:, 0], Z[:, 1] ** 2].astype(np.float32)
+    args = {"length_scale": 1.0, "sd": F.std(0), "to_intrinsic": _descriptors.synchronized_frames(model)}
+    with pytest.raises(ValueError, match=r"needs the smoothed signals: compute the chunk with `with_signals=True`"):
+        _descriptors.chunk_descriptors(model, model.gradients_chunk(F), **args)
+    out = _descriptors.chunk_descriptors(model, model.gradients_chunk(F, with_se=False, with_signals=True), **args)
+    assert np.isnan(out[:, D.index("snr")]).all()
+    assert np.isfinite(out[:, D.index("coherence")]).all()
