@@ -249,3 +249,15 @@ def test_the_report_repeats_the_fate_warnings(tree, tmp_path):
     assert len(tree.uns["genegrad"]["fate_bias"]["warnings"]) == 0
     tree.write_h5ad(tmp_path / "t.h5ad")
     assert len(ad.read_h5ad(tmp_path / "t.h5ad").uns["genegrad"]["fate_bias"]["warnings"]) == 0
+
+
+def test_the_report_repeats_the_pattern_warnings(tmp_path):
+    # too few genes to hold out graphs: tl.patterns warns, keeps the warning, and the report says it
+    a = gg.datasets.synthetic("plane", n_cells=300, n_genes=15, rng=0)
+    gg.pp.preprocess(a, n_comps=8)
+    gg.pp.manifold(a, n_neighbors=15)
+    with pytest.warns(gg.GenegradWarning, match="needs at least 20 genes"):
+        gg.tl.patterns(a, n_null=20)
+    assert any("needs at least 20 genes" in str(w) for w in a.uns["genegrad"]["patterns"]["warnings"])
+    page = gg.io.write_report(a, tmp_path / "rep", n_genes=3).read_text()
+    assert "Warning: The structure test needs at least 20 genes" in page

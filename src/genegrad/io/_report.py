@@ -196,6 +196,9 @@ def _patterns_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int,
     parts = [f"<h2>Gene patterns</h2><p>{int(structured.sum()):,} of {len(desc):,} described genes are "
              f"structured (q &lt; {adata.uns[key]['patterns']['params']['fdr']:g}); every gene's descriptors, "
              "pattern, structure test and module: <a href='patterns.csv'>patterns.csv</a>.</p>"]
+    # the warnings tl.patterns gave (absent in results written before it kept them)
+    parts += [f"<p class='warn'>Warning: {html.escape(str(w))}</p>"
+              for w in adata.uns[key]["patterns"].get("warnings", [])]
     rows = []
     for name, group in desc.groupby("pattern", observed=True):
         typical = group.sort_values(["typicality", "score"], ascending=False).index[:n_genes]

@@ -235,7 +235,9 @@ def patterns(
     to_intrinsic = _descriptors.synchronized_frames(model)
 
     desc = _describe(model, F, length=length, to_intrinsic=to_intrinsic, options=options, progress=progress)
+    notes: list[str] = []  # the warnings of this run, kept with its results (the report shows them)
     score, pval = _structure_test(adata, model, F, genes=genes, layer=layer, key=key, depth_key=depth_key,
+                                  notes=notes,
                                   n_null=n_null, holdout=holdout, rng=rng, n_jobs=n_jobs,
                                   progress=progress)
     constant = ~np.isfinite(score)
@@ -261,7 +263,8 @@ def patterns(
            typicality=typicality, modules=modules, scale=scale, scales=scales,
            params={"fdr": float(fdr), "n_null": int(n_null), "random_state": int(random_state),
                    "n_patterns": -1 if n_patterns is None else int(n_patterns), "layer": layer or "X",
-                   "module_threshold": float(module_threshold), "region_counts": bool(region_counts)})
+                   "module_threshold": float(module_threshold), "region_counts": bool(region_counts)},
+           notes=notes)
     return target if copy else None
 
 
@@ -281,8 +284,8 @@ def _describe(model, F, *, length: float, to_intrinsic, options, progress) -> ND
     return np.concatenate(parts, axis=0)
 
 
-def _structure_test(adata, model, F, *, genes, layer, key, depth_key, n_null: int, holdout: bool,
-                    rng: np.random.Generator, n_jobs: int | None, progress) -> tuple[NDArray, NDArray]:
+def _structure_test(adata, model, F, *, genes, layer, key, depth_key, notes: list[str], n_null: int,
+                    holdout: bool, rng: np.random.Generator, n_jobs: int | None, progress) -> tuple[NDArray, NDArray]:
     """Score and permutation p-value of each gene's structure (see :func:`patterns`, Notes).
 
     Each gene is tested on a graph it did not help build (``holdout``), or on the manifold's own graph, by
@@ -291,7 +294,7 @@ def _structure_test(adata, model, F, *, genes, layer, key, depth_key, n_null: in
     from concurrent.futures import ThreadPoolExecutor
 
     depth_strata = _depth_strata(adata, depth_key)
-    graphs, fold = _test_graphs(adata, model, genes, layer=layer, key=key, holdout=holdout, rng=rng)
+    graphs, fold = _test_graphs(adata, model, genes, layer=layer, key=key, holdout=holdout, rng=rng, notes=notes)
     score = np.full(len(genes), np.nan)
     pval = np.ones(len(genes))
     bar = progress_bar(progress, total=len(genes), desc="structure test")
@@ -307,7 +310,8 @@ def _structure_test(adata, model, F, *, genes, layer, key, depth_key, n_null: in
     return score, pval
 
 
-def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng) -> tuple[list, NDArray[np.int64]]:
+def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng,
+                 notes: list[str]) -> tuple[list, NDArray[np.int64]]:
     """The graphs the structure test runs on, and the graph of each gene.
 
     With ``holdout``, the genes the representation is made of (the highly variable genes, else the genes
@@ -321,8 +325,10 @@ def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng) -> tupl
     hvg = highly_variable(adata)
     pool = np.flatnonzero(hvg) if hvg is not None else gene_positions(adata, genes)
     if pool.size < 2 * MIN_FOLD_GENES:
-        warn(f"The structure test needs at least {2 * MIN_FOLD_GENES} genes to build the graphs it holds out "
-             f"(got {pool.size}); it tests on the manifold's own graph, where the q-values are anti-conservative.")
+        notes.append(f"The structure test needs at least {2 * MIN_FOLD_GENES} genes to build the graphs it holds "
+                     f"out (got {pool.size}); it tests on the manifold's own graph, where the q-values are "
+                     "anti-conservative.")
+        warn(notes[-1])
         return [model.diffusion_], np.zeros(n_genes, dtype=np.int64)
     pool_fold = _holdout.split_genes(pool.size, rng)
     fold_of_var = np.full(adata.n_vars, -1)
@@ -403,7 +409,7 @@ def _gradients_at(model, chunk, *, scale_index: int) -> NDArray[np.float32]:
 
 
 def _write(adata, key, *, genes, desc, score, pval, qval, structured, labels, typicality, modules, scale, scales,
-           params) -> None:
+           params, notes) -> None:
     names = list(_descriptors.DESCRIPTORS)
     rows = gene_positions(adata, genes)
     full = np.full((adata.n_vars, len(names), len(scales)), np.nan, dtype=np.float32)
@@ -444,6 +450,7 @@ def _write(adata, key, *, genes, desc, score, pval, qval, structured, labels, ty
         "scale": int(scale),
         "genes": np.array(genes, dtype=object),
         "params": params,
+        "warnings": np.array(notes, dtype=str),
         "summary": pd.DataFrame(summary).T.to_dict(orient="list") | {"pattern": cats},
     }
     logger.info("added `adata.varm['%sdescriptors']`, `adata.var['%spattern']` and friends, "
