@@ -77,6 +77,18 @@ def record(title: str, command: str, table: str, notes: str = "", pkgs: tuple[st
     RESULTS.write_text("".join(parts))
 
 
+def scanpy_log_pca(counts, *, n_top_genes: int):
+    """A copy of ``counts`` through scanpy's recipe: normalised, log1p, highly variable genes flagged, PCA."""
+    import scanpy as sc
+
+    b = counts.copy()
+    sc.pp.normalize_total(b)
+    sc.pp.log1p(b)
+    sc.pp.highly_variable_genes(b, n_top_genes=n_top_genes)
+    sc.pp.pca(b, random_state=0)
+    return b
+
+
 def tree_data(n_cells: int, *, depth: int, n_genes: int = 2000):
     """The benchmarks' synthetic tree (seed 0), preprocessed (``n_genes`` highly variable genes, 30 PCs), counts
     dropped: what every method of a benchmark reads."""

@@ -34,7 +34,7 @@ from sklearn.metrics import roc_auc_score
 import genegrad as gg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record
+from _common import record, scanpy_log_pca
 from fate import _has, _with_dpt, compare, errors_markdown, synthetic_tree
 
 N_CELLS, N_FEATURES, N_FLAT = 2000, 500, 50
@@ -60,11 +60,7 @@ def fit_paul15():
     keep = real.obs["paul15_clusters"].astype(str).map(PAUL_LINEAGE).notna().to_numpy()
     real = real[keep].copy()
     sc.pp.filter_genes(real, min_cells=20)
-    b = real.copy()
-    sc.pp.normalize_total(b)
-    sc.pp.log1p(b)
-    sc.pp.highly_variable_genes(b, n_top_genes=N_FEATURES)
-    sc.pp.pca(b, random_state=0)
+    b = scanpy_log_pca(real, n_top_genes=N_FEATURES)
     # the root: the MEP cell nearest the GMPs (where the two lineages meet), not uns['iroot'] (a Mk cell)
     cl = real.obs["paul15_clusters"].astype(str).to_numpy()
     Y, mep = b.obsm["X_pca"], np.flatnonzero(cl == "7MEP")

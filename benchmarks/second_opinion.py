@@ -44,7 +44,7 @@ import genegrad as gg
 from genegrad.pp._manifold import load_model
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record
+from _common import record, scanpy_log_pca
 from gradient_recovery import cosines, finite_differences
 from patterns import hotspot_z
 
@@ -60,11 +60,7 @@ def synthetic(kind):
 def like_paul15():
     real = gg.datasets.paul15()
     sc.pp.filter_genes(real, min_cells=20)
-    b = real.copy()
-    sc.pp.normalize_total(b)
-    sc.pp.log1p(b)
-    sc.pp.highly_variable_genes(b, n_top_genes=N_FEATURES)
-    sc.pp.pca(b, random_state=0)
+    b = scanpy_log_pca(real, n_top_genes=N_FEATURES)
     sc.pp.neighbors(b, random_state=0)
     sc.tl.diffmap(b, random_state=0)
     real = real[:, b.var["highly_variable"].to_numpy()].copy()

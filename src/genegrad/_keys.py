@@ -95,3 +95,7 @@ RESULTS = {
             "pattern_typicality", "module"),
     "varm": ("descriptors",),
 }
+#: What :func:`genegrad.tl.fate_bias` (and :func:`genegrad.tl.fate_features` after it) computed from its terminal
+#: states (a part of :data:`RESULTS`): removed when other terminal states replace them.
+FATE_RESULTS = {"obsm": ("fate_probs", "fate_probs_chain", "fate_deviation", "fate_flow", "fate_features"),
+                "obs": ("fate_bias",), "obsp": ("transitions",)}

@@ -19,8 +19,14 @@ class GenegradWarning(UserWarning):
     """The one warning class genegrad raises."""
 
 
-def warn(msg: str, stacklevel: int = 3) -> None:
-    """Warn from the caller's frame."""
+def warn(msg: str, stacklevel: int = 3, *, into: list[str] | None = None) -> None:
+    """Warn from the caller's frame.
+
+    ``into``, a tool's list of its warnings, keeps the message too: the tool stores it with its results, where the
+    report shows it.
+    """
+    if into is not None:
+        into.append(msg)
     warnings.warn(msg, GenegradWarning, stacklevel=stacklevel)
 
 
@@ -67,6 +73,15 @@ def fate_bias_info(adata: ad.AnnData, key: str) -> Any:
         msg = f"No fate probabilities under `adata.uns['{key}']['fate_bias']`; run `genegrad.tl.fate_bias` first."
         raise KeyError(msg)
     return info
+
+
+def fate_program(info: Any, j: int) -> Any:
+    """The program (``genes``, ``weights``) of the ``j``-th fate in ``uns[key]['fate_bias']``.
+
+    Stored under the fate's position (a name may hold '/', a path in HDF5); by name in results written before.
+    """
+    programs = info["programs"]
+    return programs[str(j)] if str(j) in programs else programs[str(info["fates"][j])]
 
 
 def fate_terminal(adata: ad.AnnData, key: str) -> np.ndarray:

@@ -97,3 +97,15 @@ def test_missing_and_inconsistent_files_say_what_to_do(tmp_path):
     io.mmwrite(tmp_path / "stateFate_inVitro_clone_matrix.mtx", sparse.coo_matrix(np.ones((3, 2))))
     with pytest.raises(ValueError, match=r"disagree.*3 clone-matrix rows"):
         gg.datasets.larry(tmp_path)
+
+
+@pytest.mark.parametrize(("fates", "match"), [
+    (["Neutrophil"], "at least two distinct"),
+    ("Neutrophil", "at least two distinct"),
+    (["Neutrophil", "Neutrophil"], "at least two distinct"),
+    (["Neutrophil", "Erythroid"], r"\['Erythroid'\] name no 'Cell type annotation'.*Monocyte"),
+])
+def test_fates_must_be_cell_types_of_the_data(tmp_path, fates, match):
+    _write(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        gg.datasets.larry(tmp_path, fates=fates)

@@ -89,3 +89,14 @@ def test_the_written_file_holds_no_gradient_tensor(plane_adata, tmp_path):
     extra = (tmp_path / "recompute.h5ad").stat().st_size - (tmp_path / "none.h5ad").stat().st_size
     # what recomputing needs: the gene names, each gene's sums (16 bytes) and its recommended scale (8 bytes)
     assert 0 < extra < 40 * len(genes) + 20_000 < tensor / 10
+
+
+def test_values_moved_to_other_cells_are_refused(pair):
+    # the same values in another order of the cells, the cells not reordered: sums and sums of squares are the same,
+    # the cell-weighted sum is not
+    a, _, genes = pair
+    X = a.X.toarray() if hasattr(a.X, "toarray") else np.array(a.X)
+    X[:, 1] = X[np.random.default_rng(1).permutation(a.n_obs), 1]
+    a.X = X
+    with pytest.raises(ValueError, match=rf"\['{genes[1]}'\]\) in `adata.X` changed since"):
+        gg.get.gradients(a, genes[:2])

@@ -61,6 +61,10 @@ def larry(path: str | Path, *, fates: Sequence[str] = ("Neutrophil", "Monocyte")
         gg.tl.fate_features(adata)
         gg.tl.evaluate_fate_features(adata, "clonal_fate", cells=adata.obs["time_point"] == 2)
     """
+    fates = [fates] if isinstance(fates, str) else [str(f) for f in fates]
+    if len(fates) < 2 or len(set(fates)) < len(fates):
+        msg = f"`fates` must name at least two distinct cell types (e.g. ('Neutrophil', 'Monocyte')), got {fates}."
+        raise ValueError(msg)
     folder = Path(path)
     found = {key: _find(folder, name) for key, name in FILES.items()}
     missing = [FILES[k] for k, f in found.items() if f is None]
@@ -86,6 +90,11 @@ def larry(path: str | Path, *, fates: Sequence[str] = ("Neutrophil", "Monocyte")
         raise ValueError(msg)
 
     obs = meta.rename(columns=COLUMNS)[list(COLUMNS.values())].copy()
+    unknown = [f for f in fates if not (obs["cell_type"].astype(str) == f).any()]
+    if unknown:
+        msg = (f"`fates` {unknown} name no 'Cell type annotation' of the metadata (it has: "
+               f"{sorted(obs['cell_type'].astype(str).unique())}).")
+        raise ValueError(msg)
     obs["time_point"] = pd.to_numeric(obs["time_point"], errors="raise").astype(int)
     for col in ("library", "barcode", "starting_population", "cell_type", "well"):
         obs[col] = obs[col].astype(str)
@@ -97,9 +106,9 @@ def larry(path: str | Path, *, fates: Sequence[str] = ("Neutrophil", "Monocyte")
     single = n_clones == 1
     clone[single] = clones.indices[clones.indptr[:-1][single]]
     obs["clone"] = clone
-    share, fate = _clonal_fates(obs, list(fates))
+    share, fate = _clonal_fates(obs, fates)
     obs["clonal_fate_share"] = share
-    obs["clonal_fate"] = pd.Categorical(fate, categories=list(fates))
+    obs["clonal_fate"] = pd.Categorical(fate, categories=fates)
     for col in ("library", "starting_population", "cell_type", "well"):
         obs[col] = obs[col].astype("category")
 

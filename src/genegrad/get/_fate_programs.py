@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import fate_bias_info
+from .._validation import fate_bias_info, fate_program
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -42,10 +42,9 @@ def fate_programs(adata: ad.AnnData, *, key: str = _keys.UNS) -> pd.DataFrame:
     """
     info = fate_bias_info(adata, key)
     fates = [str(f) for f in info["fates"]]
-    programs = info["programs"]
     parts = []
     for j, fate in enumerate(fates):
-        prog = programs[str(j)] if str(j) in programs else programs[fate]  # by name before 2026-12-05
+        prog = fate_program(info, j)
         genes = np.asarray([str(g) for g in prog["genes"]], dtype=object)
         weights = np.asarray(prog["weights"], dtype=np.float64)
         order = np.argsort(-weights, kind="stable")

@@ -90,6 +90,7 @@ class _Reader:
             raise KeyError(msg)
         self.adata, self.key, self.info = adata, key, info["gradients"]
         self._computed: dict[tuple, GradientChunk] = {}
+        self._model = None  # loaded once, when the first gradients are recomputed
         self.genes = resolve_genes(adata, genes)
         self.done = [str(g) for g in self.info["genes"]]  # object or StringDType (zarr round trip) alike
         pos = {g: j for j, g in enumerate(self.done)}
@@ -134,7 +135,8 @@ class _Reader:
         """The gradients (and standard errors) of the genes (or of those at ``cols``) at ``scale``, recomputed.
 
         The operator and the signal are checked first: the whole manifold must be there (no cells removed), and
-        each gene's signal must be the one ``genegrad.tl.gradients`` differentiated (same sums and sums of squares).
+        each gene's signal must be the one ``genegrad.tl.gradients`` differentiated (same fingerprint:
+        :func:`~genegrad.tl._signal.signal_sums`).
         """
         local = np.arange(len(self.genes)) if cols is None else np.asarray(cols, dtype=int)
         memo = (scale, local.tobytes())
@@ -151,7 +153,7 @@ class _Reader:
         layer = str(self.info["layer"])
         F = read_signal(self.adata, None if layer == "X" else layer, gene_positions(self.adata, genes))
         stored = np.asarray(self.info["signal_sums"], dtype=np.float64)[self.columns[local]]
-        now = signal_sums(F)
+        now = signal_sums(F, self.adata.obs_names)[:, :stored.shape[1]]  # two columns in earlier results
         changed = ~np.all(np.isclose(now, stored, rtol=1e-6, atol=1e-9), axis=1)
         if changed.any():
             where = "adata.X" if layer == "X" else f"adata.layers[{layer!r}]"
@@ -161,8 +163,9 @@ class _Reader:
                    "ones its results (recommended scales, patterns, fates) came from. Rerun `genegrad.tl.gradients` "
                    "(and the tools after it), or restore the signal.")
             raise ValueError(msg)
-        model = load_model(self.adata, self.key)
-        part = model.gradients(F, with_se=bool(self.info.get("with_se", True)), scales=[scale])
+        if self._model is None:
+            self._model = load_model(self.adata, self.key)
+        part = self._model.gradients(F, with_se=bool(self.info.get("with_se", True)), scales=[scale])
         self._computed[memo] = part
         return part
 

@@ -177,11 +177,6 @@ def run_fate_bias(
         probabilities for the fine-scale step to run; ``None`` runs it regardless.
     """
     warned: list[str] = []  # the warnings of this run, kept with its results (the report shows them)
-
-    def tell(message: str) -> None:
-        warned.append(message)
-        warn(message)
-
     check_unique_names(adata)
     check_range("n_program_genes", n_program_genes, 1, None, integer=True)
     check_range("beta", beta, 0.0, None)
@@ -220,9 +215,10 @@ def run_fate_bias(
     else:
         labels, fates = terminal_labels(adata, terminal_states, groupby=groupby)
     if root_cell is not None and time_key is None and labels[root_cell] >= 0:  # the root orients the chain
-        tell(f"The root cell {adata.obs_names[root_cell]!r} is a terminal cell of {fates[labels[root_cell]]!r}: the "
+        warn(f"The root cell {adata.obs_names[root_cell]!r} is a terminal cell of {fates[labels[root_cell]]!r}: the "
              "pseudotime runs from that fate outwards, and the chain's time orientation with it. Pass a root in the "
-             "starting population (e.g. a progenitor cluster's cell), or `time_key` with a pseudotime you trust.")
+             "starting population (e.g. a progenitor cluster's cell), or `time_key` with a pseudotime you trust.",
+             into=warned)
     genes = default_genes(adata, genes)
     F = read_signal(adata, layer, gene_positions(adata, genes))
     programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes,
@@ -238,8 +234,9 @@ def run_fate_bias(
     chain = _fate.absorption_probabilities(T, labels, len(fates))
     stuck = int(np.isnan(chain[:, 0]).sum())
     if stuck:
-        tell(f"{stuck} cells cannot reach any terminal state (a graph component without one); their fate "
-             "probabilities are NaN. Add a terminal state there or analyse that component on its own.")
+        warn(f"{stuck} cells cannot reach any terminal state (a graph component without one); their fate "
+             "probabilities are NaN. Add a terminal state there or analyse that component on its own.",
+             into=warned)
     z = _fate.fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse)
     agreement = _fate.fine_agreement(z, chain, labels)
     use_fine = fine_weight > 0
@@ -247,10 +244,10 @@ def run_fate_bias(
         against = np.flatnonzero(agreement < min_fine_agreement)
         if against.size:
             said = ", ".join(f"{fates[f]} ({agreement[f]:.2f})" for f in against)
-            tell(f"The fine-scale evidence of {said} ranks the progenitors against the chain's probabilities "
+            warn(f"The fine-scale evidence of {said} ranks the progenitors against the chain's probabilities "
                  f"(Spearman correlation below {min_fine_agreement}), as when progenitors border the fate's "
                  "terminal cells: the fine-scale step is skipped, and the fate probabilities are the chain's "
-                 "(as with `fine_weight=0`).")
+                 "(as with `fine_weight=0`).", into=warned)
             use_fine = False
     probs = chain.copy()
     if use_fine:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._validation import check_cell_mask, check_range, fate_bias_info, gene_positions, require_key
+from .._validation import check_cell_mask, check_range, fate_bias_info, fate_program, gene_positions, require_key
 from ..pp._manifold import load_model
 from ._signal import read_signal
 
@@ -64,9 +64,8 @@ def fate_features(
     layer = info["layer"]
     F = read_signal(adata, None if layer == "X" else layer)
     W = np.zeros((adata.n_vars, len(fates)))
-    for j, f in enumerate(fates):
-        progs = info["programs"]
-        prog = progs[str(j)] if str(j) in progs else progs[f]  # by name before 2026-12-05
+    for j in range(len(fates)):
+        prog = fate_program(info, j)
         W[gene_positions(adata, prog["genes"], rerun="genegrad.tl.fate_bias"), j] = prog["weights"]
     S = np.asarray(F @ W, dtype=np.float64)
     Y = np.asarray(adata.obsm[adata.uns[key]["params"]["use_rep"]], dtype=np.float64)

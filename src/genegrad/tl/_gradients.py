@@ -107,8 +107,8 @@ def gradients(
       differentiated): the coarsest scale whose gradients stay within the 95% balls of every finer scale's in
       90% of the cells (Lepski's rule). Read them with ``genegrad.get.gradients(..., scale='auto')`` and their
       standard errors with :func:`genegrad.get.gradients_se`;
-    - ``adata.uns['genegrad']['gradients']``: ``genes``, ``layer``, ``scales``, ``store`` and ``signal_sums`` (each
-      gene's sum and sum of squares, checked when the gradients are recomputed).
+    - ``adata.uns['genegrad']['gradients']``: ``genes``, ``layer``, ``scales``, ``store`` and ``signal_sums`` (a
+      fingerprint of each gene's signal, checked when the gradients are recomputed).
 
     Examples
     --------
@@ -203,7 +203,7 @@ def gradients(
     target.uns[key]["gradients"] = {
         "genes": np.array(genes, dtype=object), "layer": layer or "X",
         "scales": np.array(model.scales_, dtype=int), "with_se": bool(with_se), "store": store,
-        "signal_sums": signal_sums(Fsel),
+        "signal_sums": signal_sums(Fsel, adata.obs_names),
         **({"path": str(path), "store_id": sink.id} if sink is not None else {}),
     }
     logger.info("added `adata.uns['%s']['gradients']`", key)

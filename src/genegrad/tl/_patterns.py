@@ -325,10 +325,9 @@ def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng,
     hvg = highly_variable(adata)
     pool = np.flatnonzero(hvg) if hvg is not None else gene_positions(adata, genes)
     if pool.size < 2 * MIN_FOLD_GENES:
-        notes.append(f"The structure test needs at least {2 * MIN_FOLD_GENES} genes to build the graphs it holds "
-                     f"out (got {pool.size}); it tests on the manifold's own graph, where the q-values are "
-                     "anti-conservative.")
-        warn(notes[-1])
+        warn(f"The structure test needs at least {2 * MIN_FOLD_GENES} genes to build the graphs it holds out "
+             f"(got {pool.size}); it tests on the manifold's own graph, where the q-values are anti-conservative.",
+             into=notes)
         return [model.diffusion_], np.zeros(n_genes, dtype=np.int64)
     pool_fold = _holdout.split_genes(pool.size, rng)
     fold_of_var = np.full(adata.n_vars, -1)

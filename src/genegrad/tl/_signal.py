@@ -11,6 +11,8 @@ from scipy import sparse
 from .._validation import canonical, check_finite, sample_values, warn
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import anndata as ad
     from numpy.typing import NDArray
 
@@ -63,15 +65,22 @@ def _warn_unlogged(F, name: str) -> None:
              "are what the method assumes: apply `scanpy.pp.log1p` (or run `genegrad.pp.preprocess` on the counts).")
 
 
-def signal_sums(F: NDArray | sparse.spmatrix) -> NDArray[np.float64]:
-    """Per column, the sum and the sum of squares, ``(columns, 2)`` float64: a fingerprint of the signal."""
+def signal_sums(F: NDArray | sparse.spmatrix, cells: Sequence[str]) -> NDArray[np.float64]:
+    """A fingerprint of each column of ``F`` (rows: the ``cells`` named): ``(columns, 3)`` float64.
+
+    The sum, the sum of squares, and a sum weighted by a number drawn from each cell's name: the same whatever the
+    order of the cells (an AnnData reordered moves its rows with its names), different when values move to other
+    cells.
+    """
+    import pandas as pd
+
+    w = (pd.util.hash_array(np.asarray([str(c) for c in cells], dtype=object)) >> np.uint64(11)) / 2.0**53
     if sparse.issparse(F):
         F = sparse.csc_matrix(F)
-        sq = F.multiply(F)
-        return np.column_stack([np.asarray(F.sum(axis=0), dtype=np.float64).ravel(),
-                                np.asarray(sq.sum(axis=0), dtype=np.float64).ravel()])
+        cols = [F.sum(axis=0), F.multiply(F).sum(axis=0), F.T @ w]
+        return np.column_stack([np.asarray(c, dtype=np.float64).ravel() for c in cols])
     F = np.asarray(F, dtype=np.float64)
-    return np.column_stack([F.sum(axis=0), (F * F).sum(axis=0)])
+    return np.column_stack([F.sum(axis=0), (F * F).sum(axis=0), w @ F])
 
 
 def signal_nbytes(F: NDArray | sparse.spmatrix) -> int:

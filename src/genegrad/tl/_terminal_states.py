@@ -106,23 +106,16 @@ def terminal_states(
     return target if copy else None
 
 
-#: What :func:`genegrad.tl.fate_bias` (and :func:`genegrad.tl.fate_features` after it) computed from its terminal
-#: states, per slot (suffixes after ``{key}_``).
-FATE_RESULTS = {"obsm": ("fate_probs", "fate_probs_chain", "fate_deviation", "fate_flow", "fate_features"),
-                "obs": ("fate_bias",), "obsp": ("transitions",)}
-
-
 def _drop_stale_fates(adata: ad.AnnData, key: str, states: pd.Categorical) -> None:
     """Remove the last fate-bias results when they came from other terminal states than ``states``."""
     col = f"{key}_terminal_states"
     if "fate_bias" not in adata.uns[key]:
         return
-    old = adata.obs[col].astype(object).to_numpy() if col in adata.obs else None
-    new = np.asarray(states, dtype=object)
-    same = old is not None and all((a == b) or (pd.isna(a) and pd.isna(b)) for a, b in zip(old, new, strict=True))
-    if same:
-        return
-    for slot, names in FATE_RESULTS.items():
+    if col in adata.obs:
+        old = adata.obs[col].astype(object).fillna("").astype(str).to_numpy()
+        if np.array_equal(old, pd.Series(states, dtype=object).fillna("").astype(str).to_numpy()):
+            return
+    for slot, names in _keys.FATE_RESULTS.items():
         store = getattr(adata, slot)
         for name in names:
             if f"{key}_{name}" in store:
