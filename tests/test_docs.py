@@ -13,6 +13,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 # Sphinx's own napoleon uses an interface Sphinx 9 deprecates: not ours to act on (the build's warnings are, -W)
 @pytest.mark.filterwarnings("ignore:The mapping interface for autodoc options")
 @pytest.mark.filterwarnings("ignore:'sphinx.environment.BuildEnvironment.app' is deprecated")  # myst-parser's
+@pytest.mark.filterwarnings("ignore:'myst_parser.sphinx_ext.myst_refs.MystReferenceResolver.app' is deprecated")
 def test_docs_build_without_warnings(tmp_path):
     from sphinx.cmd.build import build_main
 

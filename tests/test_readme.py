@@ -17,10 +17,9 @@ mpl.use("Agg")
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_quickstart_runs():
-    text = README.read_text()
-    block = re.search(r"## Quickstart\s+```python\n(.*?)```", text, re.S)
-    assert block, "README.md lost its Quickstart python block"
+def _run_block(path: Path, heading: str) -> dict:
+    block = re.search(heading + r"\s+```python\n(.*?)```", path.read_text(), re.S)
+    assert block, f"{path.name} lost its {heading!r} python block"
     code = block.group(1)
     if importlib.util.find_spec("cellrank") is None:
         # the optional peer is not a dependency: its line must then fail with a clear message
@@ -28,8 +27,30 @@ def test_quickstart_runs():
                             "import pytest\nwith pytest.raises(ImportError, match='pip install cellrank'):\n"
                             "    gg.tl.to_cellrank(adata)")
     ns = {"pytest": pytest}
-    exec(compile(code, str(README), "exec"), ns)
-    # what the quickstart says it computes, checked against the synthetic truth it uses
+    exec(compile(code, str(path), "exec"), ns)
+    return ns
+
+
+def test_quickstart_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # it writes report/ into the working directory
+    ns = _run_block(README, "## Quickstart")
+    adata, g, fates, drivers = ns["adata"], ns["g"], ns["fates"], ns["drivers"]
+    assert g.shape == (adata.n_obs, 1, adata.obsm["X_pca"].shape[1])
+    assert ns["patterns"]["structured"].any()
+    # the detected states are named by their majority fate and the probabilities are a distribution
+    assert set(adata.obs["genegrad_terminal_states"].dropna().unique()) == {"A", "B", "C"}
+    np.testing.assert_allclose(fates[["A", "B", "C"]].sum(axis=1), 1.0, atol=1e-6)
+    # the simulated lineages: the cells of fate A's branch (beyond the first split) lean towards A
+    late = adata.obs["pseudotime"].to_numpy() > np.quantile(adata.obs["pseudotime"], 0.5)
+    in_a = (adata.obs["fate"].to_numpy() == "A") & late
+    assert fates["A"].to_numpy()[in_a].mean() > fates["A"].to_numpy()[~in_a & late].mean() + 0.2
+    assert len(drivers) > 0
+    assert (Path("report") / "index.html").is_file()
+
+
+def test_walkthrough_runs():
+    ns = _run_block(README.parent / "docs" / "quickstart.md", "## Gradients, patterns, fates")
+    # what the walkthrough says it computes, checked against the synthetic truth it uses
     adata, g, truth = ns["adata"], ns["g"], ns["truth"]
     assert g.shape == truth.shape == (adata.n_obs, 1, adata.obsm["X_pca"].shape[1])
     nt = np.linalg.norm(truth[:, 0], axis=1)
@@ -40,9 +61,8 @@ def test_quickstart_runs():
     assert np.mean(cos[strong]) > 0.5
     assert np.mean(cos[strong] < 0) < 0.25
     fates = ns["gg"].get.fates(adata)
-    assert sorted(fates.columns[-3:]) == ["A", "B", "C"]  # detected and named by their majority fate
+    assert sorted(fates.columns[-3:]) == ["A", "B", "C"]
     np.testing.assert_allclose(fates[["A", "B", "C"]].sum(axis=1), 1.0, atol=1e-6)
-    assert set(adata.obs["genegrad_terminal_states"].dropna().unique()) == {"A", "B", "C"}
     assert ns["gg"].get.descriptors(adata)["structured"].any()
 
 
