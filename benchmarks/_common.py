@@ -12,6 +12,8 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
+
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -87,6 +89,15 @@ def scanpy_log_pca(counts, *, n_top_genes: int):
     sc.pp.highly_variable_genes(b, n_top_genes=n_top_genes)
     sc.pp.pca(b, random_state=0)
     return b
+
+
+def paul15_root(Y, clusters) -> int:
+    """paul15's root for the fate benchmarks: the MEP cell nearest the GMPs' centroid in ``Y`` (where the two
+    lineages meet). Not ``uns['iroot']``, which lies in 8Mk, one of the terminal states."""
+    cl = np.asarray(clusters).astype(str)
+    mep = np.flatnonzero(cl == "7MEP")
+    gmp = Y[np.isin(cl, ["9GMP", "10GMP"])].mean(axis=0)
+    return int(mep[np.argmin(((Y[mep] - gmp) ** 2).sum(axis=1))])
 
 
 def tree_data(n_cells: int, *, depth: int, n_genes: int = 2000):

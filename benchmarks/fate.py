@@ -30,7 +30,7 @@ import genegrad as gg
 from genegrad.tl._fate import run_fate_bias
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record
+from _common import paul15_root, record
 
 warnings.filterwarnings("ignore")
 logging.getLogger("cellrank").setLevel(logging.ERROR)
@@ -221,7 +221,8 @@ def run_paul15():
         ek = np.nan_to_num(p["Ery"].to_numpy() + p["Mk"].to_numpy(), nan=0.5)
         return roc_auc_score(mep[early], ek[early])
 
-    rows, extra = compare(adata, "terminal", root=int(adata.uns["iroot"]), score=score, dataset="paul15")
+    root = paul15_root(adata.obsm["X_pca"], cl)  # uns['iroot'] lies in 8Mk, a terminal state
+    rows, extra = compare(adata, "terminal", root=root, score=score, dataset="paul15")
     drivers = {}
     a = extra.get("adata")
     if a is not None:
@@ -331,7 +332,7 @@ def main():
                       "shift in the cells of their target fate, growing along the trunk; AUROC of p(A) against "
                       "the true fate (A vs B/C) on trunk cells. paul15: AUROC of p(Ery)+p(Mk) for 7MEP against "
                       "9GMP/10GMP (a published-annotation proxy, not clonal truth); terminal states = clusters "
-                      "1Ery+2Ery, 8Mk, 14Mo+15Mo, 16Neu+17Neu; root = uns['iroot']. Lung: AUROC of p(AT1) against "
+                      "1Ery+2Ery, 8Mk, 14Mo+15Mo, 16Neu+17Neu; root = the 7MEP cell nearest the GMPs' centroid in PCA (uns['iroot'] lies in 8Mk, a terminal state). Lung: AUROC of p(AT1) against "
                       "the derived AT1/AT2 state of E18.5 cells (a sense check). 'coarse_scale=8': the fine-scale "
                       "step's residuals f - P^t f at t = 8 (the largest scale; the default before 2026-11-25) "
                       "instead of t = 2. 'min_fine_agreement=None': the fine-scale step runs even where a fate's "

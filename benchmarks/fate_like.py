@@ -34,7 +34,7 @@ from sklearn.metrics import roc_auc_score
 import genegrad as gg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import record, scanpy_log_pca
+from _common import paul15_root, record, scanpy_log_pca
 from fate import _has, _with_dpt, compare, errors_markdown, synthetic_tree
 
 N_CELLS, N_FEATURES, N_FLAT = 2000, 500, 50
@@ -61,11 +61,7 @@ def fit_paul15():
     real = real[keep].copy()
     sc.pp.filter_genes(real, min_cells=20)
     b = scanpy_log_pca(real, n_top_genes=N_FEATURES)
-    # the root: the MEP cell nearest the GMPs (where the two lineages meet), not uns['iroot'] (a Mk cell)
-    cl = real.obs["paul15_clusters"].astype(str).to_numpy()
-    Y, mep = b.obsm["X_pca"], np.flatnonzero(cl == "7MEP")
-    gmp = Y[np.isin(cl, ["9GMP", "10GMP"])].mean(axis=0)
-    root = int(mep[np.argmin(((Y[mep] - gmp) ** 2).sum(axis=1))])
+    root = paul15_root(b.obsm["X_pca"], real.obs["paul15_clusters"])
     real = real[:, b.var["highly_variable"].to_numpy()].copy()
     real.obs["dpt"] = _dpt(b, "X_pca", root)
     real.obs["lineage"] = real.obs["paul15_clusters"].astype(str).map(PAUL_LINEAGE).to_numpy()
