@@ -1,8 +1,10 @@
-"""Tangent-frame averaging: the mean neighbourhood projector."""
+"""Tangent frames: local PCA spectra, frame averaging (the mean neighbourhood projector), the dimension estimate."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from scipy import sparse
 from sklearn.neighbors import NearestNeighbors
 
 from genegrad._core import _frames
@@ -62,3 +64,62 @@ def test_a_cell_without_weighted_neighbours_keeps_its_own_frame():
     out = _frames.average_frames(U, idx, w)
     np.testing.assert_allclose(_projectors(out[7:8]), _projectors(U[7:8]), atol=1e-10)
     assert np.isfinite(out).all()
+
+
+def _weighted_pca(Ys, i, nbrs, w):
+    """Eigenvalues (decreasing) and eigenvectors of sum_j w_j (y_j - y_i)(y_j - y_i)^T, weights normalised."""
+    X = Ys[nbrs] - Ys[i]
+    C = (X * (w / w.sum())[:, None]).T @ X
+    ev, V = np.linalg.eigh(C)
+    return ev[::-1], V[:, ::-1]
+
+
+@pytest.mark.parametrize("p", [3, 12])  # p <= k: eigen-decomposition of the covariance; p > k: SVD of the data
+def test_local_spectra_is_weighted_local_pca(p):
+    rng = np.random.default_rng(0)
+    Y = rng.normal(size=(60, p)) * np.linspace(3, 0.5, p)
+    k = 8
+    idx = np.argsort(((Y[:, None] - Y[None]) ** 2).sum(-1), axis=1)[:, 1:k + 1]
+    w = rng.uniform(0.2, 1.0, size=(60, k))
+    vals, vecs = _frames.local_spectra(Y, idx, w, chunk_size=25, n_vecs=2)  # 3 chunks
+    r = min(k, p)
+    assert vals.shape == (60, r)
+    assert vecs.shape == (60, p, 2)
+    for i in (0, 31, 59):
+        ev, V = _weighted_pca(Y, i, idx[i], w[i])
+        np.testing.assert_allclose(vals[i], np.maximum(ev[:r], 0), rtol=1e-8, atol=1e-12)
+        # the leading directions, up to sign
+        np.testing.assert_allclose(np.abs((vecs[i] * V[:, :2]).sum(axis=0)), 1.0, atol=1e-8)
+    only, none = _frames.local_spectra(Y, idx, w, values_only=True)
+    assert none is None
+    np.testing.assert_allclose(only, vals, rtol=1e-10, atol=1e-14)
+    # a subsample of cells: rows of idx and weights are those cells' neighbours
+    cells = np.array([5, 17])
+    sub, _ = _frames.local_spectra(Y, idx[cells], w[cells], cells=cells)
+    np.testing.assert_allclose(sub, vals[cells], rtol=1e-10, atol=1e-14)
+
+
+def test_smooth_coordinates_is_repeated_diffusion():
+    rng = np.random.default_rng(1)
+    P = rng.uniform(size=(6, 6))
+    P /= P.sum(axis=1, keepdims=True)
+    Y = rng.normal(size=(6, 2))
+    np.testing.assert_allclose(_frames.smooth_coordinates(Y, sparse.csr_matrix(P), 3),
+                               np.linalg.matrix_power(P, 3) @ Y, rtol=1e-6)
+    np.testing.assert_allclose(_frames.smooth_coordinates(Y, sparse.csr_matrix(P), 0), Y)
+
+
+def test_estimate_dimension_largest_drop_of_the_median_spectrum():
+    """Spectra normalised per cell, the median over cells, d where consecutive values drop the most (values
+    floored at floor x the first, so a drop to zero is the largest but not infinite); capped at max_dim."""
+    ev = np.array([[8.0, 4.0, 0.4, 0.2], [4.0, 2.0, 0.2, 0.1], [16.0, 8.0, 0.8, 0.4]])
+    d, spectrum = _frames.estimate_dimension(ev)
+    np.testing.assert_allclose(spectrum, np.array([8, 4, 0.4, 0.2]) / 12.6)
+    assert d == 2  # ratios 2, 10, 2
+    d1, _ = _frames.estimate_dimension(np.array([[5.0, 1.0, 0.5, 0.0]]))
+    assert d1 == 3  # ratios 5, 2 and 0.5 / (0.01 x 5) = 10: the drop to zero, floored, is the largest
+    # floored at 0.2 x 5 = 1, the last two values are 1: ratios 5, 1, 1
+    assert _frames.estimate_dimension(np.array([[5.0, 1.0, 0.5, 0.0]]), floor=0.2)[0] == 1
+    assert _frames.estimate_dimension(ev, max_dim=1)[0] == 1
+    assert _frames.estimate_dimension(np.array([[1.0]]))[0] == 1
+    assert _frames.estimate_dimension(np.zeros((3, 4)))[0] == 1

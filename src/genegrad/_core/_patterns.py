@@ -174,12 +174,12 @@ def cluster_patterns(
     from sklearn.mixture import GaussianMixture
 
     X = np.asarray(features, dtype=np.float64)
-    med = np.median(X, axis=0)
-    iqr = np.subtract(*np.percentile(X, [75, 25], axis=0))
-    X = (X - med) / np.where(iqr > 1e-9, iqr, 1.0)
     n = X.shape[0]
     if n < 2:
         return np.zeros(n, dtype=np.int64), np.ones(n)
+    med = np.median(X, axis=0)
+    iqr = np.subtract(*np.percentile(X, [75, 25], axis=0))
+    X = (X - med) / np.where(iqr > 1e-9, iqr, 1.0)
     candidates = [min(int(n_patterns), n)] if n_patterns is not None else range(1, min(max_patterns, n - 1) + 1)
 
     def run(seed: int):
