@@ -40,6 +40,15 @@ def test_overlaps_with_no_shared_chromosome_is_empty():
     M = _intervals.overlaps(peaks, windows)
     assert M.shape == (1, 2)
     assert M.nnz == 0
+    assert M.dtype == np.float32
+
+
+def test_overlaps_single_candidates_and_a_chromosome_without_any():
+    """chr1 has no overlap at all, chr2 exactly one candidate pair (which overlaps), chr3 one more: every
+    chromosome is searched whatever the ones before it held."""
+    peaks = pd.DataFrame({"chrom": ["chr1", "chr2", "chr3"], "start": [0, 100, 5], "end": [10, 200, 6]})
+    windows = pd.DataFrame({"chrom": ["chr1", "chr2", "chr3"], "start": [500, 150, 0], "end": [600, 160, 10]})
+    np.testing.assert_array_equal(_intervals.overlaps(peaks, windows).toarray(), np.diag([0, 1, 1]))
 
 
 def test_gene_windows_follow_the_strand():
