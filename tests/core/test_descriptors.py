@@ -54,6 +54,21 @@ def test_synchronized_frames_on_a_long_strip():
     assert desc[0, D.index("coherence"), 0] > 0.95
 
 
+def test_alignment_counts_the_first_two_ambient_coordinates_on_a_curve():
+    """On a one-dimensional manifold (a line along (1, 1, 1) in 3-D) a gene rising along the line has its whole
+    gradient along (1, 1, 1) / sqrt(3): its share on the first two representation coordinates is sqrt(2/3),
+    whatever the manifold's intrinsic dimension (one coordinate would give 1/sqrt(3))."""
+    rng = np.random.default_rng(2)
+    s = np.sort(rng.uniform(-3, 3, 800))
+    Y = np.outer(s, np.ones(3)) / np.sqrt(3) + 1e-3 * rng.normal(size=(800, 3))
+    model = GradientModel(n_neighbors=15, n_dims=1, scales=(0, 2)).fit(Y)
+    F = s[:, None].astype(np.float32)
+    chunk = model.gradients_chunk(F, with_signals=True)
+    desc = _descriptors.chunk_descriptors(model, chunk, length_scale=1.0, sd=F.std(0),
+                                          to_intrinsic=_descriptors.synchronized_frames(model))
+    np.testing.assert_allclose(desc[0, D.index("alignment")], np.sqrt(2 / 3), rtol=1e-3)
+
+
 def test_gini_extremes():
     # all equal -> 0; all mass in one of N entries -> 1 - 1/N (definition of the Gini coefficient)
     assert _descriptors.gini(np.ones((50, 1)))[0] == pytest.approx(0.0, abs=1e-12)
