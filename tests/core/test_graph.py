@@ -80,12 +80,13 @@ def test_knn_from_distances_sorts_rows_and_refuses_uneven_ones():
     np.testing.assert_allclose(dist, [[1, 2, 3], [1, 1, 5], [1, 2, 4], [1, 2, 3]])
     uneven = D.tolil()
     uneven[0, 1] = 0
-    assert idx.dtype == np.int64 and dist.dtype == np.float32
-    with pytest.raises(ValueError, match="1 of 4 cells with fewer than 3 neighbours .* Recompute it on these cells"):
+    assert idx.dtype == np.int64
+    assert dist.dtype == np.float32
+    with pytest.raises(ValueError, match=r"1 of 4 cells with fewer than 3 neighbours .* Recompute it on these cells"):
         _graph.knn_from_distances(sparse.csr_matrix(uneven))
     with pytest.raises(ValueError, match="4 of 4 cells with fewer than 4 neighbours"):
         _graph.knn_from_distances(D, n_neighbors=4)  # a k the graph does not hold
-    with pytest.raises(ValueError, match="^The neighbour graph has cells without neighbours"):
+    with pytest.raises(ValueError, match=r"^The neighbour graph has cells without neighbours"):
         _graph.knn_from_distances(sparse.csr_matrix((2, 2)))
     one, _ = _graph.knn_from_distances(sparse.csr_matrix(np.array([[0, 2.0], [2.0, 0]])))  # k = 1 is a graph
     np.testing.assert_array_equal(one, [[1], [0]])

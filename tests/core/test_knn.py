@@ -65,7 +65,8 @@ def test_partition_search_probes_the_nearest_partitions(monkeypatch):
     assert recall(exact, approx) > 0.995  # 0.9997 measured: a few neighbours across far borders are missed
     assert (d_approx[:, -1] >= d_exact[:, -1] - 1e-5).all()
     np.testing.assert_allclose(d_approx[:, 0], d_exact[:, 0], rtol=1e-4, atol=1e-6)  # the nearest is never missed
-    assert idx.dtype == np.int64 and dist.dtype == np.float32
+    assert idx.dtype == np.int64
+    assert dist.dtype == np.float32
 
 
 def test_partition_search_fits_its_partitions_on_a_seeded_sample(monkeypatch):
