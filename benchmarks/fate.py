@@ -155,6 +155,8 @@ def compare(adata, terminal_key, *, root, score, dataset, seed=None):
             adata, terminal_key, root=root),
         "oriented diffusion by scanpy's DPT (time_key, fine_weight=0)": lambda: run_genegrad_dpt(
             adata, terminal_key, root=root, fine_weight=0.0),
+        "genegrad oriented by its own diffusion pseudotime (orientation='diffusion')": lambda: run_genegrad(
+            adata, terminal_key, root=root, orientation="diffusion"),
         "CellRank 2 (PseudotimeKernel + GPCCA)": lambda: run_cellrank(adata, terminal_key, root=root),
         "Palantir": lambda: run_palantir(adata, terminal_key, root=root),
     }
@@ -347,7 +349,9 @@ def main():
                       "scanpy's diffusion pseudotime from the same root on scanpy's graph (the one CellRank's "
                       "PseudotimeKernel gets), passed as time_key='dpt_pseudotime', instead of genegrad's graph "
                       "pseudotime; its wall time includes scanpy's neighbours, diffusion map and DPT (numba "
-                      "compiled before any method is timed). Peak GB is tracemalloc's peak."),
+                      "compiled before any method is timed). 'its own diffusion pseudotime': Haghverdi's DPT "
+                      "from the same root on genegrad's own affinities (density-normalised, 10 components), "
+                      "orientation='diffusion'. Peak GB is tracemalloc's peak."),
                pkgs=("cellrank", "palantir", "scikit-learn"))
 
 

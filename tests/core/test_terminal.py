@@ -131,3 +131,38 @@ def test_separation_levels_follow_the_elder_component():
     np.testing.assert_allclose(_terminal.separation_levels(path(5), f, [2, 0, 4]), [1.0, 1.0, 0.0])
     # only among the given cells: 2 and 4 share a component from level 0 on (0 joining 2 at level 1 does not count)
     np.testing.assert_allclose(_terminal.separation_levels(path(5), f, [2, 4]), [0.0, 0.0])
+
+
+def test_diffusion_pseudotime_against_a_dense_computation_on_a_path():
+    """Haghverdi's DPT, written out with a dense eigendecomposition: K density-normalised, symmetrically
+    normalised, the stationary pair dropped, each coordinate weighted lambda / (1 - lambda); on a path it grows
+    away from the root at one end (monotonically away from the path's two ends, where the slowest mode is flat)."""
+    n = 60
+    A = np.zeros((n, n))
+    for off in (1, 2):
+        A += np.eye(n, k=off) + np.eye(n, k=-off)
+    A *= np.exp(-0.1 * np.add.outer(np.arange(n), np.arange(n)) / n)  # uneven affinities
+    t = _terminal.diffusion_pseudotime(sparse.csr_matrix(A), 0, n_comps=6)
+    deg = A.sum(1)
+    A1 = A / np.outer(deg, deg)
+    d = np.sqrt(A1.sum(1))
+    S = A1 / np.outer(d, d)
+    vals, vecs = np.linalg.eigh(S)
+    vals, vecs = vals[::-1][1:7], vecs[:, ::-1][:, 1:7]
+    w = vals / (1 - vals)
+    expected = np.sqrt((((vecs - vecs[0]) * w) ** 2).sum(1))
+    np.testing.assert_allclose(t, expected, rtol=1e-6, atol=1e-9)
+    assert t[0] == 0.0
+    assert (np.diff(t[3:-3]) > 0).all()
+    assert t[-5:].min() > t[:n // 2].max()
+
+
+def test_diffusion_pseudotime_drops_the_stationary_pairs_of_other_components():
+    """Two disconnected paths: eigenvalue 1 twice; both are dropped and every time is finite."""
+    n = 20
+    P = np.eye(n, k=1) + np.eye(n, k=-1)
+    A = np.block([[P, np.zeros((n, n))], [np.zeros((n, n)), P]])
+    t = _terminal.diffusion_pseudotime(sparse.csr_matrix(A), 0, n_comps=5)
+    assert np.isfinite(t).all()
+    assert t[0] == 0.0
+    assert (np.diff(t[3:n - 3]) > 0).all()

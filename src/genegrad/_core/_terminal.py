@@ -79,6 +79,32 @@ def graph_pseudotime(K: sparse.spmatrix, Y: NDArray, root: int) -> NDArray[np.fl
     return csgraph.dijkstra(L, directed=False, indices=int(root))
 
 
+def diffusion_pseudotime(K: sparse.spmatrix, root: int, *, n_comps: int = 10) -> NDArray[np.float64]:
+    """Diffusion pseudotime from ``root`` (Haghverdi et al. 2016), on the graph of symmetric affinities ``K``.
+
+    ``K`` is density-normalised (``D^-1 K D^-1``), then symmetrically normalised; with ``(lambda_l, psi_l)``
+    its ``n_comps`` leading eigenpairs after the stationary one, a cell's time is
+    ``sqrt(sum_l (lambda_l / (1 - lambda_l))^2 (psi_l(i) - psi_l(root))^2)``: the distance after summing the
+    walk over every number of steps. Eigenvalues within 1e-9 of 1 (another connected component) are dropped.
+    """
+    from scipy.sparse.linalg import eigsh
+
+    A = sparse.csr_matrix(K, dtype=np.float64)
+    deg = np.asarray(A.sum(axis=1)).ravel()
+    inv = 1.0 / np.maximum(deg, 1e-300)
+    A = sparse.diags(inv) @ A @ sparse.diags(inv)
+    d = np.sqrt(np.maximum(np.asarray(A.sum(axis=1)).ravel(), 1e-300))
+    S = sparse.diags(1.0 / d) @ A @ sparse.diags(1.0 / d)
+    k = int(min(n_comps + 1, S.shape[0] - 1))
+    vals, vecs = eigsh(S, k=k, which="LA", v0=d / np.linalg.norm(d))
+    order = np.argsort(-vals)
+    vals, vecs = vals[order], vecs[:, order]
+    keep = vals < 1.0 - 1e-9
+    lam, psi = vals[keep], vecs[:, keep]
+    w = lam / (1.0 - lam)
+    return np.sqrt((((psi - psi[int(root)]) * w) ** 2).sum(axis=1))
+
+
 def merge_events(A: sparse.spmatrix, f: NDArray) -> tuple[list[int], list[tuple[float, int, int]]]:
     """The superlevel sets of ``f`` on the graph ``A`` swept from the top: ``(maxima, events)``.
 

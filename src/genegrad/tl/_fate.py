@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _keys
-from .._core import _fate
+from .._core import _fate, _terminal
 from .._validation import (
     check_range,
     check_scale,
@@ -137,6 +137,7 @@ def run_fate_bias(
     groupby: str | None = None,
     root: str | int | None = None,
     time_key: str | None = None,
+    orientation: str = "graph",
     n_terminal: int | None = None,
     min_persistence: float = 0.05,
     genes: Sequence[str] | None = None,
@@ -156,6 +157,10 @@ def run_fate_bias(
 
     The fixed options, at the defaults the fate benchmarks chose (``benchmarks/fate.py``, ``fate_like.py``):
 
+    orientation
+        The pseudotime from ``root`` that orients the chain (without ``time_key``): ``'graph'``, the geodesic
+        graph pseudotime of :func:`genegrad.tl.pseudotime`; ``'diffusion'``, the diffusion pseudotime on the
+        manifold's own affinities (:func:`genegrad._core._terminal.diffusion_pseudotime`).
     n_terminal, min_persistence
         Detection of the terminal states when ``terminal_states`` is ``None`` (see
         :func:`genegrad.tl.terminal_states`).
@@ -178,6 +183,9 @@ def run_fate_bias(
     """
     warned: list[str] = []  # the warnings of this run, kept with its results (the report shows them)
     check_unique_names(adata)
+    if orientation not in ("graph", "diffusion"):
+        msg = f"Expected `orientation` to be 'graph' or 'diffusion', got {orientation!r}."
+        raise ValueError(msg)
     check_range("n_program_genes", n_program_genes, 1, None, integer=True)
     check_range("beta", beta, 0.0, None)
     check_range("forward", forward, 0.0, None)
@@ -209,6 +217,8 @@ def run_fate_bias(
     if root is not None and (detected or time_key is None):  # the graph pseudotime is used: it is computed
         K_snn, graph_time = _pseudotime.graph_time(adata, model, root_cell, key=key)
         pseudotime = graph_time if time_key is None else pseudotime
+    if root is not None and time_key is None and orientation == "diffusion":
+        pseudotime = _terminal.diffusion_pseudotime(K, root_cell)
     if detected:
         labels, fates, tips = detect_terminal_states(adata, K_snn, graph_time, groupby=groupby, n_terminal=n_terminal,
                                                      min_persistence=min_persistence)
