@@ -11,7 +11,8 @@ preprocessed data and root cell; nothing about the fates.
   holds >= 90% cells of its terminal segment; *spurious* states are the others. For genegrad, also the AUROC of
   p(A) against the true fate on the trunk with the detected states (the fate benchmark's score, which there
   uses the true terminal cells).
-- paul15 (root = the 7MEP cell nearest the GMPs; ``uns['iroot']`` lies in 8Mk, a terminal state): the clusters of the detected states.
+- paul15 (root = the 7MEP cell nearest the GMPs; ``uns['iroot']`` lies in 8Mk, a terminal state): the clusters
+  of the detected states.
 
     python benchmarks/terminal_states.py
     python benchmarks/terminal_states.py --seeds 0 --no-palantir --no-record

@@ -152,7 +152,7 @@ def test_diffusion_pseudotime_against_a_dense_computation_on_a_path():
     w = vals / (1 - vals)
     expected = np.sqrt((((vecs - vecs[0]) * w) ** 2).sum(1))
     np.testing.assert_allclose(t, expected, rtol=1e-6, atol=1e-9)
-    assert t[0] == 0.0
+    assert t[0] == pytest.approx(0.0, abs=1e-12)
     assert (np.diff(t[3:-3]) > 0).all()
     assert t[-5:].min() > t[:n // 2].max()
 
@@ -164,5 +164,5 @@ def test_diffusion_pseudotime_drops_the_stationary_pairs_of_other_components():
     A = np.block([[P, np.zeros((n, n))], [np.zeros((n, n)), P]])
     t = _terminal.diffusion_pseudotime(sparse.csr_matrix(A), 0, n_comps=5)
     assert np.isfinite(t).all()
-    assert t[0] == 0.0
+    assert t[0] == pytest.approx(0.0, abs=1e-12)
     assert (np.diff(t[3:n - 3]) > 0).all()
