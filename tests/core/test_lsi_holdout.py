@@ -10,22 +10,31 @@ from genegrad._core import _holdout, _lsi
 
 
 def test_tfidf_hand_formula():
-    """log1p(scale x c / depth x N / peak total), idf 0 for a peak never seen, a cell without counts all 0."""
-    C = np.array([[1, 0, 3, 0], [2, 2, 0, 0], [0, 0, 0, 0]], dtype=float)
-    X, idf = _lsi.tfidf(sparse.csr_matrix(C), scale_factor=10.0)
-    np.testing.assert_allclose(idf, [3 / 3, 3 / 2, 3 / 3, 0.0])
+    """log1p(scale x c / depth x N / peak total), idf 0 for a peak never seen, a cell without counts all 0; a
+    peak seen once and a cell of depth 1 are ordinary; the input is not modified."""
+    C = np.array([[1, 0, 3, 0, 0, 0], [2, 2, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0]], dtype=np.float32)
+    Cs = sparse.csr_matrix(C)
+    X, idf = _lsi.tfidf(Cs, scale_factor=10.0)
+    np.testing.assert_array_equal(Cs.toarray(), C)
+    np.testing.assert_allclose(idf, [4 / 3, 4 / 2, 4 / 3, 0.0, 4 / 1, 0.0])  # the last peak never seen either
     depth = C.sum(1)
-    expected = np.zeros_like(C)
-    for i in range(2):
-        for g in range(3):
+    expected = np.zeros(C.shape)
+    for i in (0, 1, 3):
+        for g in range(6):
             expected[i, g] = np.log1p(10.0 * C[i, g] / depth[i] * idf[g])
     np.testing.assert_allclose(X.toarray(), expected, rtol=1e-6)
     assert X.dtype == np.float32
-    assert X.nnz == 4  # zeros stay out
+    assert X.nnz == 5  # zeros stay out
     # duplicated entries are summed first: one cell, counts 1 + 2 on one peak of two: depth 3, idf 1 / 3
     dup = sparse.csr_matrix((np.array([1.0, 2.0]), (np.array([0, 0]), np.array([1, 1]))), shape=(1, 2))
     Xd, _ = _lsi.tfidf(dup, scale_factor=1.0)
     np.testing.assert_allclose(Xd.toarray(), [[0.0, np.log1p(3 / 3 * 1 / 3)]], rtol=1e-6)
+
+
+def test_pearson_small_and_constant_vectors():
+    assert _lsi._pearson(np.array([0.0, 0.1]), np.array([0.0, 0.1])) == pytest.approx(1.0)
+    assert _lsi._pearson(np.array([0.0, 0.1]), np.array([0.1, 0.0])) == pytest.approx(-1.0)
+    assert _lsi._pearson(np.ones(3), np.arange(3.0)) == pytest.approx(0.0)
 
 
 def test_svd_matches_the_dense_decomposition_with_fixed_signs():
@@ -60,10 +69,15 @@ def test_lsi_drops_depth_components_and_scales_rows():
     Y = scores[:, kept]
     np.testing.assert_allclose(out.scores, Y / np.linalg.norm(Y, axis=1, keepdims=True), rtol=1e-10)
     np.testing.assert_allclose(out.loadings, V[:, kept])
+    np.testing.assert_allclose(out.variance_ratio, _lsi.svd(X, 3)[2])
+    assert out.kept.dtype == out.dropped.dtype == np.int64
     raw = _lsi.lsi_scores(X, 3, depth=depth, normalize_rows=False)
     np.testing.assert_allclose(raw, Y)
     with pytest.raises(ValueError, match=r"Only 1 LSI components .* raise it or `n_comps`"):
         _lsi.lsi(X, depth, 2, max_depth_corr=0.5)
+    flat = _lsi.lsi(X, np.full(n, 1000.0), 3)  # depth constant: no correlation, nothing dropped
+    np.testing.assert_allclose(flat.depth_corr, 0.0)
+    assert flat.dropped.size == 0
 
 
 def test_split_genes_balanced_random_folds():
@@ -90,15 +104,20 @@ def test_holdout_pca_is_the_exact_principal_component_scores():
 
 
 def test_fold_graph_is_the_diffusion_operator_of_the_folds_representation():
-    """Row-stochastic, over k neighbours per cell found on the fold's PCA (or on a given embedding)."""
+    """Built as the manifold's: the density-normalised (alpha 1) diffusion operator of the kNN graph on the
+    fold's PCA, with at most genes - 1 components (or on a given embedding)."""
+    from genegrad._core import _graph
+
     rng = np.random.default_rng(3)
     X = np.column_stack([np.linspace(0, 1, 120), rng.normal(size=(120, 4)) * 0.01])
-    P = _holdout.fold_graph(X, n_comps=2, n_neighbors=5)
+    P = _holdout.fold_graph(X, n_comps=10, n_neighbors=5)
+    idx, dist = _graph.knn(_holdout.pca(X, 4), 5, method="exact")
+    np.testing.assert_allclose(P.toarray(), _graph.diffusion_graph(idx, dist, alpha=1.0)[2].toarray(), rtol=1e-6)
     assert P.shape == (120, 120)
     np.testing.assert_allclose(np.asarray(P.sum(axis=1)).ravel(), 1.0, rtol=1e-5)
-    # on a line, each cell's neighbours are its neighbours along the line
+    # on a line (with a little noise across it), each cell's neighbours are near it along the line
     far = [abs(i - j) for i, j in zip(*P.nonzero(), strict=True)]
-    assert max(far) <= 5
+    assert max(far) <= 10
     seen = []
     P2 = _holdout.fold_graph(X, n_comps=2, n_neighbors=5, embed=lambda A, k: seen.append(k) or A[:, :1])
     assert seen == [2]
