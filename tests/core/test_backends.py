@@ -84,3 +84,27 @@ def test_unknown_backend():
     model = GradientModel(n_neighbors=10, n_dims=2).fit(Y)
     with pytest.raises(ValueError, match="Expected `backend`"):
         model.gradients(Y[:, :1], backend="jax")
+
+
+def test_make_ops_backends_and_their_blocks(monkeypatch):
+    """'dask' workers multiply with numpy; torch keeps float32 blocks on its device and matrices of their full
+    shape (an empty last column included); without torch the error says how to install it."""
+    from scipy import sparse as sp
+
+    from genegrad._core import _backend
+
+    M = sp.csr_matrix(np.array([[1.0, 2.0, 0.0], [0.0, 3.0, 0.0]]))
+    assert isinstance(_backend.make_ops({"M": M}, "dask"), _backend.NumpyOps)
+    assert isinstance(_backend.make_ops({"M": M}, "numpy"), _backend.NumpyOps)
+    with pytest.raises(ValueError, match="Expected `backend` in"):
+        _backend.make_ops({"M": M}, "jax")
+    torch = optional("torch")
+    ops = _backend.make_ops({"M": M}, "torch", device="cpu")
+    assert ops.device == torch.device("cpu")
+    X = ops.put(np.ones((3, 2)))  # float64 in: float32 on the device
+    assert X.dtype == torch.float32
+    np.testing.assert_allclose(ops.get(ops.mm("M", X)), M.toarray() @ np.ones((3, 2)))
+    assert tuple(ops.matrices["M"].shape) == (2, 3)
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)
+    with pytest.raises(ImportError, match=r"^backend='torch' needs PyTorch: `pip install torch`\.$"):
+        _backend.TorchOps({"M": M})
