@@ -453,3 +453,29 @@ def test_new_terminal_states_remove_the_fates_of_other_states(detected):
     gg.tl.fate_bias(a, "genegrad_terminal_states", root=root)
     gg.tl.terminal_states(a, root, groupby="fate")
     assert "genegrad_fate_probs" in a.obsm
+
+
+def test_diffusion_orientation_stores_the_time_it_used_and_refuses_unknown_ones(tree):
+    """orientation='diffusion': obs['genegrad_pseudotime'] is the diffusion pseudotime from the root (0 there,
+    rising with the simulated pseudotime) and uns records which orientation ran; an unknown orientation is
+    refused before anything is written."""
+    from scipy.stats import spearmanr
+
+    from genegrad._core import _terminal
+
+    a = tree.copy()
+    root = int(a.obs["pseudotime"].argmin())
+    run_fate_bias(a, "terminal", root=root, orientation="diffusion", fine_weight=0.0)
+    t = a.obs["genegrad_pseudotime"].to_numpy()
+    np.testing.assert_allclose(t, _terminal.diffusion_pseudotime(a.obsp["genegrad_connectivities"], root))
+    assert t[root] == pytest.approx(0.0, abs=1e-12)
+    assert spearmanr(t, a.obs["pseudotime"]).correlation > 0.9
+    assert a.uns["genegrad"]["fate_bias"]["orientation"] == "diffusion"
+    b = tree.copy()
+    run_fate_bias(b, "terminal", root=root, fine_weight=0.0)
+    assert b.uns["genegrad"]["fate_bias"]["orientation"] == "graph"
+    c = tree.copy()
+    before = set(c.uns["genegrad"]), set(c.obs.columns)
+    with pytest.raises(ValueError, match="Expected `orientation` to be 'graph' or 'diffusion'"):
+        run_fate_bias(c, "terminal", root=root, orientation="dpt")
+    assert (set(c.uns["genegrad"]), set(c.obs.columns)) == before

@@ -217,8 +217,9 @@ def run_fate_bias(
     if root is not None and (detected or time_key is None):  # the graph pseudotime is used: it is computed
         K_snn, graph_time = _pseudotime.graph_time(adata, model, root_cell, key=key)
         pseudotime = graph_time if time_key is None else pseudotime
-    if root is not None and time_key is None and orientation == "diffusion":
-        pseudotime = _terminal.diffusion_pseudotime(K, root_cell)
+    diffusion = root is not None and time_key is None and orientation == "diffusion"
+    if diffusion:  # cells the root cannot reach along the graph keep no time (as in the graph pseudotime)
+        pseudotime = np.where(np.isfinite(graph_time), _terminal.diffusion_pseudotime(K, root_cell), np.inf)
     if detected:
         labels, fates, tips = detect_terminal_states(adata, K_snn, graph_time, groupby=groupby, n_terminal=n_terminal,
                                                      min_persistence=min_persistence)
@@ -291,6 +292,7 @@ def run_fate_bias(
         "min_fine_agreement": np.nan if min_fine_agreement is None else float(min_fine_agreement),
         "root": "" if root_cell is None else str(adata.obs_names[root_cell]),  # a name: positions go stale
         "time_key": "" if time_key is None else str(time_key),
+        "orientation": "" if pseudotime is None else "time_key" if time_key is not None else orientation,
         "detected": detected,
         "warnings": np.array(warned, dtype=str),
         **({"persistence": np.array([t.persistence for t in tips]), "min_persistence": float(min_persistence)}
