@@ -297,13 +297,20 @@ def test_peakedness_matches_its_formula_on_random_signals():
             assert got[g, t] == pytest.approx(want, abs=1e-12)
 
 
-def test_weighted_outer_closed_form():
-    # two cells, one signal, one scale: b_1 = (3, 4) (length 5), b_2 = (0.3, 0) (length 0.3, below 1):
-    # sum_i |b_i| e_i e_i^T = 5 (0.6, 0.8)(0.6, 0.8)^T + 0.3 (1, 0)(1, 0)^T
-    u = np.array([[3.0, 4.0], [0.3, 0.0]]).reshape(2, 1, 1, 2)
-    mag = np.array([5.0, 0.3]).reshape(2, 1, 1)
-    want = 5 * np.outer([0.6, 0.8], [0.6, 0.8]) + 0.3 * np.outer([1.0, 0.0], [1.0, 0.0])
-    np.testing.assert_allclose(_descriptors._weighted_outer(u, mag)[0], want, atol=1e-12)
+def test_apply_is_a_matrix_per_cell_in_both_branches():
+    # M_i beta_i for every cell, gene and scale, written out entry by entry; (2, 2) takes the explicit sums,
+    # (5, 4) the batched product
+    rng = np.random.default_rng(0)
+    for r, d in ((2, 2), (1, 3), (5, 4)):
+        M = rng.normal(size=(3, r, d))
+        block = rng.normal(size=(3, 2, d, 2))
+        got = _descriptors._apply(M, block)
+        assert len(got) == r
+        for i in range(3):
+            for g in range(2):
+                for t in range(2):
+                    want = M[i] @ block[i, g, :, t]
+                    np.testing.assert_allclose([x[i, g, t] for x in got], want, rtol=1e-12, atol=1e-12)
 
 
 def test_chunk_descriptors_are_their_definitions_in_any_blocking():

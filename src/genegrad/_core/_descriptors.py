@@ -68,11 +68,11 @@ def chunk_descriptors(
     ``sd`` is each signal's standard deviation over cells at scale 0, for all the signals being streamed (this
     chunk's are ``sd[chunk.start:chunk.stop]``, so that ``functools.partial(chunk_descriptors, ...)`` is the
     ``reduce`` of :meth:`~genegrad.GradientModel.iter_gradients`); ``length_scale`` the RMS spread
-    of the representation, which makes ``magnitude`` dimensionless; ``to_intrinsic`` ``(N, d, d)`` rotates a
-    tangent gradient into a global frame (:func:`synchronized_frames`), in which the directions of different
-    cells can be compared (ambient directions turn with the manifold's curvature); ``regions`` groups the cells
-    for ``peaks`` and ``troughs`` (:func:`~genegrad._core._regions.coarsen` of the model's graph when ``None``:
-    pass it to compute it once for all chunks).
+    of the representation, which makes ``magnitude`` dimensionless; ``to_intrinsic`` ``(N, d, d)``, orthogonal,
+    rotates a tangent gradient into a global frame (:func:`synchronized_frames`), in which the directions of
+    different cells can be compared (ambient directions turn with the manifold's curvature); ``regions`` groups
+    the cells for ``peaks`` and ``troughs`` (:func:`~genegrad._core._regions.coarsen` of the model's graph when
+    ``None``: pass it to compute it once for all chunks).
 
     One pass over blocks of cells accumulates every sum; ``localisation``, ``peakedness`` and ``extrema`` use
     fixed random samples of cells on large data (:data:`SHAPE_SAMPLE`, :data:`EXTREMA_SAMPLE`).
@@ -106,14 +106,17 @@ def chunk_descriptors(
         sum_mag += mag.sum(axis=0)
         if chunk.se is not None:
             sum_snr += (beta2 / np.maximum(chunk.se[s:e].astype(np.float64) ** 2, 1e-24)).sum(axis=0)
-        # unit directions in intrinsic coordinates, weighted by the tangent length
-        c = np.einsum("cmd,cgdt->cgtm", to_intrinsic[s:e], block, optimize=True)
-        u = c * (mag / np.maximum(np.sqrt(np.einsum("cgtm,cgtm->cgt", c, c)), 1e-300))[..., None]
-        sum_vec += u.sum(axis=0)
-        outer += _weighted_outer(u, mag).reshape(g, T, m, m)
+        # directions in the synchronised frame, c = R beta (a rotation: |c| = |beta|), weighted by the length:
+        # sum_i |b_i| e_i e_i^T = sum_i c_i c_i^T / |b_i|
+        c = _apply(to_intrinsic[s:e], block)
+        inv_mag = np.divide(1.0, mag, out=np.zeros_like(mag), where=mag > 0)
+        for a in range(m):
+            sum_vec[:, :, a] += c[a].sum(axis=0)
+            for b in range(a, m):
+                outer[:, :, a, b] += (c[a] * c[b] * inv_mag).sum(axis=0)
         # the gradient along the first representation coordinates: (U beta)[:2] = U[:2] beta
-        lead = np.einsum("cad,cgdt->cgta", frames[s:e, :n_align], block, optimize=True)
-        sum_align += np.sqrt(np.einsum("cgta,cgta->cgt", lead, lead)).sum(axis=0)
+        lead = _apply(frames[s:e, :n_align], block)
+        sum_align += np.sqrt(sum(x * x for x in lead)).sum(axis=0)
         lo, hi = np.searchsorted(shape_cells, [s, e])
         if hi > lo:
             mags_sample[:, lo:hi] = mag[shape_cells[lo:hi] - s].reshape(hi - lo, g * T).T
@@ -123,6 +126,8 @@ def chunk_descriptors(
             own = signals[cells][:, None]
             n_extrema += ((own > nb).all(axis=1) | (own < nb).all(axis=1)).sum(axis=0)
         sum_sq += ((signals[s:e] - mean_sig) ** 2).sum(axis=0)
+    iu = np.triu_indices(m, 1)
+    outer[:, :, iu[1], iu[0]] = outer[:, :, iu[0], iu[1]]
     out = np.zeros((g, len(DESCRIPTORS), T))
     mean_mag = sum_mag / n
     out[:, 0] = mean_mag * length_scale / np.maximum(sd, 1e-12)[:, None]
@@ -171,12 +176,15 @@ def _sample(n: int, size: int) -> NDArray[np.int64]:
     return np.sort(np.random.default_rng(0).choice(n, size, replace=False))
 
 
-def _weighted_outer(u: NDArray, mag: NDArray) -> NDArray:
-    """``sum_i |b_i| e_i e_i^T`` from ``u_i = |b_i| e_i`` ``(c, g, T, m)``: ``u u^T / |b|``."""
-    c, g, T, m = u.shape
-    e = u / np.sqrt(np.maximum(mag, 1e-300))[..., None]
-    flat = np.ascontiguousarray(e.reshape(c, g * T, m).transpose(1, 2, 0))  # (gT, m, c)
-    return np.matmul(flat, flat.transpose(0, 2, 1))
+def _apply(M: NDArray, block: NDArray) -> list[NDArray]:
+    """``M_i beta_i`` for ``M`` ``(c, r, d)`` and ``block`` ``(c, g, d, T)``: ``r`` arrays ``(c, g, T)``.
+
+    Explicit sums over ``d`` for small matrices (a few passes over the block), a batched product otherwise.
+    """
+    r, d = M.shape[1], M.shape[2]
+    if r * d > 16:
+        return list(np.einsum("crd,cgdt->rcgt", M, block, optimize=True))
+    return [sum(M[:, a, j, None, None] * block[:, :, j] for j in range(d)) for a in range(r)]
 
 
 def synchronized_frames(model: GradientModel, *, n_iter: int = 20, cell_block: int = 4096) -> NDArray:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._threads import for_blocks
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
     from scipy import sparse
@@ -22,14 +24,14 @@ def smooth_coordinates(Y: NDArray, P: sparse.csr_matrix, n_steps: int) -> NDArra
 
 def local_spectra(
     Ys: NDArray, idx: NDArray, weights: NDArray, *, chunk_size: int = 4096, values_only: bool = False,
-    cells: NDArray | None = None, n_vecs: int | None = None,
+    cells: NDArray | None = None, n_vecs: int | None = None, n_jobs: int | None = -1,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
     """Weighted local PCA of neighbour displacements at every cell (of ``idx``'s rows).
 
     Returns ``(eigvals, eigvecs)`` with shapes ``(N, r)`` and ``(N, p, n_vecs)``, ``r = min(k, p)``, in
     decreasing order of variance; ``n_vecs`` (default ``r``) leading eigenvectors are kept, ``eigvecs`` is
     ``None`` with ``values_only``. With ``cells``, ``idx`` and ``weights`` are the neighbours of those cells only
-    (a subsample).
+    (a subsample). Blocks of ``chunk_size`` cells run on ``n_jobs`` threads (results do not depend on it).
     """
     n = idx.shape[0]
     p = Ys.shape[1]
@@ -39,15 +41,15 @@ def local_spectra(
     vals = np.empty((n, r))
     vecs = None if values_only else np.empty((n, p, m))
     rows = np.arange(n) if cells is None else np.asarray(cells)
-    for s in range(0, n, chunk_size):
-        e = min(s + chunk_size, n)
+
+    def block(s: int, e: int) -> None:
         w = weights[s:e] / np.maximum(weights[s:e].sum(axis=1, keepdims=True), 1e-300)
         X = (Ys[idx[s:e]] - Ys[rows[s:e], None, :]) * np.sqrt(w)[:, :, None]  # (c, k, p)
         if p <= k:  # eigen-decomposition of the p x p weighted covariance: cheaper than the SVD of X
             C = np.matmul(np.swapaxes(X, 1, 2), X)
             if values_only:
                 vals[s:e] = np.maximum(np.linalg.eigvalsh(C)[:, ::-1][:, :r], 0.0)
-                continue
+                return
             ev, V = np.linalg.eigh(C)
             vals[s:e] = np.maximum(ev[:, ::-1][:, :r], 0.0)
             vecs[s:e] = V[:, :, ::-1][:, :, :m]
@@ -56,11 +58,14 @@ def local_spectra(
             vals[s:e] = sv[:, :r] ** 2
             if not values_only:
                 vecs[s:e] = np.swapaxes(vt[:, :m, :], 1, 2)
+
+    for_blocks(block, n, chunk_size, n_jobs=n_jobs)
     return vals, vecs
 
 
 def average_frames(
     frames: NDArray, idx: NDArray, weights: NDArray, *, n_iter: int = 5, chunk_size: int = 4096,
+    n_jobs: int | None = -1,
 ) -> NDArray[np.float64]:
     """Consensus tangent frames: the leading eigenvectors of each neighbourhood's mean projector.
 
@@ -74,7 +79,8 @@ def average_frames(
     projector keeps the former and averages out the latter; it helps most where a neighbourhood is one-sided
     (the manifold's boundary), where the local PCA of smoothed coordinates is least reliable. The own frame is
     a close start: each step shrinks the distance to the leading eigenspace by the eigenvalue ratio
-    ``lambda_{d+1} / lambda_d`` of ``M_i``, small wherever the neighbours' frames roughly agree.
+    ``lambda_{d+1} / lambda_d`` of ``M_i``, small wherever the neighbours' frames roughly agree. Blocks of
+    ``chunk_size`` cells run on ``n_jobs`` threads.
     """
     n = frames.shape[0]
     cols = np.concatenate([np.arange(n)[:, None], idx], axis=1)  # (N, k + 1)
@@ -83,8 +89,8 @@ def average_frames(
     w = w / w.sum(axis=1, keepdims=True)
     d = frames.shape[2]
     out = np.empty(frames.shape)
-    for s in range(0, n, chunk_size):
-        e = min(s + chunk_size, n)
+
+    def block(s: int, e: int) -> None:
         Z = np.asarray(frames[cols[s:e]], dtype=np.float64)  # (c, k+1, p, d)
         Z = np.swapaxes(Z, 1, 2).reshape(e - s, frames.shape[1], -1)  # (c, p, (k+1) d): M_i = Z W Z^T
         wz = np.repeat(w[s:e], d, axis=1)[:, :, None]  # each neighbour's weight on its d columns
@@ -92,6 +98,8 @@ def average_frames(
         for _ in range(n_iter):
             V = np.linalg.qr(np.matmul(Z, wz * np.matmul(np.swapaxes(Z, 1, 2), V)))[0]
         out[s:e] = V
+
+    for_blocks(block, n, chunk_size, n_jobs=n_jobs)
     return out
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from scipy import sparse
 
 from . import _backend, _frames, _graph, _operator
+from ._threads import n_threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -432,25 +433,24 @@ class GradientModel:
         grads = np.empty((n, g, d, len(scales)), dtype=np.float32)
         signals = np.empty((n, g, len(scales)), dtype=np.float32) if with_signals else None
         se = None
+        inv = self._inverse  # back to the cells' own order, one scale at a time
         X0, Xb, t_cur = X, ops.put(X), 0
         for j, t in enumerate(scales):
             while t_cur < t:
                 Xb = ops.mm("P", Xb)
                 t_cur += 1
             G = ops.get(ops.mm(f"D{t}", Xb)).reshape(n, d, g)
-            grads[:, :, :, j] = G.transpose(0, 2, 1)
+            grads[:, :, :, j] = G[inv].transpose(0, 2, 1)
             if signals is not None:
-                signals[:, :, j] = ops.get(Xb)
+                signals[:, :, j] = ops.get(Xb)[inv]
             if t == 0 and with_se:
                 sigma2 = self._noise_variance(ops, X0, G)
         if with_se and 0 not in scales:
             sigma2 = self._noise_variance(ops, X0, ops.get(ops.mm("D0", ops.put(X0))).reshape(n, d, g))
-        inv = self._inverse  # back to the cells' own order
         if with_se:
             factors = self.se_factors_[:, [self.scales_.index(t) for t in scales]]
             se = (np.sqrt(sigma2[inv])[:, :, None] * factors[:, None, :]).astype(np.float32)
-        return GradientChunk(start=start, stop=start + g, gradients=grads[inv], se=se,
-                             signals=None if signals is None else signals[inv])
+        return GradientChunk(start=start, stop=start + g, gradients=grads, se=se, signals=signals)
 
     def _check_scales(self, scales: Sequence[int] | None) -> list[int]:
         if scales is None:
@@ -470,21 +470,42 @@ class GradientModel:
         ``grad0`` ``(N, d, g)`` is the scale-0 gradient, the first ``d`` fitted coefficients.
         """
         n, g = X.shape
-        fits = self.fits_[0]
-        o = self._order  # X and grad0 are in the graph's order
-        q = fits.gram.shape[1]
-        s1 = ops.get(ops.mm("W", ops.put(X))).astype(np.float64)
-        s2 = ops.get(ops.mm("W", ops.put(X * X))).astype(np.float64)
+        form, inv_dof = self._residual_terms()
+        q = form.shape[1]
+        # weighted sums of f_j and f_j^2 over each neighbourhood, in one product
+        S = ops.get(ops.mm("W", ops.put(np.concatenate([X, X * X], axis=1))))
         X64 = X.astype(np.float64)
-        total = s2 - 2 * X64 * s1 + X64 * X64  # weighted sum of (f_j - f_i)^2
+        rss = S[:, g:].astype(np.float64)  # the weighted sum of (f_j - f_i)^2 = s2 - f_i (2 s1 - f_i)
+        rss -= X64 * (2 * S[:, :g].astype(np.float64) - X64)
         theta = grad0.astype(np.float64)
         if q > self.n_dims_:
             quad = ops.get(ops.mm("Q", ops.put(X))).reshape(n, q - self.n_dims_, g)
             theta = np.concatenate([theta, quad], axis=1)
-        fit = (theta * np.matmul(fits.gram[o], theta)).sum(axis=1)
-        pen = (theta * theta * fits.ridge[o][:, :, None]).sum(axis=1)
-        rss = np.maximum(total - fit - 2 * pen, 0.0) / fits.dof[o][:, None]
+        # minus the fitted part and twice the ridge: theta^T (B^T W B + 2 ridge) theta
+        if q <= 3:
+            for a in range(q):
+                rss -= form[:, a, a, None] * theta[:, a] ** 2
+                for b in range(a + 1, q):
+                    rss -= (2 * form[:, a, b, None]) * theta[:, a] * theta[:, b]
+        else:
+            rss -= (theta * np.matmul(form, theta)).sum(axis=1)
+        np.maximum(rss, 0.0, out=rss)
+        rss *= inv_dof[:, None]
         return ops.get(ops.mm("P", ops.put(rss.astype(np.float32))))
+
+    def _residual_terms(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The scale-0 fits' ``B^T W B + 2 diag(ridge)`` ``(N, q, q)`` and ``1 / dof`` ``(N,)``, in the graph's order.
+
+        Made once per fit and kept with the products.
+        """
+        cache = self.__dict__.setdefault("_ops_cache", {})
+        if "residual" not in cache:
+            fits, o = self.fits_[0], self._order
+            form = fits.gram[o].astype(np.float64)
+            q = form.shape[1]
+            form[:, np.arange(q), np.arange(q)] += 2 * fits.ridge[o]
+            cache["residual"] = (form, 1.0 / fits.dof[o])
+        return cache["residual"]
 
     def gradients(
         self, F: NDArray | sparse.spmatrix, *, with_se: bool = True, backend: str = "numpy",
@@ -510,16 +531,6 @@ class GradientModel:
         flat = tangent.reshape(n, -1, self.n_dims_)
         out = np.einsum("npd,ngd->ngp", self.frames_, flat)
         return out.reshape(*tangent.shape[:-1], self.frames_.shape[1])
-
-
-def n_threads(n_jobs: int | None) -> int:
-    import os
-
-    if n_jobs is None:
-        return 1
-    if n_jobs < 0:
-        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    return max(1, int(n_jobs))
 
 
 def _bounded(submit, fn, starts, slots: int) -> Iterator[Any]:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
+from ._threads import for_blocks
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
@@ -56,13 +58,14 @@ def fit_local(
     quadratic: bool = False,
     ridge: float = 1e-6,
     chunk_size: int = 4096,
+    n_jobs: int | None = -1,
 ) -> LocalFits:
     """Fit ``f_j - f_i ~ a_ij^T beta`` around every cell, ``a_ij = U_i^T (y_j - y_i)``.
 
     The solution ``beta_i = (B^T W B + L)^-1 B^T W (f_nbrs - f_i)`` is linear in ``f``; its coefficients are
     returned, not applied. ``L`` is a ridge of ``ridge`` times the mean diagonal of ``B^T W B`` per block
     (linear and quadratic terms separately) plus a tiny absolute floor, so collapsed neighbourhoods (duplicated
-    cells) give a zero gradient rather than NaN.
+    cells) give a zero gradient rather than NaN. Blocks of ``chunk_size`` cells run on ``n_jobs`` threads.
     """
     n, k = idx.shape
     d = frames.shape[2]
@@ -75,8 +78,8 @@ def fit_local(
     # absolute floor relative to the typical squared neighbour distance
     scale2 = float(np.median(np.sum((Y[idx[:, -1]] - Y) ** 2, axis=1))) or 1.0
     blocks = [slice(0, d)] + ([slice(d, q)] if quadratic else [])
-    for s in range(0, n, chunk_size):
-        e = min(s + chunk_size, n)
+
+    def fit_block(s: int, e: int) -> None:
         disp = Y[idx[s:e]] - Y[s:e, None, :]  # (c, k, p)
         A = np.matmul(disp, frames[s:e])  # (c, k, d)
         B = _design(A, quadratic)  # (c, k, q)
@@ -99,6 +102,8 @@ def fit_local(
         WR = R * w[:, :, None]
         # trace(R^T W R) + 1^T R^T W R 1, without forming R^T W R
         dof[s:e] = (R * WR).sum(axis=(1, 2)) + (R.sum(axis=2) * WR.sum(axis=2)).sum(axis=1)
+
+    for_blocks(fit_block, n, chunk_size, n_jobs=n_jobs)
     return LocalFits(coef=coef, gram=gram, ridge=lam, weights=W, dof=np.maximum(dof, 1e-6))
 
 

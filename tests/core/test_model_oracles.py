@@ -1,0 +1,195 @@
+"""GradientModel against independent oracles: dense products, known noise, replicate spreads, hand-built sums.
+
+Small function-scoped models (300 cells) so that mutation testing can run these per mutant in seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import flat_plane
+
+from genegrad import GradientModel
+from genegrad._core import _model
+
+SIGMA = 0.5
+
+
+def _plane_model(n: int = 300, **kw) -> tuple[np.ndarray, np.ndarray, GradientModel]:
+    Z, Y, Q = flat_plane(n=n, seed=3)
+    params = {"n_neighbors": 15, "n_dims": 2, "scales": (0, 1, 2, 4)} | kw
+    return Z, Q, GradientModel(**params).fit(Y)
+
+
+def _dense_power(model: GradientModel, X: np.ndarray, t: int) -> np.ndarray:
+    P = model.diffusion_.toarray().astype(np.float64)
+    out = np.asarray(X, dtype=np.float64)
+    for _ in range(t):
+        out = P @ out
+    return out
+
+
+def test_signals_and_gradients_are_the_dense_products():
+    # chunk.signals[..., j] = P^t F and chunk.gradients[..., j] = D_t P^t F, in the cells' own order
+    Z, _, model = _plane_model()
+    rng = np.random.default_rng(0)
+    F = np.column_stack([np.sin(3 * Z[:, 0]), Z[:, 0] * Z[:, 1], rng.normal(size=len(Z))])
+    n, g, d = F.shape[0], F.shape[1], model.n_dims_
+    chunk = model.gradients_chunk(F, with_signals=True, with_se=False)
+    assert chunk.se is None
+    assert (chunk.start, chunk.stop) == (0, g)
+    for j, t in enumerate(model.scales_):
+        S = _dense_power(model, F, t)
+        np.testing.assert_allclose(chunk.signals[:, :, j], S, atol=1e-5 * np.abs(S).max())
+        G = (model.operators_[t].toarray() @ S).reshape(n, d, g).transpose(0, 2, 1)
+        np.testing.assert_allclose(chunk.gradients[:, :, :, j], G, atol=1e-4 * np.abs(G).max())
+    np.testing.assert_allclose(model.smooth(F, 3), _dense_power(model, F, 3), atol=1e-5)
+    np.testing.assert_array_equal(model.smooth(F, 0), F.astype(np.float32))
+
+
+def test_se_factors_are_the_rows_of_the_noise_propagator():
+    # SE per unit noise SD at cell i: sqrt(sum_l |row_il(D_t P^t)|^2); exact at t = 0, from probes at t > 0
+    # (2,000 probes: each cell's squared norm within sqrt(2 / 2000) = 3% relative SD; 5 SD allowed per cell,
+    # 1% for the median over cells)
+    _, _, model = _plane_model(n_probes=2000)
+    n, d = model.frames_.shape[0], model.n_dims_
+    P = model.diffusion_.toarray().astype(np.float64)
+    for j, t in enumerate(model.scales_):
+        M = model.operators_[t].toarray() @ np.linalg.matrix_power(P, t)
+        exact = np.sqrt((M**2).sum(axis=1).reshape(n, d).sum(axis=1))
+        ratio = model.se_factors_[:, j] / exact
+        if t == 0:
+            np.testing.assert_allclose(ratio, 1.0, rtol=1e-5)
+        else:
+            assert np.abs(ratio - 1).max() < 5 * np.sqrt(2 / 2000) / 2, (t, ratio.min(), ratio.max())
+            assert abs(np.median(ratio) - 1) < 0.01
+
+
+@pytest.mark.parametrize("quadratic", [False, True])
+def test_noise_variance_recovers_a_known_sigma(quadratic):
+    # a noise-free signal the design fits exactly (linear; quadratic with the quadratic design) plus Gaussian
+    # noise of SD 0.5: E[RSS_i] = sigma^2 dof_i, so the pooled estimate averages to sigma^2. 300 cells x 200
+    # genes, each cell's estimate pooled over ~30 neighbours of ~12 residual dof: relative SD of the mean well
+    # under 1%; 3% allowed.
+    Z, _, model = _plane_model(quadratic=quadratic, scales=(0,))
+    rng = np.random.default_rng(1)
+    f = 1.5 * Z[:, 0] - Z[:, 1] + (Z[:, 0] * Z[:, 1] if quadratic else 0.0)
+    F = f[:, None] + SIGMA * rng.standard_normal((len(Z), 200))
+    se = model.gradients_chunk(F).se[:, :, 0]
+    sigma2 = (se / model.se_factors_[:, :1]) ** 2
+    assert abs(sigma2.mean() / SIGMA**2 - 1) < 0.03, sigma2.mean()
+    # no noise: no residual beyond float32 round-off (the products and the variance are float32)
+    sigma0 = model.gradients_chunk(np.c_[f, 2 * f]).se[:, :, 0] / model.se_factors_[:, :1]
+    assert sigma0.max() < 0.01 * SIGMA, sigma0.max()
+
+
+def test_standard_errors_match_the_spread_over_replicates():
+    # The same signal with 400 independent noise draws: the empirical variance of each gradient component over
+    # the draws, summed over components, is the squared SE of the gradient's length. Per cell the empirical
+    # variance has relative SD sqrt(2 / 400) = 7%; the median over 300 cells is within ~1%. Allowed: 6% for the
+    # median (the SE uses the estimated noise variance and, at t > 0, 64 probes).
+    Z, _, model = _plane_model()
+    rng = np.random.default_rng(2)
+    f = np.sin(2 * Z[:, 0]) + Z[:, 1]
+    R = 400
+    F = f[:, None] + SIGMA * rng.standard_normal((len(Z), R))
+    chunk = model.gradients_chunk(F)
+    emp = chunk.gradients.astype(np.float64).var(axis=1).sum(axis=1)  # (N, T)
+    reported = (chunk.se.astype(np.float64) ** 2).mean(axis=1)  # (N, T)
+    known = SIGMA**2 * model.se_factors_.astype(np.float64) ** 2
+    for j in range(len(model.scales_)):
+        assert abs(np.median(emp[:, j] / known[:, j]) - 1) < 0.06, (model.scales_[j], np.median(emp[:, j] / known[:, j]))
+        assert abs(np.median(reported[:, j] / emp[:, j]) - 1) < 0.06, (model.scales_[j],)
+
+
+def test_to_ambient_is_the_frame_times_the_tangent_vector():
+    _, _, model = _plane_model()
+    rng = np.random.default_rng(3)
+    tangent = rng.normal(size=(model.frames_.shape[0], 4, model.n_dims_))
+    out = model.to_ambient(tangent)
+    U = model.frames_.astype(np.float64)
+    for i in (0, 17, 299):
+        for g in range(4):
+            np.testing.assert_allclose(out[i, g], U[i] @ tangent[i, g], rtol=1e-6, atol=1e-6)
+
+
+def test_a_model_rebuilt_from_its_arrays_gives_the_same_gradients():
+    Z, _, model = _plane_model()
+    F = np.column_stack([np.sin(3 * Z[:, 0]), Z[:, 1] ** 2])
+    params = {"n_neighbors": 15, "n_dims": 2, "scales": [0, 1, 2, 4]}
+    rebuilt = GradientModel.from_fitted(params=params, knn_indices=model.knn_indices_, diffusion=model.diffusion_,
+                                        frames=model.frames_, fits=model.fits_, se_factors=model.se_factors_)
+    a, b = model.gradients_chunk(F), rebuilt.gradients_chunk(F)
+    np.testing.assert_allclose(b.gradients, a.gradients, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.se, a.se, rtol=1e-5)
+    assert rebuilt.n_dims_ == 2
+
+
+def test_streamed_chunks_reduced_in_threads_equal_one_pass():
+    Z, _, model = _plane_model()
+    rng = np.random.default_rng(4)
+    F = rng.normal(size=(len(Z), 7)) + Z[:, :1]
+    whole = model.gradients_chunk(F, with_signals=True)
+    seen = []
+
+    def reduce(m, chunk):
+        assert m is model
+        seen.append((chunk.start, chunk.stop))
+        return chunk.signals
+
+    parts = list(model.iter_gradients(F, chunk_size=2, n_jobs=2, reduce=reduce, with_signals=True))
+    assert sorted(seen) == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), whole.signals)
+
+
+def test_dimension_estimated_on_a_sample_above_the_cell_limit(monkeypatch):
+    # the sample branch (its own graph on DIMENSION_CELLS random cells): a plane is 2-D, a curve 1-D
+    monkeypatch.setattr(_model, "DIMENSION_CELLS", 250)
+    _, Y, _ = flat_plane(n=600, seed=5)
+    assert GradientModel(n_neighbors=15, scales=(0,)).fit(Y).n_dims_ == 2
+    s = np.random.default_rng(6).uniform(0, 1, 600)
+    curve = np.c_[np.cos(3 * s), np.sin(3 * s), s, np.zeros((600, 3))]
+    assert GradientModel(n_neighbors=15, scales=(0,)).fit(curve).n_dims_ == 1
+
+
+def test_nbytes_counts_every_fitted_array_once():
+    _, _, model = _plane_model()
+
+    def sp(m):
+        return m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+
+    fits = sum(f.coef.nbytes + f.gram.nbytes + f.ridge.nbytes + f.weights.nbytes + f.dof.nbytes
+               for f in model.fits_.values())
+    expected = (sp(model.diffusion_) + sp(model.connectivities_) + sp(model.weight_matrix_)
+                + sum(sp(m) for m in model.operators_.values())  # operator_ is operators_[0]: counted once
+                + model.knn_indices_.nbytes + model.knn_distances_.nbytes + model.coordinates_.nbytes
+                + model.local_spectrum_.nbytes + model.local_variance_.nbytes + model.frames_.nbytes
+                + model.se_factors_.nbytes + model._order.nbytes + model._inverse.nbytes + fits)
+    assert model.nbytes == expected
+
+
+def test_bounded_submission_keeps_order_and_limits_what_is_in_flight():
+    lock = threading.Lock()
+    state = {"open": 0, "most": 0}
+
+    class Done:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            with lock:
+                state["open"] -= 1
+            return self.value
+
+    def submit(fn, s):
+        with lock:
+            state["open"] += 1
+            state["most"] = max(state["most"], state["open"])
+        return Done(fn(s))
+
+    out = list(_model._bounded(submit, lambda s: s * 10, range(7), 3))
+    assert out == [0, 10, 20, 30, 40, 50, 60]
+    assert state["most"] == 3
+    assert state["open"] == 0

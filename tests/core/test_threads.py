@@ -1,0 +1,63 @@
+"""Blocks of rows on threads: every row once, errors surfaced, and the same numbers as one thread."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from conftest import flat_plane
+
+from genegrad._core import _frames, _graph, _operator, _threads
+
+
+def test_thread_counts():
+    cpus = os.cpu_count() or 1
+    assert _threads.n_threads(None) == 1
+    assert _threads.n_threads(3) == 3
+    assert _threads.n_threads(0) == 1
+    assert _threads.n_threads(-1) == cpus
+    assert _threads.n_threads(-2) == max(1, cpus - 1)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, 5])
+def test_every_row_in_exactly_one_block(n_jobs):
+    seen = np.zeros(103, dtype=int)
+    calls, lock = [], threading.Lock()
+
+    def fn(s, e):
+        with lock:
+            calls.append((s, e))
+        seen[s:e] += 1
+
+    _threads.for_blocks(fn, 103, 10, n_jobs=n_jobs)
+    assert (seen == 1).all()
+    assert sorted(calls) == [(s, min(s + 10, 103)) for s in range(0, 103, 10)]
+
+
+def test_a_block_error_is_raised():
+    def fn(s, e):
+        if s == 20:
+            raise ArithmeticError("block 20")
+
+    with pytest.raises(ArithmeticError, match="block 20"):
+        _threads.for_blocks(fn, 50, 10, n_jobs=2)
+
+
+def test_threaded_blocks_give_the_same_numbers_as_one_thread():
+    _, Y, _ = flat_plane(n=500, seed=1)
+    Y = Y + 0.01 * np.random.default_rng(0).standard_normal(Y.shape)
+    idx, dist = _graph.knn(Y, 12, method="exact")
+    w = _graph.diffusion_graph(idx, dist)[0]
+    one = _frames.local_spectra(Y, idx, w, n_vecs=2, chunk_size=64, n_jobs=1)
+    two = _frames.local_spectra(Y, idx, w, n_vecs=2, chunk_size=64, n_jobs=2)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+    frames = one[1]
+    np.testing.assert_array_equal(_frames.average_frames(frames, idx, w, chunk_size=64, n_jobs=1),
+                                  _frames.average_frames(frames, idx, w, chunk_size=64, n_jobs=2))
+    a = _operator.fit_local(Y, frames, idx, w, quadratic=True, chunk_size=64, n_jobs=1)
+    b = _operator.fit_local(Y, frames, idx, w, quadratic=True, chunk_size=64, n_jobs=2)
+    for field in ("coef", "gram", "ridge", "weights", "dof"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
