@@ -61,3 +61,16 @@ def test_threaded_blocks_give_the_same_numbers_as_one_thread():
     b = _operator.fit_local(Y, frames, idx, w, quadratic=True, chunk_size=64, n_jobs=2)
     for field in ("coef", "gram", "ridge", "weights", "dof"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_synchronized_frames_the_same_on_one_thread():
+    from genegrad import GradientModel
+    from genegrad._core import _descriptors
+
+    _, Y, _ = flat_plane(n=400, seed=2)
+    model = GradientModel(n_neighbors=12, n_dims=2, scales=(0,)).fit(Y)
+    two = _descriptors.synchronized_frames(model, cell_block=64)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_threads, "n_threads", lambda n_jobs: 1)
+        one = _descriptors.synchronized_frames(model, cell_block=64)
+    np.testing.assert_array_equal(one, two)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _regions
+from ._threads import for_blocks
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -158,15 +159,26 @@ def smoothness(P, X: NDArray, scales: Sequence[int]) -> NDArray[np.float64]:
     structure test is made of.
     """
     X = np.asarray(X, dtype=np.float32)
-    var0 = X.var(axis=0, dtype=np.float64)
+    var0 = column_variance(X)
     out = np.empty((X.shape[1], len(scales)))
     t_cur = 0
     for j, t in enumerate(scales):
         while t_cur < t:
             X = np.asarray(P @ X, dtype=np.float32)
             t_cur += 1
-        out[:, j] = X.var(axis=0, dtype=np.float64) / np.maximum(var0, 1e-24)
+        out[:, j] = column_variance(X) / np.maximum(var0, 1e-24)
     return out
+
+
+def column_variance(X: NDArray[np.float32]) -> NDArray[np.float64]:
+    """Population variance of each column of float32 ``X``, from float64 sums of ``x`` and ``x^2`` (one pass each).
+
+    Float32 squares are exact in float64, so the cancellation ``E[x^2] - E[x]^2`` loses about ``(mean / SD)^2``
+    float64 ulps: nothing for the centred signals it is used on.
+    """
+    n = X.shape[0]
+    mean = X.sum(axis=0, dtype=np.float64) / n
+    return np.maximum(np.einsum("ij,ij->j", X, X, dtype=np.float64) / n - mean**2, 0.0)
 
 
 def _sample(n: int, size: int) -> NDArray[np.int64]:
@@ -207,11 +219,13 @@ def synchronized_frames(model: GradientModel, *, n_iter: int = 20, cell_block: i
     n, k = idx.shape
     d = U.shape[2]
     O = np.empty((n, k, d, d))
-    for s in range(0, n, cell_block):
-        e = min(s + cell_block, n)
+
+    def procrustes(s: int, e: int) -> None:
         M = np.einsum("npd,nkpe->nkde", U[s:e], U[idx[s:e]], optimize=True)
         A, _, Bt = np.linalg.svd(M)
         O[s:e] = A @ Bt
+
+    for_blocks(procrustes, n, cell_block)
     G = sparse.csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
     R = np.tile(np.eye(d), (n, 1, 1))
     _, comp = connected_components(G, directed=False)
@@ -234,11 +248,16 @@ def synchronized_frames(model: GradientModel, *, n_iter: int = 20, cell_block: i
             R[order[lo:hi]] = R[pred[order[lo:hi]]] @ step[lo - 1:hi - 1]
     Ot = np.ascontiguousarray(O.transpose(0, 1, 3, 2)).reshape(n, k * d, d)  # rows (k, b): O_ij^T
     for _ in range(n_iter):
-        # sum_j R_j O_ij^T as one (d x kd) @ (kd x d) product per cell
-        Rn = R[idx].transpose(0, 2, 1, 3).reshape(n, d, k * d)
-        M = np.matmul(Rn, Ot)
-        A, _, Bt = np.linalg.svd(M + 1e-12 * R)
-        R = A @ Bt
+        new = np.empty_like(R)
+
+        def average(s: int, e: int, R=R, new=new) -> None:
+            # sum_j R_j O_ij^T as one (d x kd) @ (kd x d) product per cell
+            Rn = R[idx[s:e]].transpose(0, 2, 1, 3).reshape(e - s, d, k * d)
+            A, _, Bt = np.linalg.svd(np.matmul(Rn, Ot[s:e]) + 1e-12 * R[s:e])
+            new[s:e] = A @ Bt
+
+        for_blocks(average, n, cell_block)
+        R = new
     return R
 
 

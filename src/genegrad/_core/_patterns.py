@@ -8,7 +8,7 @@ import numpy as np
 from scipy import sparse
 
 from . import _graph
-from ._descriptors import DESCRIPTORS, smoothness
+from ._descriptors import DESCRIPTORS, column_variance, smoothness
 from ._regions import LEVELS
 
 if TYPE_CHECKING:
@@ -93,15 +93,16 @@ def depth_residuals(X: NDArray, strata: NDArray | None) -> NDArray[np.float32]:
     depth) is then gone from its mean and spread in every stratum, and the residuals of a gene without
     structure are exchangeable over cells: their permutations are its null. Constant columns give zeros.
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float32)
     if strata is None:
         strata = np.zeros(X.shape[0], dtype=np.int64)
     out = np.empty(X.shape, dtype=np.float32)
     for s in np.unique(strata):
         rows = np.flatnonzero(strata == s)
         x = X[rows]
-        sd = x.std(axis=0)
-        out[rows] = (x - x.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0)
+        mean = x.sum(axis=0, dtype=np.float64) / rows.size
+        sd = np.sqrt(column_variance(x))
+        out[rows] = (x - mean) / np.where(sd > 1e-12, sd, 1.0)
     return out
 
 

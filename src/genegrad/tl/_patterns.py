@@ -294,7 +294,8 @@ def _structure_test(adata, model, F, *, genes, layer, key, depth_key, notes: lis
     from concurrent.futures import ThreadPoolExecutor
 
     depth_strata = _depth_strata(adata, depth_key)
-    graphs, fold = _test_graphs(adata, model, genes, layer=layer, key=key, holdout=holdout, rng=rng, notes=notes)
+    graphs, fold = _test_graphs(adata, model, genes, F=F, layer=layer, key=key, holdout=holdout, rng=rng,
+                                notes=notes)
     score = np.full(len(genes), np.nan)
     pval = np.ones(len(genes))
     bar = progress_bar(progress, total=len(genes), desc="structure test")
@@ -310,14 +311,15 @@ def _structure_test(adata, model, F, *, genes, layer, key, depth_key, notes: lis
     return score, pval
 
 
-def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng,
+def _test_graphs(adata, model, genes, *, F, layer, key, holdout: bool, rng,
                  notes: list[str]) -> tuple[list, NDArray[np.int64]]:
     """The graphs the structure test runs on, and the graph of each gene.
 
     With ``holdout``, the genes the representation is made of (the highly variable genes, else the genes
     described) are split in two folds; each fold's PCA gives a kNN diffusion graph built like the manifold's,
     and each gene is tested on the graph of the fold it is not in (genes in neither fold are spread over both).
-    Otherwise, or when too few genes make a fold, every gene is tested on the manifold's own graph.
+    Otherwise, or when too few genes make a fold, every gene is tested on the manifold's own graph. ``F`` is
+    the signal of ``genes`` already read: a fold's genes are taken from it when they are all there.
     """
     n_genes = len(genes)
     if not holdout:
@@ -340,10 +342,13 @@ def _test_graphs(adata, model, genes, *, layer, key, holdout: bool, rng,
     embed = _fold_lsi(adata, random_state=model.random_state)
     if embed is not None:
         n_comps += len(adata.uns["lsi"]["dropped"])  # the folds' LSIs drop their depth components too
+    column_of_var = np.full(adata.n_vars, -1)
+    column_of_var[gene_positions(adata, genes)] = np.arange(n_genes)
     graphs = []
     for h in range(2):
         logger.info("structure test: graph of gene fold %d of 2 (%d genes)", h + 1, int((pool_fold == h).sum()))
-        X = read_signal(adata, layer, pool[pool_fold == h])
+        cols = column_of_var[pool[pool_fold == h]]
+        X = F[:, cols] if (cols >= 0).all() else read_signal(adata, layer, pool[pool_fold == h])
         graphs.append(_holdout.fold_graph(X, n_comps=n_comps, n_neighbors=model.n_neighbors, alpha=model.alpha,
                                           knn_method=params.get("knn_method", "auto"),
                                           random_state=model.random_state, embed=embed))
