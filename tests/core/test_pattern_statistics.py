@@ -288,3 +288,25 @@ def test_co_directional_modules_two_genes_and_round_off_above_one():
                                                                    threshold=0.5), [0, 0])
     S = np.array([[1.0, 1.0 + 1e-9, 0.2], [1.0 + 1e-9, 1.0, 0.2], [0.2, 0.2, 1.0]])
     np.testing.assert_array_equal(_patterns.co_directional_modules(S, threshold=0.5), [0, 0, -1])
+
+
+def test_column_variance_and_depth_residuals_against_float64_numpy():
+    # the one-pass variance loses about (mean / SD)^2 float64 ulps: a column with mean 1,000 and SD 0.1 (a ratio of
+    # 1e4, far above any centred signal's) is still within 1e-6 of numpy's two-pass variance
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(0, 1, 5000), rng.normal(1000, 0.1, 5000), np.full(5000, 3.0),
+                         rng.exponential(2.0, 5000)]).astype(np.float32)
+    want = X.astype(np.float64).var(axis=0)
+    got = _descriptors.column_variance(X)
+    np.testing.assert_allclose(got[[0, 3]], want[[0, 3]], rtol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+    assert got[2] == 0.0  # a constant column: exactly zero, never negative
+    strata = rng.integers(0, 4, 5000)
+    R = _patterns.depth_residuals(X, strata)
+    for s in range(4):
+        rows = strata == s
+        x = X[rows].astype(np.float64)
+        sd = x.std(axis=0)
+        want = (x - x.mean(axis=0)) / np.where(sd > 1e-12, sd, 1.0)
+        np.testing.assert_allclose(R[rows][:, [0, 3]], want[:, [0, 3]], rtol=1e-5, atol=1e-5)
+        assert (R[rows][:, 2] == 0).all()  # constant within the stratum: zeros
