@@ -193,3 +193,78 @@ def test_bounded_submission_keeps_order_and_limits_what_is_in_flight():
     assert out == [0, 10, 20, 30, 40, 50, 60]
     assert state["most"] == 3
     assert state["open"] == 0
+
+
+def test_streaming_a_sparse_signal_at_some_scales_without_standard_errors():
+    # iter_gradients passes its scales, with_se and a sparse input through to every chunk
+    from scipy import sparse
+
+    Z, _, model = _plane_model()
+    F = np.column_stack([np.maximum(Z[:, 0], 0), np.maximum(-Z[:, 1], 0), np.zeros(len(Z)), Z[:, 0] > 0.5])
+    want = model.gradients_chunk(F, with_se=False, scales=[1, 4])
+    parts = list(model.iter_gradients(sparse.csr_matrix(F), chunk_size=3, with_se=False, scales=[1, 4]))
+    assert [p.se for p in parts] == [None, None]
+    np.testing.assert_array_equal(np.concatenate([p.gradients for p in parts], axis=1), want.gradients)
+    assert want.gradients.shape[3] == 2
+
+
+def test_outputs_are_float32_and_the_input_precision_does_not_matter():
+    # products run in float32 whatever the input: a float64 signal and its float32 copy give the same bits
+    Z, _, model = _plane_model()
+    F = np.column_stack([np.sin(3 * Z[:, 0]) / 3, np.exp(Z[:, 1])])
+    a = model.gradients_chunk(F, with_signals=True)
+    b = model.gradients_chunk(F.astype(np.float32), with_signals=True)
+    for x, y in ((a.gradients, b.gradients), (a.se, b.se), (a.signals, b.signals)):
+        assert x.dtype == y.dtype == np.float32
+        np.testing.assert_array_equal(x, y)
+    assert model.gradients_chunk(F).signals is None  # only when asked
+    for arr in (model.se_factors_, model.frames_, model.coordinates_, model.local_variance_):
+        assert arr.dtype == np.float32
+
+
+def test_documented_defaults_and_a_given_dimension_is_kept():
+    m = GradientModel()
+    assert (m.n_neighbors, m.n_dims, tuple(m.scales), m.n_smooth, m.frame_averaging, m.alpha, m.quadratic,
+            m.ridge, m.knn_method, m.n_probes, m.random_state) == (30, None, (0, 1, 2, 4, 8), 3, 1, 1.0, False,
+                                                                   1e-6, "auto", 64, 0)
+    _, Y, _ = flat_plane(n=300, seed=3)
+    model = GradientModel(n_neighbors=15, n_dims=1, scales=(0,)).fit(Y)  # a plane, but one dimension asked
+    assert model.n_dims_ == 1
+    assert model.frames_.shape == (300, Y.shape[1], 1)
+
+
+def test_probes_are_seeded_by_random_state():
+    _, Y, _ = flat_plane(n=300, seed=3)
+    fit = [GradientModel(n_neighbors=15, n_dims=2, scales=(0, 2), random_state=r).fit(Y) for r in (0, 0, 1)]
+    np.testing.assert_array_equal(fit[0].se_factors_, fit[1].se_factors_)
+    assert not np.array_equal(fit[0].se_factors_[:, 1], fit[2].se_factors_[:, 1])  # t > 0: from the probes
+    np.testing.assert_array_equal(fit[0].se_factors_[:, 0], fit[2].se_factors_[:, 0])  # t = 0: exact
+
+
+def test_refitting_a_model_drops_the_products_of_the_earlier_fit_and_pickles_without_them():
+    import pickle
+
+    Z, Y, _ = flat_plane(n=300, seed=3)
+    F = np.column_stack([Z[:, 0] ** 2, Z[:, 1]])
+    model = GradientModel(n_neighbors=15, n_dims=2, scales=(0, 1)).fit(Y)
+    model.gradients_chunk(F)  # builds the products of this fit
+    assert "_ops_cache" in model.__dict__
+    restored = pickle.loads(pickle.dumps(model))
+    assert "_ops_cache" not in restored.__dict__
+    np.testing.assert_array_equal(restored.gradients_chunk(F).gradients, model.gradients_chunk(F).gradients)
+    Y2 = 2.0 * Y  # the same cells twice as far apart: gradients halve
+    model.fit(Y2)
+    fresh = GradientModel(n_neighbors=15, n_dims=2, scales=(0, 1)).fit(Y2)
+    np.testing.assert_array_equal(model.gradients_chunk(F).gradients, fresh.gradients_chunk(F).gradients)
+
+
+def test_the_ridge_shrinks_a_linear_gradient_by_one_over_one_plus_ridge():
+    # the relative ridge adds ridge x mean(diag B^T W B) to the normal equations; on an isotropic neighbourhood
+    # (B^T W B ~ m I) a linear gradient shrinks by 1 / (1 + ridge): one half at ridge = 1 (medians over cells,
+    # the neighbourhoods are only roughly isotropic: 0.4-0.6 allowed)
+    Z, Y, Q = flat_plane(n=600, seed=7)
+    f = (Z @ np.array([1.0, 0.5]))[:, None]
+    g = {r: GradientModel(n_neighbors=20, n_dims=2, scales=(0,), ridge=r).fit(Y).gradients(f, with_se=False)
+         for r in (1e-6, 1.0)}
+    ratio = np.linalg.norm(g[1.0].gradients[:, 0, :, 0], axis=1) / np.linalg.norm(g[1e-6].gradients[:, 0, :, 0], axis=1)
+    assert 0.4 < np.median(ratio) < 0.6, np.median(ratio)

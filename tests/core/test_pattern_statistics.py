@@ -300,7 +300,7 @@ def test_column_variance_and_depth_residuals_against_float64_numpy():
     got = _descriptors.column_variance(X)
     np.testing.assert_allclose(got[[0, 3]], want[[0, 3]], rtol=1e-12)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
-    assert got[2] == 0.0  # a constant column: exactly zero, never negative
+    np.testing.assert_array_equal(got[2], 0.0)  # a constant column: exactly zero, never negative
     strata = rng.integers(0, 4, 5000)
     R = _patterns.depth_residuals(X, strata)
     for s in range(4):
