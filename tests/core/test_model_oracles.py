@@ -204,6 +204,7 @@ def test_streaming_a_sparse_signal_at_some_scales_without_standard_errors():
     want = model.gradients_chunk(F, with_se=False, scales=[1, 4])
     parts = list(model.iter_gradients(sparse.csr_matrix(F), chunk_size=3, with_se=False, scales=[1, 4]))
     assert [p.se for p in parts] == [None, None]
+    assert [p.signals for p in parts] == [None, None]  # signals only when asked
     np.testing.assert_array_equal(np.concatenate([p.gradients for p in parts], axis=1), want.gradients)
     assert want.gradients.shape[3] == 2
 
@@ -255,7 +256,9 @@ def test_refitting_a_model_drops_the_products_of_the_earlier_fit_and_pickles_wit
     Y2 = 2.0 * Y  # the same cells twice as far apart: gradients halve
     model.fit(Y2)
     fresh = GradientModel(n_neighbors=15, n_dims=2, scales=(0, 1)).fit(Y2)
-    np.testing.assert_array_equal(model.gradients_chunk(F).gradients, fresh.gradients_chunk(F).gradients)
+    a, b = model.gradients_chunk(F), fresh.gradients_chunk(F)
+    np.testing.assert_array_equal(a.gradients, b.gradients)
+    np.testing.assert_array_equal(a.se, b.se)  # the noise variance's cached terms are the new fit's too
 
 
 def test_the_ridge_shrinks_a_linear_gradient_by_one_over_one_plus_ridge():
@@ -268,3 +271,49 @@ def test_the_ridge_shrinks_a_linear_gradient_by_one_over_one_plus_ridge():
          for r in (1e-6, 1.0)}
     ratio = np.linalg.norm(g[1.0].gradients[:, 0, :, 0], axis=1) / np.linalg.norm(g[1e-6].gradients[:, 0, :, 0], axis=1)
     assert 0.4 < np.median(ratio) < 0.6, np.median(ratio)
+
+
+def test_a_given_graph_and_alpha_are_used_and_the_spectrum_is_the_median_local_one():
+    from genegrad._core import _graph
+
+    Z, Y, _ = flat_plane(n=300, seed=3)
+    idx, dist = _graph.knn(Y, 15, method="exact")
+    model = GradientModel(n_neighbors=15, n_dims=2, scales=(2,), alpha=0.5).fit(Y, neighbors=(idx, dist))
+    np.testing.assert_array_equal(model.knn_indices_, idx)
+    want = _graph.diffusion_graph(idx, dist, alpha=0.5)[2]
+    np.testing.assert_allclose(model.diffusion_.toarray(), want.toarray(), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(want.toarray(), _graph.diffusion_graph(idx, dist, alpha=1.0)[2].toarray())
+    vals = model.local_variance_.astype(np.float64)
+    np.testing.assert_allclose(model.local_spectrum_, np.median(vals / vals.sum(axis=1, keepdims=True), axis=0),
+                               rtol=1e-5)
+    # scales without 0: the scale-0 fit is still made (the noise variance needs it), the gradients at t = 2 are
+    # those of a model that also has t = 0
+    full = GradientModel(n_neighbors=15, n_dims=2, scales=(0, 2), alpha=0.5).fit(Y, neighbors=(idx, dist))
+    F = np.column_stack([np.sin(3 * Z[:, 0]), Z[:, 1] ** 2])
+    np.testing.assert_array_equal(model.gradients_chunk(F).gradients[..., 0], full.gradients_chunk(F).gradients[..., 1])
+    np.testing.assert_array_equal(model.gradients_chunk(F).se[..., 0], full.gradients_chunk(F).se[..., 1])
+
+
+@pytest.mark.parametrize("ridge", [1e-6, 0.5])
+def test_noise_variance_is_the_pooled_residual_sum_of_squares_of_each_local_fit(ridge):
+    # brute force, cell by cell: r_ij = (f_j - f_i) - a_ij . beta_i with a_ij = U_i^T (y_j - y_i), RSS_i =
+    # sum_j W_ij r_ij^2, then sigma_i^2 = sum_k P_ik RSS_k / dof_k; the model's closed form (total - fit - twice
+    # the ridge term) must agree for any ridge (float32 products: 1e-3 relative)
+    Z, Y, _ = flat_plane(n=300, seed=3)
+    model = GradientModel(n_neighbors=15, n_dims=2, scales=(0,), ridge=ridge).fit(Y)
+    rng = np.random.default_rng(8)
+    F = np.column_stack([np.sin(3 * Z[:, 0]), Z[:, 1]]) + 0.3 * rng.standard_normal((300, 2))
+    chunk = model.gradients_chunk(F)
+    fits = model.fits_[0]
+    idx, U = model.knn_indices_, model.frames_.astype(np.float64)
+    P = model.diffusion_.toarray().astype(np.float64)
+    for g in range(2):
+        beta = chunk.gradients[:, g, :, 0].astype(np.float64)
+        rss = np.empty(300)
+        for i in range(300):
+            a = (Y[idx[i]] - Y[i]) @ U[i]  # (k, d)
+            r = (F[idx[i], g] - F[i, g]) - a @ beta[i]
+            rss[i] = fits.weights[i] @ r**2
+        want = P @ (rss / fits.dof)
+        got = (chunk.se[:, g, 0].astype(np.float64) / model.se_factors_[:, 0]) ** 2
+        np.testing.assert_allclose(got, want, rtol=1e-3)
