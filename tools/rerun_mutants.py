@@ -1,0 +1,78 @@
+"""Re-run mutmut's mutants by hand: the ones it marked suspicious, timed out or left, in one process per worker.
+
+mutmut 3 marks a mutant *suspicious* when its tests ran slower than expected (common when numba, torch or
+threads are involved) and does not count it. This script runs each named mutant against the given test files,
+with mutmut's own trampolines (``MUTANT_UNDER_TEST`` set per mutant, read at every call), inside one Python
+process per worker so that imports are paid once, with an alarm per mutant for the ones that loop forever.
+Run it from the project root after ``mutmut run`` made ``mutants/``::
+
+    mutmut results --all true | grep -E "suspicious|survived|timeout" | cut -d: -f1 > names.txt
+    python tools/rerun_mutants.py names.txt tests/core/test_model_oracles.py --workers 2 --out rerun.txt
+
+Each line of ``--out`` is ``NAME killed`` or ``NAME survived`` (pytest's exit status 0: no test failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _timeout(signum, frame):
+    raise TimeoutError("the mutant ran past its time limit")
+
+
+def run(names: list[str], tests: list[str], *, out: Path, limit: int) -> None:
+    """Run each mutant in this process (from ``mutants/``) and append its verdict to ``out``."""
+    import pytest
+
+    sys.path.insert(0, "src")
+    signal.signal(signal.SIGALRM, _timeout)
+    with out.open("a") as fh:
+        for name in names:
+            os.environ["MUTANT_UNDER_TEST"] = name
+            signal.alarm(limit)
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests])
+            signal.alarm(0)
+            fh.write(f"{name} {'survived' if rc == 0 else 'killed'}\n")
+            fh.flush()
+
+
+def main() -> None:
+    """Split the names over ``--workers`` processes (this script again, with ``--part``) and wait for them."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", help="file with one mutant name per line")
+    ap.add_argument("tests", nargs="+", help="test files, relative to the project root")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default="rerun.txt")
+    ap.add_argument("--limit", type=int, default=60, help="seconds per mutant before it counts as killed")
+    ap.add_argument("--part", default=None, help=argparse.SUPPRESS)  # a worker's own share of the names
+    args = ap.parse_args()
+    root = Path.cwd()
+    if not (root / "mutants" / "src").is_dir():
+        sys.exit("No mutants/src here: run `mutmut run` from the project root first.")
+    out = (root / args.out).resolve()
+    names = [n.strip() for n in Path(args.names).read_text().splitlines() if n.strip()]
+    if args.part is not None:  # a worker: its share, run in mutants/ where the mutated sources are
+        i, k = map(int, args.part.split("/"))
+        os.chdir(root / "mutants")
+        run(names[i::k], args.tests, out=out, limit=args.limit)
+        return
+    cmd = [sys.executable, __file__, str(Path(args.names).resolve()), *args.tests, "--out", str(out),
+           "--limit", str(args.limit)]
+    workers = [subprocess.Popen([*cmd, "--part", f"{i}/{args.workers}"], env=os.environ | {"OMP_NUM_THREADS": "1"})
+               for i in range(args.workers)]
+    if any(w.wait() for w in workers):
+        sys.exit("A worker failed; the verdicts so far are in " + str(out))
+    print(f"{len(names)} mutants: verdicts in {out}")
+
+
+if __name__ == "__main__":
+    main()
