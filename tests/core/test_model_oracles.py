@@ -317,3 +317,23 @@ def test_noise_variance_is_the_pooled_residual_sum_of_squares_of_each_local_fit(
         want = P @ (rss / fits.dof)
         got = (chunk.se[:, g, 0].astype(np.float64) / model.se_factors_[:, 0]) ** 2
         np.testing.assert_allclose(got, want, rtol=1e-3)
+
+
+def test_gradients_of_all_columns_at_once_and_its_refusal_of_dask():
+    Z, _, model = _plane_model()
+    F = np.column_stack([np.sin(3 * Z[:, 0]), Z[:, 1]])
+    res = model.gradients(F, with_se=False, scales=[1])
+    assert res.se is None
+    np.testing.assert_array_equal(res.gradients, model.gradients_chunk(F, with_se=False, scales=[1]).gradients)
+    with pytest.raises(ValueError, match=r"backend='dask' streams chunks: use `iter_gradients\(\.\.\., backend='dask'\)`"):
+        model.gradients(F, backend="dask")
+
+
+def test_the_tangent_dimension_is_at_most_one_less_than_the_coordinates():
+    # a solid 3-D cube in 4 coordinates is 3-D (the cap, p - 1 = 3, is not binding); a solid ball filling all 3
+    # coordinates is capped at 2: a tangent space cannot be the whole space
+    rng = np.random.default_rng(9)
+    cube = np.c_[rng.uniform(-1, 1, (800, 3)), np.zeros(800)]
+    assert GradientModel(n_neighbors=30, scales=(0,)).fit(cube).n_dims_ == 3
+    ball = rng.normal(size=(800, 3))
+    assert GradientModel(n_neighbors=30, scales=(0,)).fit(ball).n_dims_ <= 2
