@@ -337,3 +337,35 @@ def test_the_tangent_dimension_is_at_most_one_less_than_the_coordinates():
     assert GradientModel(n_neighbors=30, scales=(0,)).fit(cube).n_dims_ == 3
     ball = rng.normal(size=(800, 3))
     assert GradientModel(n_neighbors=30, scales=(0,)).fit(ball).n_dims_ <= 2
+
+
+def test_the_sampled_dimension_estimate_is_seeded_and_uses_alpha(monkeypatch):
+    # above DIMENSION_CELLS the spectrum comes from a seeded sample with its own graph, density-normalised with
+    # the model's alpha: the same fit twice gives the same spectrum; another alpha, another spectrum
+    monkeypatch.setattr(_model, "DIMENSION_CELLS", 250)
+    Z, _, _ = flat_plane(n=600, seed=5)
+    rng = np.random.default_rng(10)
+    Y = np.c_[Z[:, 0], Z[:, 1] * np.exp(Z[:, 0]), 0.05 * rng.standard_normal((600, 3))]  # uneven density
+    fits = [GradientModel(n_neighbors=15, scales=(0,), alpha=a).fit(Y) for a in (1.0, 1.0, 0.0)]
+    np.testing.assert_array_equal(fits[0].local_spectrum_, fits[1].local_spectrum_)
+    assert not np.array_equal(fits[0].local_spectrum_, fits[2].local_spectrum_)
+
+
+def test_a_rebuilt_model_pickles_before_any_product():
+    import pickle
+
+    Z, _, model = _plane_model()
+    rebuilt = GradientModel.from_fitted(params={"n_neighbors": 15, "n_dims": 2, "scales": [0, 1, 2, 4]},
+                                        knn_indices=model.knn_indices_, diffusion=model.diffusion_,
+                                        frames=model.frames_, fits=model.fits_, se_factors=model.se_factors_)
+    assert "_ops_cache" not in rebuilt.__dict__
+    F = np.column_stack([Z[:, 0] ** 2])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(rebuilt)).gradients_chunk(F).gradients,
+                                  model.gradients_chunk(F).gradients)
+
+
+def test_signals_stream_in_chunks_of_64_by_default():
+    Z, _, model = _plane_model()
+    F = np.tile(Z[:, :1], (1, 130))
+    spans = list(model.iter_gradients(F, with_se=False, reduce=lambda m, chunk: (chunk.start, chunk.stop)))
+    assert spans == [(0, 64), (64, 128), (128, 130)]

@@ -74,3 +74,26 @@ def test_synchronized_frames_the_same_on_one_thread():
         mp.setattr(_threads, "n_threads", lambda n_jobs: 1)
         one = _descriptors.synchronized_frames(model, cell_block=64)
     np.testing.assert_array_equal(one, two)
+
+
+def test_an_unknown_core_count_means_one_thread(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # os.cpu_count may not know
+    assert _threads.n_threads(-1) == 1
+    assert _threads.n_threads(-3) == 1
+
+
+def test_blocks_run_concurrently_with_the_blas_on_one_thread():
+    # two blocks must be in fn at once (a barrier two threads must reach), and inside them the BLAS libraries
+    # report one thread each
+    from threadpoolctl import threadpool_info
+
+    barrier = threading.Barrier(2, timeout=10)
+    blas_threads = []
+
+    def fn(s, e):
+        barrier.wait()
+        blas_threads.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+
+    _threads.for_blocks(fn, 20, 10, n_jobs=2)
+    assert blas_threads
+    assert set(blas_threads) == {1}
