@@ -46,6 +46,8 @@ CASES = [
      r"more cells than `n_neighbors`: got 120 cells"),
     ("n_neighbors too small", lambda a: a, lambda a: gg.pp.manifold(a, n_neighbors=1), ValueError,
      r"Expected `n_neighbors` in \[2, inf\], got 1"),
+    ("manifold: zero threads", lambda a: a, lambda a: gg.pp.manifold(a, n_jobs=0), ValueError,
+     r"Expected `n_jobs` to be a non-zero integer \(-1: every core\) or None \(1 thread\), got 0"),
     ("negative frame averaging", lambda a: a, lambda a: gg.pp.manifold(a, frame_averaging=-1), ValueError,
      r"Expected `frame_averaging` in \[0, 5\], got -1"),
     ("empty scales", lambda a: a, lambda a: gg.pp.manifold(a, scales=()), ValueError, r"at least one scale"),

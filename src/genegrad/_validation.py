@@ -42,6 +42,13 @@ def as_rng(rng: int | np.random.Generator | None) -> np.random.Generator:
     raise TypeError(msg)
 
 
+def check_n_jobs(n_jobs: Any) -> None:
+    """``n_jobs``: a non-zero integer (``-1``: every core, ``-2``: all but one) or ``None`` (one thread)."""
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0):
+        msg = f"Expected `n_jobs` to be a non-zero integer (-1: every core) or None (1 thread), got {n_jobs!r}."
+        raise ValueError(msg)
+
+
 def check_range(name: str, value: Any, low: float | None, high: float | None, *, integer: bool = False) -> None:
     """sklearn-style range check: "Expected `n_neighbors` in [2, 499], got 0."."""
     kind = "an int" if integer else "a number"

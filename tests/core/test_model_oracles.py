@@ -226,8 +226,8 @@ def test_outputs_are_float32_and_the_input_precision_does_not_matter():
 def test_documented_defaults_and_a_given_dimension_is_kept():
     m = GradientModel()
     assert (m.n_neighbors, m.n_dims, tuple(m.scales), m.n_smooth, m.frame_averaging, m.alpha, m.quadratic,
-            m.ridge, m.knn_method, m.n_probes, m.random_state) == (30, None, (0, 1, 2, 4, 8), 3, 1, 1.0, False,
-                                                                   1e-6, "auto", 64, 0)
+            m.ridge, m.knn_method, m.n_probes, m.random_state, m.n_jobs) == (30, None, (0, 1, 2, 4, 8), 3, 1, 1.0,
+                                                                             False, 1e-6, "auto", 64, 0, -1)
     _, Y, _ = flat_plane(n=300, seed=3)
     model = GradientModel(n_neighbors=15, n_dims=1, scales=(0,)).fit(Y)  # a plane, but one dimension asked
     assert model.n_dims_ == 1

@@ -97,3 +97,28 @@ def test_blocks_run_concurrently_with_the_blas_on_one_thread():
     _threads.for_blocks(fn, 20, 10, n_jobs=2)
     assert blas_threads
     assert set(blas_threads) == {1}
+
+
+def test_a_model_fitted_on_one_thread_is_the_same_to_the_bit_and_uses_one_thread(monkeypatch):
+    from genegrad import GradientModel
+
+    _, Y, _ = flat_plane(n=400, seed=2)
+    Y = Y + 0.02 * np.random.default_rng(1).standard_normal(Y.shape)
+    many = GradientModel(n_neighbors=12, scales=(0, 2), quadratic=True).fit(Y)
+    threads_asked = []
+    real = _threads.for_blocks
+
+    def spy(fn, n, block, *, n_jobs=-1):
+        threads_asked.append(n_jobs)
+        real(fn, n, block, n_jobs=n_jobs)
+
+    monkeypatch.setattr(_frames, "for_blocks", spy)
+    monkeypatch.setattr(_operator, "for_blocks", spy)
+    one = GradientModel(n_neighbors=12, scales=(0, 2), quadratic=True, n_jobs=1).fit(Y)
+    assert len(threads_asked) >= 4  # local PCA (dimension and frames), frame averaging, the local fits
+    assert set(threads_asked) == {1}  # each got the model's n_jobs
+    for a, b in ((many.frames_, one.frames_), (many.se_factors_, one.se_factors_), (many.local_spectrum_,
+                                                                                      one.local_spectrum_)):
+        np.testing.assert_array_equal(a, b)
+    for t in (0, 2):
+        np.testing.assert_array_equal(many.fits_[t].coef, one.fits_[t].coef)

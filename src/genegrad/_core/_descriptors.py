@@ -199,7 +199,8 @@ def _apply(M: NDArray, block: NDArray) -> list[NDArray]:
     return [sum(M[:, a, j, None, None] * block[:, :, j] for j in range(d)) for a in range(r)]
 
 
-def synchronized_frames(model: GradientModel, *, n_iter: int = 20, cell_block: int = 4096) -> NDArray:
+def synchronized_frames(model: GradientModel, *, n_iter: int = 20, cell_block: int = 4096,
+                        n_jobs: int | None = -1) -> NDArray:
     """``(N, d, d)`` rotations that bring every cell's tangent frame into one global frame.
 
     Neighbouring frames are aligned by the orthogonal Procrustes map ``O_ij = polar(U_i^T U_j)`` (coordinates
@@ -209,7 +210,8 @@ def synchronized_frames(model: GradientModel, *, n_iter: int = 20, cell_block: i
     ``R_i <- polar(sum_j R_j O_ij^T)``, which spread the alignment errors over the neighbourhood instead of
     letting them pile up along the tree. For a flat or developable manifold (plane, swiss roll, strips, trees,
     cycles) the result is a parallel frame: a gradient's coordinates ``R_i beta_i`` can be compared between
-    distant cells, which ambient directions cannot (they turn with the embedding's curvature).
+    distant cells, which ambient directions cannot (they turn with the embedding's curvature). Blocks of
+    ``cell_block`` cells run on ``n_jobs`` threads.
     """
     from scipy import sparse
     from scipy.sparse.csgraph import breadth_first_order, connected_components
@@ -225,7 +227,7 @@ def synchronized_frames(model: GradientModel, *, n_iter: int = 20, cell_block: i
         A, _, Bt = np.linalg.svd(M)
         O[s:e] = A @ Bt
 
-    for_blocks(procrustes, n, cell_block)
+    for_blocks(procrustes, n, cell_block, n_jobs=n_jobs)
     G = sparse.csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
     R = np.tile(np.eye(d), (n, 1, 1))
     _, comp = connected_components(G, directed=False)
@@ -256,7 +258,7 @@ def synchronized_frames(model: GradientModel, *, n_iter: int = 20, cell_block: i
             A, _, Bt = np.linalg.svd(np.matmul(Rn, Ot[s:e]) + 1e-12 * R[s:e])
             new[s:e] = A @ Bt
 
-        for_blocks(average, n, cell_block)
+        for_blocks(average, n, cell_block, n_jobs=n_jobs)
         R = new
     return R
 

@@ -77,6 +77,9 @@ class GradientModel:
         Random probes for the noise propagation factors at scales ``t > 0``.
     random_state
         Seed for the approximate kNN searches and the probes.
+    n_jobs
+        Threads for the fit's per-cell blocks (local PCA, frame averaging, local fits; ``-1``: every core,
+        ``None``: one); results do not depend on it.
 
     Notes
     -----
@@ -101,6 +104,7 @@ class GradientModel:
         knn_method: str = "auto",
         n_probes: int = 64,
         random_state: int = 0,
+        n_jobs: int | None = -1,
     ) -> None:
         self.n_neighbors = n_neighbors
         self.n_dims = n_dims
@@ -113,6 +117,7 @@ class GradientModel:
         self.knn_method = knn_method
         self.n_probes = n_probes
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ fitting
     def fit(self, Y: NDArray, *, neighbors: tuple[NDArray, NDArray] | None = None) -> GradientModel:
@@ -132,9 +137,10 @@ class GradientModel:
             d, spectrum = self._estimate_dimension(Y, Ys, idx, w, smooth)
         else:
             d, spectrum = int(self.n_dims), None
-        vals, frames = _frames.local_spectra(Ys, idx, w, n_vecs=d)  # only the d leading directions are kept
+        # only the d leading directions are kept
+        vals, frames = _frames.local_spectra(Ys, idx, w, n_vecs=d, n_jobs=self.n_jobs)
         for _ in range(self.frame_averaging):
-            frames = _frames.average_frames(frames, idx, w)
+            frames = _frames.average_frames(frames, idx, w, n_jobs=self.n_jobs)
         if spectrum is None:
             spectrum = np.median(vals / vals.sum(axis=1, keepdims=True), axis=0)
         fits = {}
@@ -142,7 +148,8 @@ class GradientModel:
         for t in sorted({0, *self.scales_}):
             Yt = smooth(Yt, t - t_cur)
             t_cur = t
-            fits[t] = _operator.fit_local(Yt, frames, idx, w, quadratic=self.quadratic, ridge=self.ridge)
+            fits[t] = _operator.fit_local(Yt, frames, idx, w, quadratic=self.quadratic, ridge=self.ridge,
+                                          n_jobs=self.n_jobs)
         self.knn_indices_ = idx
         self.knn_distances_ = dist
         self.connectivities_ = K
@@ -236,14 +243,14 @@ class GradientModel:
         max_dim = min(10, Y.shape[1] - 1)
         if n <= DIMENSION_CELLS:
             Yd = smooth(Ys, max(DIMENSION_SMOOTHING - self.n_smooth, 0))
-            spectra, _ = _frames.local_spectra(Yd, idx, w, values_only=True)
+            spectra, _ = _frames.local_spectra(Yd, idx, w, values_only=True, n_jobs=self.n_jobs)
             return _frames.estimate_dimension(spectra, max_dim=max_dim)
         sub = np.sort(np.random.default_rng(self.random_state).choice(n, DIMENSION_CELLS, replace=False))
         Y_sub = Y[sub]
         idx_s, dist_s = _graph.knn(Y_sub, self.n_neighbors, method="exact")
         w_s, _, P_s = _graph.diffusion_graph(idx_s, dist_s, alpha=self.alpha)
         Yd = _frames.smooth_coordinates(Y_sub, P_s, DIMENSION_SMOOTHING)
-        spectra, _ = _frames.local_spectra(Yd, idx_s, w_s, values_only=True)
+        spectra, _ = _frames.local_spectra(Yd, idx_s, w_s, values_only=True, n_jobs=self.n_jobs)
         return _frames.estimate_dimension(spectra, max_dim=max_dim)
 
     def _set_order(self) -> None:

@@ -11,7 +11,7 @@ from scipy import sparse
 from .. import _keys
 from .._core import _graph, _operator
 from .._core._model import GradientModel
-from .._validation import check_finite, check_range, check_scales, require_key, warn
+from .._validation import check_finite, check_n_jobs, check_range, check_scales, require_key, warn
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,6 +35,7 @@ def manifold(
     neighbors_key: str | None = None,
     knn_method: str = "auto",
     random_state: int = 0,
+    n_jobs: int | None = -1,
     key_added: str = _keys.UNS,
     copy: bool = False,
 ) -> ad.AnnData | None:
@@ -81,6 +82,9 @@ def manifold(
         exactly; 99.9% of the exact neighbours on 100,000 synthetic cells, linear in N) or ``'pynndescent'``.
     random_state
         Seed for the approximate kNN searches and the noise probes.
+    n_jobs
+        Threads for the per-cell local PCA and fits (``-1``: every core, ``None``: one); results do not depend
+        on it.
     key_added
         Prefix of the keys written.
     copy
@@ -114,6 +118,7 @@ def manifold(
     check_range("n_smooth", n_smooth, 0, 10, integer=True)
     check_range("frame_averaging", frame_averaging, 0, 5, integer=True)
     check_range("alpha", alpha, 0.0, 1.0)
+    check_n_jobs(n_jobs)
     scales = check_scales(scales)
     Y = _representation(adata, use_rep)
     n, p = Y.shape
@@ -138,7 +143,7 @@ def manifold(
     model = GradientModel(
         n_neighbors=n_neighbors, n_dims=n_dims, scales=scales, n_smooth=n_smooth,
         frame_averaging=frame_averaging, alpha=alpha,
-        quadratic=quadratic, knn_method=knn_method, random_state=random_state,
+        quadratic=quadratic, knn_method=knn_method, random_state=random_state, n_jobs=n_jobs,
     ).fit(Y, neighbors=neighbors)
     n_comp, _ = _graph.n_components(model.connectivities_)
     if n_comp > 1:

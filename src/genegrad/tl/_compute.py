@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from .._core._backend import BACKENDS
+from .._validation import check_n_jobs
 
 #: Seconds to reach a dask scheduler and hear it answer as one before giving up.
 CONNECT_TIMEOUT = 10.0
@@ -17,9 +18,7 @@ def compute_options(backend: str, scheduler: Any, n_jobs: int | None) -> dict[st
     ``scheduler`` is a ``dask.distributed.Client`` or a scheduler address (``'tcp://host:8786'``); with
     ``backend='dask'`` and no scheduler, a two-worker ``LocalCluster`` is started for the call.
     """
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0):
-        msg = f"Expected `n_jobs` to be a non-zero integer (-1: every core) or None (1 thread), got {n_jobs!r}."
-        raise ValueError(msg)
+    check_n_jobs(n_jobs)
     if backend not in BACKENDS:
         msg = f"Expected `backend` in {BACKENDS}, got {backend!r}."
         raise ValueError(msg)

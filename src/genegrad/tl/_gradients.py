@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _keys
-from .._core._model import n_threads
 from .._core._scale import lepski_scales
+from .._core._threads import n_threads
 from .._store import GradientStore
 from .._validation import check_range, check_unique_names, default_genes, gene_positions
 from ..pp._manifold import load_model

@@ -12,7 +12,7 @@ from scipy import sparse
 
 from .. import _keys
 from .._core import _descriptors, _holdout, _lsi, _patterns, _regions
-from .._core._model import n_threads
+from .._core._threads import n_threads
 from .._validation import (
     as_rng,
     check_range,
@@ -232,7 +232,7 @@ def patterns(
     Y = np.asarray(adata.obsm[rep], dtype=np.float64)
     length = float(np.sqrt(((Y - Y.mean(axis=0)) ** 2).sum(axis=1).mean()))
     rng = as_rng(random_state)
-    to_intrinsic = _descriptors.synchronized_frames(model)
+    to_intrinsic = _descriptors.synchronized_frames(model, n_jobs=options["n_jobs"])
 
     desc = _describe(model, F, length=length, to_intrinsic=to_intrinsic, options=options, progress=progress)
     notes: list[str] = []  # the warnings of this run, kept with its results (the report shows them)
