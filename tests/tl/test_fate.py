@@ -291,6 +291,8 @@ def test_evaluate_fate_features(fated):
     ({"terminal_states": "terminal", "beta": -1}, ValueError, "beta"),
     ({"terminal_states": "terminal", "forward": -1}, ValueError, "forward"),
     ({"terminal_states": "terminal", "coarse_scale": 0}, ValueError, "coarse_scale"),
+    ({"terminal_states": "terminal", "coarse_scale": 1.5}, TypeError, "coarse_scale. to be an int"),
+    ({"terminal_states": "terminal", "n_program_genes": 0}, ValueError, "n_program_genes"),
     ({"terminal_states": "terminal", "fine_weight": -1}, ValueError, "fine_weight"),
     ({"terminal_states": "terminal", "min_fine_agreement": 2.0}, ValueError, "min_fine_agreement"),
     ({"terminal_states": "terminal", "scale": 3}, ValueError, "scale"),
@@ -442,7 +444,9 @@ def test_new_terminal_states_remove_the_fates_of_other_states(detected):
     a.obs["terminal"] = gg.datasets.tree_terminal_states(a)
     root = a.uns["genegrad"]["fate_bias"]["root"]
     gg.tl.fate_bias(a, "terminal", root=root)
-    with pytest.warns(UserWarning, match="came from other terminal states"):
+    with pytest.warns(UserWarning, match=r"came from other terminal states: they were removed \(with the fate flows, "
+                      r"features and transitions\)\. Run `genegrad\.tl\.fate_bias\(adata, "
+                      r"'genegrad_terminal_states', root=\.\.\.\)` on the states detected now"):
         gg.tl.terminal_states(a, root, groupby="fate")
     assert "fate_bias" not in a.uns["genegrad"]
     assert not {"genegrad_fate_probs", "genegrad_fate_flow"} & set(a.obsm)
@@ -479,3 +483,71 @@ def test_diffusion_orientation_stores_the_time_it_used_and_refuses_unknown_ones(
     with pytest.raises(ValueError, match="Expected `orientation` to be 'graph' or 'diffusion'"):
         run_fate_bias(c, "terminal", root=root, orientation="dpt")
     assert (set(c.uns["genegrad"]), set(c.obs.columns)) == before
+
+
+def _under_key(adata, key):
+    """A copy whose manifold (and every genegrad result) is stored under the prefix ``key``."""
+    a = adata.copy()
+    for slot in ("obs", "obsm", "obsp"):
+        store = getattr(a, slot)
+        for name in [n for n in store.keys() if n.startswith("genegrad_")]:
+            store[key + name[len("genegrad"):]] = store[name]
+            del store[name]
+    a.uns[key] = a.uns.pop("genegrad")
+    return a
+
+
+def test_fate_bias_passes_its_options_on(tree):
+    """The public call hands genes, layer, fine_weight, key and copy to the computation: it equals the full form
+    given the same options, each option shows in what is written, and together they change the result."""
+    base = tree.copy()
+    rng = np.random.default_rng(0)
+    X = base.X.toarray() if sparse.issparse(base.X) else np.asarray(base.X)
+    base.layers["alt"] = X[rng.permutation(base.n_obs)]  # another signal: its cells shuffled
+    genes = list(base.var_names[::2])
+    root = int(base.obs["pseudotime"].argmin())
+    opts = {"genes": genes, "layer": "alt", "fine_weight": 0.3, "root": root, "key": "gx"}
+    a = _under_key(base, "gx")
+    out = gg.tl.fate_bias(a, "terminal", copy=True, **opts)
+    assert "fate_bias" not in a.uns["gx"]  # copy=True leaves the input as it was
+    assert "gx_fate_probs" not in a.obsm
+    ref = _under_key(base, "gx")
+    run_fate_bias(ref, "terminal", **opts)
+    pd.testing.assert_frame_equal(out.obsm["gx_fate_probs"], ref.obsm["gx_fate_probs"])
+    info = out.uns["gx"]["fate_bias"]
+    assert info["layer"] == "alt"
+    assert info["fine_weight"] == pytest.approx(0.3, abs=0.0)
+    assert set().union(*(set(p["genes"]) for p in info["programs"].values())) <= set(genes)
+    plain = _under_key(base, "gx")
+    run_fate_bias(plain, "terminal", root=root, key="gx")
+    assert np.abs(plain.obsm["gx_fate_probs"].to_numpy() - out.obsm["gx_fate_probs"].to_numpy()).max() > 1e-3
+
+
+def test_the_fine_step_reweights_progenitors_by_their_clipped_evidence(tree, monkeypatch):
+    """Closed form of the fine step: p_f proportional to chain_f exp(fine_weight clip(z_f, -10, 10)) for each
+    progenitor, terminal cells keep the chain's probabilities. The evidence is replaced by a known one, wide enough
+    that the clip binds."""
+    a = tree.copy()
+    z = np.random.default_rng(1).normal(scale=15.0, size=(a.n_obs, 3))
+    monkeypatch.setattr(_fate, "fine_deviation", lambda *args, **kwargs: z.copy())
+    run_fate_bias(a, "terminal", fine_weight=0.5, min_fine_agreement=None)
+    chain = a.obsm["genegrad_fate_probs_chain"].to_numpy()
+    probs = a.obsm["genegrad_fate_probs"].to_numpy()
+    prog = a.obs["terminal"].isna().to_numpy()
+    w = chain * np.exp(0.5 * np.clip(z, -10.0, 10.0))
+    np.testing.assert_allclose(probs[prog], (w / w.sum(axis=1, keepdims=True))[prog], rtol=1e-10, atol=1e-15)
+    np.testing.assert_array_equal(probs[~prog], chain[~prog])
+    np.testing.assert_array_equal(a.obsm["genegrad_fate_deviation"].to_numpy(), z)
+
+
+def test_detection_says_what_it_found(tree, caplog):
+    """The log names each detected state with its number of cells, as written to obs."""
+    import logging
+
+    a = tree.copy()
+    with caplog.at_level(logging.INFO, logger="genegrad"):
+        gg.tl.terminal_states(a, int(a.obs["pseudotime"].argmin()), groupby="fate")
+    counts = a.obs["genegrad_terminal_states"].value_counts()
+    said = ", ".join(f"{s} ({counts[s]} cells)" for s in a.obs["genegrad_terminal_states"].cat.categories)
+    assert f"detected {len(counts)} terminal states: {said}" in caplog.text
+    assert "added `adata.obs['genegrad_terminal_states']`" in caplog.text

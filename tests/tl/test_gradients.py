@@ -229,3 +229,24 @@ def test_the_default_memory_budget_is_the_machines(plane_adata, monkeypatch):
     with pytest.raises(MemoryError, match=r"memory_gb=0\.0001"):
         gg.tl.gradients(plane_adata, list(plane_adata.var_names[:3]))
     gg.tl.gradients(plane_adata, list(plane_adata.var_names[:3]), memory_gb=1.0)  # an explicit budget still rules
+
+
+def test_a_budget_without_room_for_the_stored_result_is_refused(plane_adata, caplog):
+    """store='obsm' counts the result it keeps (gradients and standard errors, float32): a budget holding the
+    model, the signal and that result, but nothing for the work, is refused; the call then says what it added."""
+    import logging
+
+    from genegrad.pp._manifold import load_model
+    from genegrad.tl._signal import read_signal, signal_nbytes
+
+    genes = list(plane_adata.var_names)
+    a = plane_adata.copy()
+    with caplog.at_level(logging.INFO, logger="genegrad"):
+        gg.tl.gradients(a, genes, store="obsm", memory_gb=4.0)
+    for name in ("genegrad_gradients", "genegrad_gradients_se"):
+        assert f"added `adata.obsm['{name}']`" in caplog.text
+    assert "added `adata.var['genegrad_scale']`" in caplog.text
+    result = a.obsm["genegrad_gradients"].nbytes + a.obsm["genegrad_gradients_se"].nbytes
+    held = load_model(a).nbytes + signal_nbytes(read_signal(a, None, np.arange(len(genes))))
+    with pytest.raises(MemoryError, match="result"):
+        gg.tl.gradients(plane_adata.copy(), genes, store="obsm", memory_gb=(held + result) / 2**30)

@@ -89,6 +89,9 @@ def test_h5ad_round_trip(patterned, tmp_path):
     ({"scale": 3}, ValueError, "scale"),
     ({"genes": ["nope"]}, KeyError, "nope"),
     ({"n_patterns": 0}, ValueError, "n_patterns"),
+    ({"n_null": 5}, ValueError, "n_null"),
+    ({"n_module_genes": 1}, ValueError, "n_module_genes"),
+    ({"module_threshold": 1.5}, ValueError, "module_threshold"),
 ])
 def test_bad_arguments_leave_adata_untouched(patterned, kwargs, exc, match):
     adata = patterned.copy()
@@ -159,3 +162,41 @@ def test_region_counts_on_a_cycle():
 
 def test_region_counts_off_by_default_on_a_plane(patterned):
     assert not patterned.uns["genegrad"]["patterns"]["params"]["region_counts"]
+
+
+def test_each_gene_is_tested_on_the_graph_it_did_not_build(patterned, monkeypatch):
+    """The held-out graphs: the highly variable genes split into two folds, each fold builds one graph, and each
+    of its genes is tested on the other fold's graph; genes in neither fold are spread over both graphs."""
+    from scipy import sparse
+
+    from genegrad._core import _holdout
+    from genegrad.pp._manifold import load_model
+    from genegrad.tl import _patterns as tp
+    from genegrad.tl._signal import read_signal
+
+    adata = patterned.copy()
+    outside = np.arange(40)  # 40 genes left out of the highly variable ones: in neither fold
+    adata.var.iloc[outside, adata.var.columns.get_loc("highly_variable")] = False
+    genes = list(adata.var_names)
+    F = read_signal(adata, None, np.arange(adata.n_vars))
+    Fd = F.toarray() if sparse.issparse(F) else np.asarray(F)
+    column_of = {Fd[:, j].tobytes(): j for j in range(Fd.shape[1])}
+    assert len(column_of) == Fd.shape[1]  # every gene's column is its own
+    built = []
+
+    def record(X, **kwargs):  # the graph stands for the genes that built it
+        X = X.toarray() if sparse.issparse(X) else np.asarray(X)
+        built.append({column_of[X[:, c].tobytes()] for c in range(X.shape[1])})
+        return len(built) - 1
+
+    monkeypatch.setattr(_holdout, "fold_graph", record)
+    graphs, fold = tp._test_graphs(adata, load_model(adata), genes, F=F, layer=None, key="genegrad", holdout=True,
+                                   rng=np.random.default_rng(0), notes=[])
+    assert graphs == [0, 1]
+    hvg = set(np.flatnonzero(adata.var["highly_variable"].to_numpy()))
+    assert not built[0] & built[1]
+    assert built[0] | built[1] == hvg
+    assert abs(len(built[0]) - len(built[1])) <= 1  # two halves
+    for h in range(2):
+        assert (fold[sorted(built[h])] == 1 - h).all()
+    assert set(fold[outside]) == {0, 1}

@@ -1,0 +1,67 @@
+"""Reading the signal: the messages that name what was read, the column selection, and the progress bars."""
+
+from __future__ import annotations
+
+import logging
+
+import anndata as ad
+import numpy as np
+import pytest
+from scipy import sparse
+
+from genegrad.tl._signal import progress_bar, read_signal, signal_nbytes
+
+
+def small(rng=0):
+    r = np.random.default_rng(rng)
+    X = np.log1p(r.poisson(2.0, size=(30, 6)).astype(np.float32))
+    a = ad.AnnData(X=sparse.csr_matrix(X))
+    a.layers["dense"] = X.copy()
+    return a, X
+
+
+def test_columns_are_selected_and_the_format_kept():
+    a, X = small()
+    cols = np.array([4, 1])
+    got = read_signal(a, None, cols)
+    assert sparse.isspmatrix_csc(got)
+    np.testing.assert_array_equal(got.toarray(), X[:, cols])
+    dense = read_signal(a, "dense", cols)
+    assert isinstance(dense, np.ndarray)
+    np.testing.assert_array_equal(dense, X[:, cols])
+    np.testing.assert_array_equal(read_signal(a, "dense"), X)
+    assert signal_nbytes(got) == got.data.nbytes + got.indices.nbytes + got.indptr.nbytes
+    assert signal_nbytes(dense) == dense.nbytes
+
+
+def test_messages_name_the_matrix_read():
+    a, X = small()
+    with pytest.raises(KeyError, match=r"`adata\.layers\['nope'\]` not found \(available: \['dense'\]\)"):
+        read_signal(a, "nope")
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    a.layers["bad"] = bad
+    with pytest.raises(ValueError, match=r"adata\.layers\['bad'\]"):
+        read_signal(a, "bad")
+    a.layers["counts"] = np.random.default_rng(1).poisson(3.0, size=X.shape).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"`adata\.layers\['counts'\]` looks like raw counts"):
+        read_signal(a, "counts")
+    a.X = None
+    with pytest.raises(ValueError, match=r"`adata\.X` is empty; put the log-normalised expression there"):
+        read_signal(a, None)
+
+
+def test_progress_bars_count_genes_and_follow_the_log_level():
+    bar = progress_bar(True, total=7, desc="descriptors")
+    assert (bar.total, bar.desc, bar.unit, bar.disable) == (7, "descriptors", "gene", False)
+    bar.close()
+    assert progress_bar(False, total=7, desc="x").disable
+    log = logging.getLogger("genegrad")
+    level = log.level
+    try:
+        log.setLevel(logging.INFO)
+        assert not progress_bar(None, total=1, desc="x").disable
+        log.setLevel(logging.WARNING)
+        assert progress_bar(None, total=1, desc="x").disable
+    finally:
+        log.setLevel(level)
