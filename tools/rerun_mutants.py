@@ -11,8 +11,9 @@ Run it from the project root after ``mutmut run`` made ``mutants/``::
 
 Each line of ``--out`` is ``NAME killed`` or ``NAME survived`` (pytest's exit status 0: no test failed).
 With ``--selected``, each mutant runs only the tests of those files that mutmut recorded as reaching its
-function (``mutants/mutmut-stats.json``), fastest first: much quicker when the files hold slow tests that
-never call it (``NAME no-tests`` when none does).
+function (``mutants/mutmut-stats.json``), fastest first, and the tests of those files that mutmut has not seen
+(written since its run), for every mutant: much quicker when the files hold slow tests that never call it
+(``NAME no-tests`` when none does).
 """
 
 from __future__ import annotations
@@ -32,11 +33,21 @@ def _timeout(signum, frame):
     raise TimeoutError("the mutant ran past its time limit")
 
 
-def _reaching(name: str, tests: list[str], stats: dict) -> list[str]:
-    """The test ids among ``tests`` (files) that mutmut recorded as calling the function of mutant ``name``."""
+def _reaching(name: str, tests: list[str], *, stats: dict, unseen: list[str]) -> list[str]:
+    """The tests of the files ``tests`` that reach mutant ``name``'s function, then the ``unseen`` ones.
+
+    Reaching: as mutmut recorded (``stats``), fastest first; ``unseen``: tests mutmut has no record of.
+    """
     ids = stats["tests_by_mangled_function_name"].get(name.rsplit("__mutmut_", 1)[0], [])
     ids = [t for t in ids if t.split("::", 1)[0] in tests]
-    return sorted(ids, key=lambda t: stats["duration_by_test"].get(t, 0.0))
+    return sorted(ids, key=lambda t: stats["duration_by_test"].get(t, 0.0)) + unseen
+
+
+def _unseen(tests: list[str], stats: dict) -> list[str]:
+    """The ids of the tests in the files ``tests`` that mutmut's stats do not know."""
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *tests],
+                         capture_output=True, text=True, check=False).stdout
+    return [t for t in (line.strip() for line in out.splitlines()) if "::" in t and t not in stats["duration_by_test"]]
 
 
 def run(names: list[str], tests: list[str], *, out: Path, limit: int, selected: bool = False) -> None:
@@ -46,9 +57,10 @@ def run(names: list[str], tests: list[str], *, out: Path, limit: int, selected: 
     sys.path.insert(0, "src")
     signal.signal(signal.SIGALRM, _timeout)
     stats = json.loads(Path("mutmut-stats.json").read_text()) if selected else None
+    unseen = _unseen(tests, stats) if selected else []
     with out.open("a") as fh:
         for name in names:
-            chosen = _reaching(name, tests, stats) if selected else tests
+            chosen = _reaching(name, tests, stats=stats, unseen=unseen) if selected else tests
             if not chosen:
                 fh.write(f"{name} no-tests\n")
                 continue

@@ -409,6 +409,31 @@ def test_terminal_states_then_fate_bias_is_fate_bias_from_a_root(detected):
     pd.testing.assert_frame_equal(a.obsm["genegrad_fate_probs"], detected.obsm["genegrad_fate_probs"])
 
 
+def test_terminal_states_copy_names_and_parameters(detected):
+    """copy=True leaves the input and returns the states; without groupby they are T1, T2, ... by persistence,
+    the same cells; the parameters are recorded."""
+    a = detected.copy()
+    for col in ("genegrad_terminal_states", "genegrad_pseudotime"):
+        del a.obs[col]
+    del a.uns["genegrad"]["fate_bias"]
+    root = detected.uns["genegrad"]["fate_bias"]["root"]
+    out = gg.tl.terminal_states(a, root, copy=True)
+    assert "genegrad_terminal_states" not in a.obs
+    assert "terminal_states" not in a.uns["genegrad"]
+    states = out.obs["genegrad_terminal_states"]
+    named = detected.obs["genegrad_terminal_states"]
+    assert list(states.cat.categories) == [f"T{j + 1}" for j in range(len(named.cat.categories))]
+    relabel = dict(zip(states.cat.categories, named.cat.categories, strict=True))  # both in persistence order
+    np.testing.assert_array_equal(states.astype(object).map(relabel).fillna("").to_numpy(),
+                                  named.astype(object).fillna("").to_numpy())
+    info = out.uns["genegrad"]["terminal_states"]
+    assert (info["n_terminal"], info["groupby"], info["min_persistence"]) == (-1, "", 0.05)
+    two = gg.tl.terminal_states(a, root, n_terminal=2, min_persistence=0.01, copy=True)
+    info = two.uns["genegrad"]["terminal_states"]
+    assert (info["n_terminal"], info["min_persistence"]) == (2, 0.01)
+    assert len(two.obs["genegrad_terminal_states"].cat.categories) == 2
+
+
 def test_fate_bias_keeps_ten_options():
     import inspect
 

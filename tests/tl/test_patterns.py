@@ -200,3 +200,23 @@ def test_each_gene_is_tested_on_the_graph_it_did_not_build(patterned, monkeypatc
     for h in range(2):
         assert (fold[sorted(built[h])] == 1 - h).all()
     assert set(fold[outside]) == {0, 1}
+
+
+def test_depth_strata_are_deciles_of_the_depth():
+    """The structure test's strata: deciles of obs[depth_key], else of the counts layer's totals; none without."""
+    from scipy import sparse
+
+    from genegrad.tl._patterns import _depth_strata
+
+    depth = np.random.default_rng(0).permutation(100).astype(float) + 1.0
+    a = ad.AnnData(X=np.zeros((100, 2), dtype=np.float32))
+    a.obs["total_counts"] = depth
+    strata = _depth_strata(a, "total_counts")
+    np.testing.assert_array_equal(strata, (depth - 1) // 10)  # ten strata of ten cells, by depth
+    counts = np.zeros((100, 2), dtype=np.float32)
+    counts[:, 0] = depth
+    a.layers["counts"] = sparse.csr_matrix(counts)
+    np.testing.assert_array_equal(_depth_strata(a, "nope"), strata)  # no such column: the counts' totals
+    assert _depth_strata(a, None) is None
+    del a.layers["counts"]
+    assert _depth_strata(a, "nope") is None
