@@ -220,3 +220,50 @@ def test_depth_strata_are_deciles_of_the_depth():
     assert _depth_strata(a, None) is None
     del a.layers["counts"]
     assert _depth_strata(a, "nope") is None
+
+
+def test_the_summary_and_the_modules_follow_the_genes(patterned):
+    """uns summary: each pattern's number of genes and mean descriptors at the clustering scale, from var and
+    varm; modules only among the n_module_genes most structured genes; constant genes score -inf with p = 1."""
+    import pandas as pd
+
+    adata = patterned
+    info = adata.uns["genegrad"]["patterns"]
+    summary = pd.DataFrame({k: v for k, v in info["summary"].items() if k != "pattern"}, index=info["summary"]["pattern"])
+    t = list(info["scales"]).index(info["scale"])
+    assert t == len(info["scales"]) - 1  # the largest scale by default
+    pattern = adata.var["genegrad_pattern"].astype(str).to_numpy()
+    names = list(info["descriptors"])
+    for c in summary.index:
+        sel = pattern == c
+        assert summary.loc[c, "n_genes"] == sel.sum()
+        for i in (0, names.index("peakedness"), len(names) - 1):
+            assert summary.loc[c, names[i]] == pytest.approx(np.nanmean(adata.varm["genegrad_descriptors"][sel, i, t]))
+    typ = adata.var["genegrad_pattern_typicality"].to_numpy()
+    structured = adata.var["genegrad_structured"].to_numpy()
+    assert np.isnan(typ[~structured]).all()
+    assert (typ[structured] > 0).all()
+    assert (typ[structured] <= 1).all()
+
+    a = adata.copy()
+    a.X = a.X.toarray()
+    a.X[:, 0] = 2.0  # constant: no structure to test
+    out = gg.tl.patterns(a, genes=list(a.var_names), n_null=150, n_module_genes=10, copy=True)
+    assert out.var["genegrad_structured_score"].iloc[0] == -np.inf
+    assert out.var["genegrad_structured_pval"].iloc[0] == pytest.approx(1.0, abs=0.0)
+    assert not out.var["genegrad_structured"].iloc[0]
+    score = out.var["genegrad_structured_score"].where(out.var["genegrad_structured"])
+    top = set(score.sort_values(ascending=False).index[:10])
+    in_module = set(out.var_names[out.var["genegrad_module"].notna().to_numpy()])
+    assert len(in_module) >= 2
+    assert in_module <= top
+
+
+def test_column_sd_is_the_population_sd_sparse_or_dense():
+    from scipy import sparse
+
+    from genegrad.tl._patterns import _column_sd
+
+    X = np.random.default_rng(0).poisson(1.0, size=(50, 4)).astype(float)
+    np.testing.assert_allclose(_column_sd(sparse.csc_matrix(X)), X.std(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(_column_sd(X), X.std(axis=0), rtol=1e-12)
