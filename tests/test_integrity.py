@@ -365,7 +365,9 @@ def test_an_address_that_is_not_a_scheduler_fails_fast(done, monkeypatch):
     threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()  # accepts, never answers
     port = server.getsockname()[1]
     try:
-        with pytest.raises(ConnectionError, match="No dask scheduler answered"):
+        with pytest.raises(ConnectionError, match=r"No dask scheduler answered at 'tcp://127\.0\.0\.1:\d+' within 1 s "
+                           r"\(.*\); check the address \(e\.g\. 'tcp://host:8786'\) and that the scheduler runs, or "
+                           r"pass a `distributed\.Client`\.$"):
             gg.tl.gradients(done, list(done.var_names[:2]), backend="dask", scheduler=f"tcp://127.0.0.1:{port}")
     finally:
         for conn, _ in accepted:

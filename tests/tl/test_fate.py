@@ -374,6 +374,7 @@ def test_named_states_with_a_root_write_the_pseudotime_only(detected):
     ({"root": 0, "min_persistence": 0.99}, ValueError, "Lower `min_persistence`"),
     ({"root": 0, "min_persistence": 2.0}, ValueError, "min_persistence"),
     ({"root": 0, "n_terminal": 1}, ValueError, "n_terminal"),
+    ({"root": 0, "n_terminal": 2.5}, TypeError, "n_terminal. to be an int"),
     ({"root": 0, "groupby": "nope"}, KeyError, "nope"),
 ])
 def test_bad_detection_inputs_leave_adata_untouched(tree, kwargs, exc, match):
