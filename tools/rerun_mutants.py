@@ -44,8 +44,15 @@ def _reaching(name: str, tests: list[str], *, stats: dict, unseen: list[str]) ->
 
 
 def _unseen(tests: list[str], stats: dict) -> list[str]:
-    """The ids of the tests in the files ``tests`` that mutmut's stats do not know."""
-    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *tests],
+    """The ids of the tests in the files ``tests`` that mutmut's stats do not know.
+
+    Collected with the ``pytest_add_cli_args`` of ``[tool.mutmut]`` (a ``-k`` there deselects the same tests).
+    """
+    import tomllib
+
+    extra = tomllib.loads(Path("pyproject.toml").read_text()).get("tool", {}).get("mutmut", {})
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          *extra.get("pytest_add_cli_args", []), *tests],
                          capture_output=True, text=True, check=False).stdout
     return [t for t in (line.strip() for line in out.splitlines()) if "::" in t and t not in stats["duration_by_test"]]
 
