@@ -217,6 +217,9 @@ def test_fate_bias_writes_probabilities(fated):
     T = fated.obsp["genegrad_transitions"]
     np.testing.assert_allclose(np.asarray(T.sum(axis=1)).ravel(), 1.0, atol=1e-5)
     assert fated.uns["genegrad"]["fate_bias"]["coarse_scale"] == 2  # the default, on scales (0, 1, 2, 4, 8)
+    for program in fated.uns["genegrad"]["fate_bias"]["programs"].values():  # 50 genes each by default
+        assert len(program["genes"]) == 50
+        assert program["weights"].sum() == pytest.approx(1.0)
 
 
 def test_fine_agreement_is_the_rank_correlation_over_progenitors():
@@ -291,8 +294,8 @@ def test_evaluate_fate_features(fated):
     ({"terminal_states": "terminal", "beta": -1}, ValueError, "beta"),
     ({"terminal_states": "terminal", "forward": -1}, ValueError, "forward"),
     ({"terminal_states": "terminal", "coarse_scale": 0}, ValueError, "coarse_scale"),
-    ({"terminal_states": "terminal", "coarse_scale": 1.5}, TypeError, "coarse_scale. to be an int"),
-    ({"terminal_states": "terminal", "n_program_genes": 0}, ValueError, "n_program_genes"),
+    ({"terminal_states": "terminal", "coarse_scale": 1.5}, TypeError, "`coarse_scale` to be an int"),
+    ({"terminal_states": "terminal", "n_program_genes": 0}, ValueError, "`n_program_genes` in"),
     ({"terminal_states": "terminal", "fine_weight": -1}, ValueError, "fine_weight"),
     ({"terminal_states": "terminal", "min_fine_agreement": 2.0}, ValueError, "min_fine_agreement"),
     ({"terminal_states": "terminal", "scale": 3}, ValueError, "scale"),
@@ -374,7 +377,7 @@ def test_named_states_with_a_root_write_the_pseudotime_only(detected):
     ({"root": 0, "min_persistence": 0.99}, ValueError, "Lower `min_persistence`"),
     ({"root": 0, "min_persistence": 2.0}, ValueError, "min_persistence"),
     ({"root": 0, "n_terminal": 1}, ValueError, "n_terminal"),
-    ({"root": 0, "n_terminal": 2.5}, TypeError, "n_terminal. to be an int"),
+    ({"root": 0, "n_terminal": 2.5}, TypeError, "`n_terminal` to be an int"),
     ({"root": 0, "groupby": "nope"}, KeyError, "nope"),
 ])
 def test_bad_detection_inputs_leave_adata_untouched(tree, kwargs, exc, match):
@@ -549,7 +552,7 @@ def test_fate_bias_passes_its_options_on(tree):
     assert np.abs(plain.obsm["gx_fate_probs"].to_numpy() - out.obsm["gx_fate_probs"].to_numpy()).max() > 1e-3
 
 
-def test_the_fine_step_reweights_progenitors_by_their_clipped_evidence(tree, monkeypatch):
+def test_the_fine_step_reweights_progenitors_by_their_bounded_evidence(tree, monkeypatch):
     """Closed form of the fine step: p_f proportional to chain_f exp(fine_weight clip(z_f, -10, 10)) for each
     progenitor, terminal cells keep the chain's probabilities. The evidence is replaced by a known one, wide enough
     that the clip binds."""

@@ -89,9 +89,9 @@ def test_h5ad_round_trip(patterned, tmp_path):
     ({"scale": 3}, ValueError, "scale"),
     ({"genes": ["nope"]}, KeyError, "nope"),
     ({"n_patterns": 0}, ValueError, "n_patterns"),
-    ({"n_null": 5}, ValueError, "n_null"),
-    ({"n_module_genes": 1}, ValueError, "n_module_genes"),
-    ({"module_threshold": 1.5}, ValueError, "module_threshold"),
+    ({"n_null": 5}, ValueError, "`n_null` in"),
+    ({"n_module_genes": 1}, ValueError, "`n_module_genes` in"),
+    ({"module_threshold": 1.5}, ValueError, "`module_threshold` in"),
 ])
 def test_bad_arguments_leave_adata_untouched(patterned, kwargs, exc, match):
     adata = patterned.copy()
