@@ -388,16 +388,19 @@ def test_plots_default_to_the_lsi(atac):
     plt.close(ax.figure)
 
 
-@pytest.mark.parametrize(("binarize", "normalize_rows"), [(False, True), (True, False)])
-def test_the_structure_tests_folds_use_the_manifolds_lsi(atac, binarize, normalize_rows):
+@pytest.mark.parametrize(("binarize", "normalize_rows", "max_depth_corr"), [(False, True, 0.5), (True, False, 0.4)])
+def test_the_structure_tests_folds_use_the_manifolds_lsi(atac, binarize, normalize_rows, max_depth_corr):
     """The held-out graphs of tl.patterns embed each fold as preprocess_atac embedded the manifold (same depth,
     same dropped components, same row normalisation): given every peak the manifold used, a fold's LSI is the
     manifold's own representation."""
     from genegrad.tl._patterns import _fold_lsi
 
     a = atac[:600].copy()
-    gg.pp.preprocess_atac(a, n_comps=15, binarize=binarize, normalize_rows=normalize_rows)
+    gg.pp.preprocess_atac(a, n_comps=15, binarize=binarize, normalize_rows=normalize_rows,
+                          max_depth_corr=max_depth_corr)
     embed = _fold_lsi(a, random_state=0)
+    assert embed.keywords["max_depth_corr"] == max_depth_corr
+    assert embed.keywords["normalize_rows"] == normalize_rows
     selected = a.var["highly_variable"].to_numpy()
     n_comps = a.obsm["X_lsi"].shape[1] + len(a.uns["lsi"]["dropped"])
     assert len(a.uns["lsi"]["dropped"]) >= 1  # the depth component is there to drop
@@ -406,5 +409,7 @@ def test_the_structure_tests_folds_use_the_manifolds_lsi(atac, binarize, normali
     counts = a.layers["counts"]
     depth = (counts > 0).sum(axis=1) if binarize else counts.sum(axis=1)  # what each cell's LSI depth counts
     np.testing.assert_array_equal(embed.keywords["depth"], np.asarray(depth, dtype=np.float64).ravel())
+    del a.layers["counts"]
+    assert _fold_lsi(a, random_state=0) is None  # without the counts there is no depth: the folds use a PCA
     a.uns["genegrad_preprocess"]["modality"] = "rna"
     assert _fold_lsi(a, random_state=0) is None  # RNA folds use a PCA

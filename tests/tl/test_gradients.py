@@ -231,6 +231,22 @@ def test_the_default_memory_budget_is_the_machines(plane_adata, monkeypatch):
     gg.tl.gradients(plane_adata, list(plane_adata.var_names[:3]), memory_gb=1.0)  # an explicit budget still rules
 
 
+def test_the_budget_and_the_progress_are_shown(plane_adata, monkeypatch, caplog, capsys):
+    import logging
+
+    from genegrad.tl import _gradients
+
+    monkeypatch.setattr(_gradients, "default_memory_gb", lambda: 3.25)
+    genes = list(plane_adata.var_names[:3])
+    with caplog.at_level(logging.INFO, logger="genegrad"):  # at INFO the bar shows unless told not to
+        gg.tl.gradients(plane_adata.copy(), genes, progress=False)
+    assert "memory budget: 3.2 GB (half of the memory available; pass `memory_gb` to set it)" in caplog.text
+    assert "gradients" not in capsys.readouterr().err
+    with caplog.at_level(logging.WARNING, logger="genegrad"):  # and at WARNING it shows when asked
+        gg.tl.gradients(plane_adata.copy(), genes, progress=True)
+    assert "gradients: 100%" in capsys.readouterr().err
+
+
 def test_a_budget_without_room_for_the_stored_result_is_refused(plane_adata, caplog):
     """store='obsm' counts the result it keeps (gradients and standard errors, float32): a budget holding the
     model, the signal and that result, but nothing for the work, is refused; the call then says what it added."""

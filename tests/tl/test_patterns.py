@@ -90,6 +90,7 @@ def test_h5ad_round_trip(patterned, tmp_path):
     ({"genes": ["nope"]}, KeyError, "nope"),
     ({"n_patterns": 0}, ValueError, "n_patterns"),
     ({"n_null": 5}, ValueError, "`n_null` in"),
+    ({"n_null": 20.5}, TypeError, "`n_null` to be an int"),
     ({"n_module_genes": 1}, ValueError, "`n_module_genes` in"),
     ({"module_threshold": 1.5}, ValueError, "`module_threshold` in"),
 ])
@@ -184,15 +185,24 @@ def test_each_gene_is_tested_on_the_graph_it_did_not_build(patterned, monkeypatc
     assert len(column_of) == Fd.shape[1]  # every gene's column is its own
     built = []
 
+    options = []
+
     def record(X, **kwargs):  # the graph stands for the genes that built it
         X = X.toarray() if sparse.issparse(X) else np.asarray(X)
         built.append({column_of[X[:, c].tobytes()] for c in range(X.shape[1])})
+        options.append(kwargs)
         return len(built) - 1
 
     monkeypatch.setattr(_holdout, "fold_graph", record)
-    graphs, fold = tp._test_graphs(adata, load_model(adata), genes, F=F, layer=None, key="genegrad", holdout=True,
+    adata.uns["genegrad"]["params"]["knn_method"] = "exact"  # as if the manifold's search had been exact
+    model = load_model(adata)
+    graphs, fold = tp._test_graphs(adata, model, genes, F=F, layer=None, key="genegrad", holdout=True,
                                    rng=np.random.default_rng(0), notes=[])
     assert graphs == [0, 1]
+    # each fold's graph is built like the manifold's
+    assert options[0] == options[1] == {"n_comps": adata.obsm["X_pca"].shape[1], "n_neighbors": 25,
+                                        "alpha": model.alpha, "knn_method": "exact",
+                                        "random_state": model.random_state, "embed": None}
     hvg = set(np.flatnonzero(adata.var["highly_variable"].to_numpy()))
     assert not built[0] & built[1]
     assert built[0] | built[1] == hvg
@@ -267,3 +277,29 @@ def test_column_sd_is_the_population_sd_sparse_or_dense():
     X = np.random.default_rng(0).poisson(1.0, size=(50, 4)).astype(float)
     np.testing.assert_allclose(_column_sd(sparse.csc_matrix(X)), X.std(axis=0), rtol=1e-12)
     np.testing.assert_allclose(_column_sd(X), X.std(axis=0), rtol=1e-12)
+
+
+def test_options_reach_the_patterns(patterned, capsys, caplog):
+    """n_patterns, key and progress are used: a given number of patterns is kept, a manifold under another key
+    is read, and the progress bars and the log say what runs."""
+    import logging
+
+    a = patterned.copy()
+    for slot in ("obsm", "obsp", "var", "varm"):
+        store = getattr(a, slot)
+        for name in [n for n in store.keys() if n.startswith("genegrad_")]:
+            store["gx" + name[len("genegrad"):]] = store[name]
+            del store[name]
+    a.uns["gx"] = a.uns.pop("genegrad")
+    with caplog.at_level(logging.INFO, logger="genegrad"):  # at INFO the bars show unless told not to
+        gg.tl.patterns(a, genes=list(a.var_names), n_null=150, n_patterns=2, key="gx", progress=False)
+    pattern = a.var["gx_pattern"].astype(str)
+    assert sorted(set(pattern[a.var["gx_structured"].to_numpy()])) == ["P0", "P1"]
+    assert a.uns["gx"]["patterns"]["params"]["n_patterns"] == 2
+    assert "structure test: graph of gene fold 1 of 2" in caplog.text
+    assert "descriptors" not in capsys.readouterr().err
+    with caplog.at_level(logging.WARNING, logger="genegrad"):  # and at WARNING they show when asked
+        gg.tl.patterns(a, genes=list(a.var_names), n_null=150, key="gx", progress=True)
+    err = capsys.readouterr().err
+    assert "descriptors: 100%" in err
+    assert "structure test: 100%" in err
