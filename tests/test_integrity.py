@@ -375,6 +375,35 @@ def test_an_address_that_is_not_a_scheduler_fails_fast(done, monkeypatch):
         server.close()
 
 
+def test_an_address_answering_as_something_else_is_refused(monkeypatch):
+    # a dask worker (or any other dask server) answers the identity probe, but not as a scheduler
+    import asyncio
+
+    pytest.importorskip("distributed")
+    import distributed.comm
+
+    from genegrad.tl._compute import _probe_scheduler
+
+    class Worker:
+        async def write(self, msg):
+            self.asked = msg
+
+        async def read(self):
+            return {"type": "Worker", "id": "w"}
+
+        def abort(self):
+            pass
+
+    async def connect(address, timeout):
+        await asyncio.sleep(0)
+        return Worker()
+
+    monkeypatch.setattr(distributed.comm, "connect", connect)
+    with pytest.raises(ConnectionError, match=r"^'tcp://10\.0\.0\.1:8788' answers but is not a dask scheduler; pass "
+                       r"the scheduler's address \(e\.g\. 'tcp://host:8786', printed by `dask scheduler`\)\.$"):
+        _probe_scheduler("tcp://10.0.0.1:8788", 1.0)
+
+
 def test_a_scheduler_is_reached_from_inside_a_running_event_loop():
     # Jupyter runs an event loop: the probe must not need to start one of its own there
     import asyncio
