@@ -376,6 +376,7 @@ def test_named_states_with_a_root_write_the_pseudotime_only(detected):
     ({"root": 1.5}, TypeError, "obs name or an integer"),
     ({"root": 0, "min_persistence": 0.99}, ValueError, "Lower `min_persistence`"),
     ({"root": 0, "min_persistence": 2.0}, ValueError, "min_persistence"),
+    ({"root": 0, "min_persistence": -0.1}, ValueError, r"`min_persistence` in \[0\.0, 1\.0\]"),
     ({"root": 0, "n_terminal": 1}, ValueError, "n_terminal"),
     ({"root": 0, "n_terminal": 2.5}, TypeError, "`n_terminal` to be an int"),
     ({"root": 0, "groupby": "nope"}, KeyError, "nope"),

@@ -89,6 +89,7 @@ def test_h5ad_round_trip(patterned, tmp_path):
     ({"scale": 3}, ValueError, "scale"),
     ({"genes": ["nope"]}, KeyError, "nope"),
     ({"n_patterns": 0}, ValueError, "n_patterns"),
+    ({"n_patterns": 2.5}, TypeError, "`n_patterns` to be an int"),
     ({"n_null": 5}, ValueError, "`n_null` in"),
     ({"n_null": 20.5}, TypeError, "`n_null` to be an int"),
     ({"n_module_genes": 1}, ValueError, "`n_module_genes` in"),
