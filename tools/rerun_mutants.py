@@ -9,7 +9,8 @@ Run it from the project root after ``mutmut run`` made ``mutants/``::
     mutmut results --all true | grep -E "suspicious|survived|timeout" | cut -d: -f1 > names.txt
     python tools/rerun_mutants.py names.txt tests/core/test_model_oracles.py --workers 2 --out rerun.txt
 
-Each line of ``--out`` is ``NAME killed`` or ``NAME survived`` (pytest's exit status 0: no test failed).
+Each line of ``--out`` is ``NAME killed`` (a test failed, or the time limit passed), ``NAME survived`` (no test
+failed) or ``NAME error-N`` (pytest's exit status N: interrupted, an internal or usage error, nothing collected).
 With ``--selected``, each mutant runs only the tests of those files that mutmut recorded as reaching its
 function (``mutants/mutmut-stats.json``), fastest first, and the tests of those files that mutmut has not seen
 (written since its run), for every mutant: much quicker when the files hold slow tests that never call it
@@ -33,18 +34,20 @@ def _timeout(signum, frame):
     raise TimeoutError("the mutant ran past its time limit")
 
 
-def _reaching(name: str, tests: list[str], *, stats: dict, unseen: list[str]) -> list[str]:
-    """The tests of the files ``tests`` that reach mutant ``name``'s function, then the ``unseen`` ones.
+def _reaching(name: str, *, stats: dict, collected: list[str]) -> list[str]:
+    """The ``collected`` tests that reach mutant ``name``'s function, then those mutmut has no record of.
 
-    Reaching: as mutmut recorded (``stats``), fastest first; ``unseen``: tests mutmut has no record of.
+    Reaching: as mutmut recorded (``stats``), fastest first. Ids mutmut recorded that no longer exist (renamed or
+    re-parametrised since) are left out: pytest would fail on them, which is no kill.
     """
-    ids = stats["tests_by_mangled_function_name"].get(name.rsplit("__mutmut_", 1)[0], [])
-    ids = [t for t in ids if t.split("::", 1)[0] in tests]
+    have = set(collected)
+    ids = [t for t in stats["tests_by_mangled_function_name"].get(name.rsplit("__mutmut_", 1)[0], []) if t in have]
+    unseen = [t for t in collected if t not in stats["duration_by_test"]]
     return sorted(ids, key=lambda t: stats["duration_by_test"].get(t, 0.0)) + unseen
 
 
-def _unseen(tests: list[str], stats: dict) -> list[str]:
-    """The ids of the tests in the files ``tests`` that mutmut's stats do not know.
+def _collected(tests: list[str]) -> list[str]:
+    """The ids of the tests in the files ``tests``.
 
     Collected with the ``pytest_add_cli_args`` of ``[tool.mutmut]`` (a ``-k`` there deselects the same tests).
     """
@@ -54,7 +57,7 @@ def _unseen(tests: list[str], stats: dict) -> list[str]:
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                           *extra.get("pytest_add_cli_args", []), *tests],
                          capture_output=True, text=True, check=False).stdout
-    return [t for t in (line.strip() for line in out.splitlines()) if "::" in t and t not in stats["duration_by_test"]]
+    return [t for t in (line.strip() for line in out.splitlines()) if "::" in t]
 
 
 def run(names: list[str], tests: list[str], *, out: Path, limit: int, selected: bool = False) -> None:
@@ -64,10 +67,10 @@ def run(names: list[str], tests: list[str], *, out: Path, limit: int, selected: 
     sys.path.insert(0, "src")
     signal.signal(signal.SIGALRM, _timeout)
     stats = json.loads(Path("mutmut-stats.json").read_text()) if selected else None
-    unseen = _unseen(tests, stats) if selected else []
+    collected = _collected(tests) if selected else []
     with out.open("a") as fh:
         for name in names:
-            chosen = _reaching(name, tests, stats=stats, unseen=unseen) if selected else tests
+            chosen = _reaching(name, stats=stats, collected=collected) if selected else tests
             if not chosen:
                 fh.write(f"{name} no-tests\n")
                 continue
@@ -76,7 +79,9 @@ def run(names: list[str], tests: list[str], *, out: Path, limit: int, selected: 
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *chosen])
             signal.alarm(0)
-            fh.write(f"{name} {'survived' if rc == 0 else 'killed'}\n")
+            # 1: a test failed; 0: none did; 2-5 (interrupted, internal or usage error, nothing collected): no verdict
+            verdict = {0: "survived", 1: "killed"}.get(int(rc), f"error-{int(rc)}")
+            fh.write(f"{name} {verdict}\n")
             fh.flush()
 
 

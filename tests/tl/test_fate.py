@@ -296,6 +296,7 @@ def test_evaluate_fate_features(fated):
     ({"terminal_states": "terminal", "coarse_scale": 0}, ValueError, "coarse_scale"),
     ({"terminal_states": "terminal", "coarse_scale": 1.5}, TypeError, "`coarse_scale` to be an int"),
     ({"terminal_states": "terminal", "n_program_genes": 0}, ValueError, "`n_program_genes` in"),
+    ({"terminal_states": "terminal", "n_program_genes": 2.5}, TypeError, "`n_program_genes` to be an int"),
     ({"terminal_states": "terminal", "fine_weight": -1}, ValueError, "fine_weight"),
     ({"terminal_states": "terminal", "min_fine_agreement": 2.0}, ValueError, "min_fine_agreement"),
     ({"terminal_states": "terminal", "scale": 3}, ValueError, "scale"),
