@@ -580,5 +580,5 @@ def test_detection_says_what_it_found(tree, caplog):
         gg.tl.terminal_states(a, int(a.obs["pseudotime"].argmin()), groupby="fate")
     counts = a.obs["genegrad_terminal_states"].value_counts()
     said = ", ".join(f"{s} ({counts[s]} cells)" for s in a.obs["genegrad_terminal_states"].cat.categories)
-    assert f"detected {len(counts)} terminal states: {said}" in caplog.text
-    assert "added `adata.obs['genegrad_terminal_states']`" in caplog.text
+    assert f"detected {len(counts)} terminal states: {said}" in caplog.messages
+    assert "added `adata.obs['genegrad_terminal_states']`" in caplog.messages

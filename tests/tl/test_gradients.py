@@ -240,7 +240,7 @@ def test_the_budget_and_the_progress_are_shown(plane_adata, monkeypatch, caplog,
     genes = list(plane_adata.var_names[:3])
     with caplog.at_level(logging.INFO, logger="genegrad"):  # at INFO the bar shows unless told not to
         gg.tl.gradients(plane_adata.copy(), genes, progress=False)
-    assert "memory budget: 3.2 GB (half of the memory available; pass `memory_gb` to set it)" in caplog.text
+    assert "memory budget: 3.2 GB (half of the memory available; pass `memory_gb` to set it)" in caplog.messages
     assert "gradients" not in capsys.readouterr().err
     with caplog.at_level(logging.WARNING, logger="genegrad"):  # and at WARNING it shows when asked
         gg.tl.gradients(plane_adata.copy(), genes, progress=True)
@@ -260,8 +260,8 @@ def test_a_budget_without_room_for_the_stored_result_is_refused(plane_adata, cap
     with caplog.at_level(logging.INFO, logger="genegrad"):
         gg.tl.gradients(a, genes, store="obsm", memory_gb=4.0)
     for name in ("genegrad_gradients", "genegrad_gradients_se"):
-        assert f"added `adata.obsm['{name}']`" in caplog.text
-    assert "added `adata.var['genegrad_scale']`" in caplog.text
+        assert f"added `adata.obsm['{name}']`" in caplog.messages
+    assert "added `adata.var['genegrad_scale']`" in caplog.messages
     result = a.obsm["genegrad_gradients"].nbytes + a.obsm["genegrad_gradients_se"].nbytes
     held = load_model(a).nbytes + signal_nbytes(read_signal(a, None, np.arange(len(genes))))
     with pytest.raises(MemoryError, match="result"):
