@@ -9,7 +9,7 @@ Run it from the project root after ``mutmut run`` made ``mutants/``::
     mutmut results --all true | grep -E "suspicious|survived|timeout" | cut -d: -f1 > names.txt
     python tools/rerun_mutants.py names.txt tests/core/test_model_oracles.py --workers 2 --out rerun.txt
 
-Each line of ``--out`` is ``NAME killed`` (a test failed, or the time limit passed), ``NAME survived`` (no test
+Each line of ``--out`` is ``NAME killed TEST`` (TEST failed, or the time limit passed), ``NAME survived`` (no test
 failed) or ``NAME error-N`` (pytest's exit status N: interrupted, an internal or usage error, nothing collected).
 With ``--selected``, each mutant runs only the tests of those files that mutmut recorded as reaching its
 function (``mutants/mutmut-stats.json``), fastest first, and the tests of those files that mutmut has not seen
@@ -32,6 +32,16 @@ from pathlib import Path
 
 def _timeout(signum, frame):
     raise TimeoutError("the mutant ran past its time limit")
+
+
+class _Failed:
+    """A pytest plugin keeping the id of the first test that failed (the one that killed the mutant)."""
+
+    first = ""
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.failed and not self.first:
+            self.first = report.nodeid
 
 
 def _reaching(name: str, *, stats: dict, collected: list[str]) -> list[str]:
@@ -76,12 +86,13 @@ def run(names: list[str], tests: list[str], *, out: Path, limit: int, selected: 
                 continue
             os.environ["MUTANT_UNDER_TEST"] = name
             signal.alarm(limit)
+            failed = _Failed()
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *chosen])
+                rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *chosen], plugins=[failed])
             signal.alarm(0)
             # 1: a test failed; 0: none did; 2-5 (interrupted, internal or usage error, nothing collected): no verdict
             verdict = {0: "survived", 1: "killed"}.get(int(rc), f"error-{int(rc)}")
-            fh.write(f"{name} {verdict}\n")
+            fh.write(f"{name} {verdict}{' ' + failed.first if failed.first else ''}\n")
             fh.flush()
 
 
