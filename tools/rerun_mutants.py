@@ -9,8 +9,9 @@ Run it from the project root after ``mutmut run`` made ``mutants/``::
     mutmut results --all true | grep -E "suspicious|survived|timeout" | cut -d: -f1 > names.txt
     python tools/rerun_mutants.py names.txt tests/core/test_model_oracles.py --workers 2 --out rerun.txt
 
-Each line of ``--out`` is ``NAME killed TEST`` (TEST failed, or the time limit passed), ``NAME survived`` (no test
-failed) or ``NAME error-N`` (pytest's exit status N: interrupted, an internal or usage error, nothing collected).
+Each line of ``--out`` is ``NAME killed TEST`` (TEST failed), ``NAME survived`` (no test failed) or
+``NAME timeout-or-error-N`` (pytest's exit status N: interrupted by the time limit, an internal or usage error,
+nothing collected): no verdict. Give the limit room: two workers share the cores.
 With ``--selected``, each mutant runs only the tests of those files that mutmut recorded as reaching its
 function (``mutants/mutmut-stats.json``), fastest first, and the tests of those files that mutmut has not seen
 (written since its run), for every mutant: much quicker when the files hold slow tests that never call it
@@ -30,8 +31,12 @@ import sys
 from pathlib import Path
 
 
+class _Expired(KeyboardInterrupt):
+    """The mutant ran past its time limit (pytest ends the run as interrupted, exit status 2: no verdict)."""
+
+
 def _timeout(signum, frame):
-    raise TimeoutError("the mutant ran past its time limit")
+    raise _Expired("the mutant ran past its time limit")
 
 
 class _Failed:
@@ -91,7 +96,7 @@ def run(names: list[str], tests: list[str], *, out: Path, limit: int, selected: 
                 rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *chosen], plugins=[failed])
             signal.alarm(0)
             # 1: a test failed; 0: none did; 2-5 (interrupted, internal or usage error, nothing collected): no verdict
-            verdict = {0: "survived", 1: "killed"}.get(int(rc), f"error-{int(rc)}")
+            verdict = {0: "survived", 1: "killed"}.get(int(rc), f"timeout-or-error-{int(rc)}")
             fh.write(f"{name} {verdict}{' ' + failed.first if failed.first else ''}\n")
             fh.flush()
 
