@@ -28,3 +28,16 @@ def flat_plane(n: int = 800, p: int = 8, seed: int = 0):
     Q, _ = np.linalg.qr(rng.standard_normal((p, p)))
     Y = np.c_[Z, np.zeros((n, p - 2))] @ Q.T
     return Z, Y, Q
+
+
+def under_key(adata, key: str):
+    """A copy with every genegrad key (manifold and results, ``genegrad_*`` and ``uns['genegrad']``) renamed to the
+    prefix ``key``, as if ``pp.manifold(key_added=key)`` had made it."""
+    a = adata.copy()
+    for slot in ("obs", "obsm", "obsp", "var", "varm"):
+        store = getattr(a, slot)
+        for name in [n for n in store.keys() if n.startswith("genegrad_")]:
+            store[key + name[len("genegrad"):]] = store[name]
+            del store[name]
+    a.uns[key] = a.uns.pop("genegrad")
+    return a

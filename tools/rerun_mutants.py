@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("tests", nargs="+", help="test files, relative to the project root")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="rerun.txt")
-    ap.add_argument("--limit", type=int, default=60, help="seconds per mutant before it counts as killed")
+    ap.add_argument("--limit", type=int, default=60, help="seconds per mutant; past it, no verdict")
     ap.add_argument("--selected", action="store_true",
                     help="run only the tests mutmut recorded as reaching each mutant's function")
     ap.add_argument("--part", default=None, help=argparse.SUPPRESS)  # a worker's own share of the names

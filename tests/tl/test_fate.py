@@ -8,6 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import under_key
 from scipy import sparse
 
 import genegrad as gg
@@ -516,18 +517,6 @@ def test_diffusion_orientation_stores_the_time_it_used_and_refuses_unknown_ones(
     assert (set(c.uns["genegrad"]), set(c.obs.columns)) == before
 
 
-def _under_key(adata, key):
-    """A copy whose manifold (and every genegrad result) is stored under the prefix ``key``."""
-    a = adata.copy()
-    for slot in ("obs", "obsm", "obsp"):
-        store = getattr(a, slot)
-        for name in [n for n in store.keys() if n.startswith("genegrad_")]:
-            store[key + name[len("genegrad"):]] = store[name]
-            del store[name]
-    a.uns[key] = a.uns.pop("genegrad")
-    return a
-
-
 def test_fate_bias_passes_its_options_on(tree):
     """The public call hands genes, layer, fine_weight, key and copy to the computation: it equals the full form
     given the same options, each option shows in what is written, and together they change the result."""
@@ -538,18 +527,18 @@ def test_fate_bias_passes_its_options_on(tree):
     genes = list(base.var_names[::2])
     root = int(base.obs["pseudotime"].argmin())
     opts = {"genes": genes, "layer": "alt", "fine_weight": 0.3, "root": root, "key": "gx"}
-    a = _under_key(base, "gx")
+    a = under_key(base, "gx")
     out = gg.tl.fate_bias(a, "terminal", copy=True, **opts)
     assert "fate_bias" not in a.uns["gx"]  # copy=True leaves the input as it was
     assert "gx_fate_probs" not in a.obsm
-    ref = _under_key(base, "gx")
+    ref = under_key(base, "gx")
     run_fate_bias(ref, "terminal", **opts)
     pd.testing.assert_frame_equal(out.obsm["gx_fate_probs"], ref.obsm["gx_fate_probs"])
     info = out.uns["gx"]["fate_bias"]
     assert info["layer"] == "alt"
     assert info["fine_weight"] == pytest.approx(0.3, abs=0.0)
     assert set().union(*(set(p["genes"]) for p in info["programs"].values())) <= set(genes)
-    plain = _under_key(base, "gx")
+    plain = under_key(base, "gx")
     run_fate_bias(plain, "terminal", root=root, key="gx")
     assert np.abs(plain.obsm["gx_fate_probs"].to_numpy() - out.obsm["gx_fate_probs"].to_numpy()).max() > 1e-3
 

@@ -231,6 +231,26 @@ def test_the_default_memory_budget_is_the_machines(plane_adata, monkeypatch):
     gg.tl.gradients(plane_adata, list(plane_adata.var_names[:3]), memory_gb=1.0)  # an explicit budget still rules
 
 
+def test_the_default_budget_without_proc_meminfo_is_half_the_free_pages(monkeypatch):
+    import builtins
+    import os
+
+    from genegrad.tl._compute import default_memory_gb
+
+    real_open = builtins.open
+
+    def no_meminfo(path, *args, **kwargs):
+        if str(path) == "/proc/meminfo":
+            raise OSError("no /proc here")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_meminfo)
+    monkeypatch.setattr(os, "sysconf", {"SC_AVPHYS_PAGES": 3 * 2**20, "SC_PAGE_SIZE": 4096}.__getitem__)
+    assert default_memory_gb() == pytest.approx(6.0)  # 12 GiB free, half of it
+    monkeypatch.delattr(os, "sysconf")
+    assert default_memory_gb() == pytest.approx(4.0)  # the system does not say: 4 GB
+
+
 def test_the_budget_and_the_progress_are_shown(plane_adata, monkeypatch, caplog, capsys):
     import logging
 

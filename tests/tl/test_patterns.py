@@ -285,13 +285,9 @@ def test_options_reach_the_patterns(patterned, capsys, caplog):
     is read, and the progress bars and the log say what runs."""
     import logging
 
-    a = patterned.copy()
-    for slot in ("obsm", "obsp", "var", "varm"):
-        store = getattr(a, slot)
-        for name in [n for n in store.keys() if n.startswith("genegrad_")]:
-            store["gx" + name[len("genegrad"):]] = store[name]
-            del store[name]
-    a.uns["gx"] = a.uns.pop("genegrad")
+    from conftest import under_key
+
+    a = under_key(patterned, "gx")
     with caplog.at_level(logging.INFO, logger="genegrad"):  # at INFO the bars show unless told not to
         gg.tl.patterns(a, genes=list(a.var_names), n_null=150, n_patterns=2, key="gx", progress=False)
     pattern = a.var["gx_pattern"].astype(str)

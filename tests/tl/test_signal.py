@@ -78,23 +78,3 @@ def test_one_cell_is_not_taken_for_normalised_data():
     b = ad.AnnData(X=np.log1p(np.array([[1.0, 3.0, 0.0], [3.0, 1.0, 0.0]], dtype=np.float32)))
     with pytest.warns(UserWarning, match="every cell has the same total"):
         read_signal(b, None)
-
-
-def test_the_default_budget_without_proc_meminfo_is_half_the_free_pages(monkeypatch):
-    import builtins
-    import os
-
-    from genegrad.tl._compute import default_memory_gb
-
-    real_open = builtins.open
-
-    def no_meminfo(path, *args, **kwargs):
-        if str(path) == "/proc/meminfo":
-            raise OSError("no /proc here")
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", no_meminfo)
-    monkeypatch.setattr(os, "sysconf", {"SC_AVPHYS_PAGES": 3 * 2**20, "SC_PAGE_SIZE": 4096}.__getitem__)
-    assert default_memory_gb() == pytest.approx(6.0)  # 12 GiB free, half of it
-    monkeypatch.delattr(os, "sysconf")
-    assert default_memory_gb() == pytest.approx(4.0)  # the system does not say: 4 GB
