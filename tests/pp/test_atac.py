@@ -398,7 +398,8 @@ def test_the_structure_tests_folds_use_the_manifolds_lsi(atac, binarize, normali
     a = atac[:600].copy()
     gg.pp.preprocess_atac(a, n_comps=15, binarize=binarize, normalize_rows=normalize_rows,
                           max_depth_corr=max_depth_corr)
-    embed = _fold_lsi(a, random_state=0)
+    every = np.arange(a.n_obs)
+    embed = _fold_lsi(a, cells=every, random_state=0)
     assert embed.keywords["max_depth_corr"] == max_depth_corr
     assert embed.keywords["normalize_rows"] == normalize_rows
     selected = a.var["highly_variable"].to_numpy()
@@ -409,7 +410,10 @@ def test_the_structure_tests_folds_use_the_manifolds_lsi(atac, binarize, normali
     counts = a.layers["counts"]
     depth = (counts > 0).sum(axis=1) if binarize else counts.sum(axis=1)  # what each cell's LSI depth counts
     np.testing.assert_array_equal(embed.keywords["depth"], np.asarray(depth, dtype=np.float64).ravel())
+    some = np.arange(0, a.n_obs, 3)  # the structure test's sample of cells: their depths, in their order
+    np.testing.assert_array_equal(_fold_lsi(a, cells=some, random_state=0).keywords["depth"],
+                                  np.asarray(depth, dtype=np.float64).ravel()[some])
     del a.layers["counts"]
-    assert _fold_lsi(a, random_state=0) is None  # without the counts there is no depth: the folds use a PCA
+    assert _fold_lsi(a, cells=every, random_state=0) is None  # no counts, no depth: the folds use a PCA
     a.uns["genegrad_preprocess"]["modality"] = "rna"
-    assert _fold_lsi(a, random_state=0) is None  # RNA folds use a PCA
+    assert _fold_lsi(a, cells=every, random_state=0) is None  # RNA folds use a PCA

@@ -29,6 +29,7 @@ def test_keys_and_shapes(patterned):
     df = gg.get.descriptors(adata)
     assert df.shape[0] == 150
     assert df["qval"].between(0, 1).all()
+    assert adata.uns["genegrad"]["patterns"]["params"]["structure_test_cells"] == 1500  # under the sample size
 
 
 def test_structure_score_rankspatterned_genes_above_noise(patterned):
@@ -131,10 +132,13 @@ def test_structure_test_is_calibrated_on_flat_genes():
     assert (q < 0.05).mean() > 0.95
 
 
-def test_too_few_genes_for_held_out_graphs_warns_and_tests_on_the_manifold(patterned):
+def test_too_few_genes_for_held_out_graphs_warns_and_tests_on_the_manifold(patterned, monkeypatch):
+    import genegrad.tl._patterns as tp
+
     adata = patterned.copy()
     adata.var["highly_variable"] = False
     adata.var.iloc[:12, adata.var.columns.get_loc("highly_variable")] = True
+    monkeypatch.setattr(tp, "STRUCTURE_SAMPLE", 700)  # the manifold's own graph joins all cells: no sample
     with pytest.warns(UserWarning, match="at least 20 genes"):
         out = gg.tl.patterns(adata, genes=list(adata.var_names), n_null=150, copy=True)
     assert np.isfinite(out.var["genegrad_structured_score"]).all()
@@ -197,8 +201,9 @@ def test_each_gene_is_tested_on_the_graph_it_did_not_build(patterned, monkeypatc
     monkeypatch.setattr(_holdout, "fold_graph", record)
     adata.uns["genegrad"]["params"]["knn_method"] = "exact"  # as if the manifold's search had been exact
     model = load_model(adata)
-    graphs, fold = tp._test_graphs(adata, model, genes, F=F, layer=None, key="genegrad", holdout=True,
-                                   rng=np.random.default_rng(0), notes=[])
+    pool = tp._fold_pool(adata, genes, notes=[])
+    graphs, fold = tp._test_graphs(adata, model, genes, pool=pool, F=F, cells=np.arange(adata.n_obs), layer=None,
+                                   key="genegrad", rng=np.random.default_rng(0))
     assert graphs == [0, 1]
     # each fold's graph is built like the manifold's
     assert options[0] == options[1] == {"n_comps": adata.obsm["X_pca"].shape[1], "n_neighbors": 25,
@@ -213,6 +218,42 @@ def test_each_gene_is_tested_on_the_graph_it_did_not_build(patterned, monkeypatc
     assert set(fold[outside]) == {0, 1}
 
 
+def test_on_many_cells_the_structure_test_runs_on_a_sample_of_them(patterned, monkeypatch, caplog):
+    """Above STRUCTURE_SAMPLE cells, the held-out test is the test of the AnnData cut to a fixed random sample
+    of cells: the same scores and p-values (graphs, depth deciles and signal of the sampled cells alone)."""
+    import logging
+
+    import genegrad.tl._patterns as tp
+    from genegrad._core._descriptors import sample_cells
+    from genegrad.pp._manifold import load_model
+    from genegrad.tl._signal import read_signal
+
+    adata = patterned
+    genes = list(adata.var_names)
+    model = load_model(adata)
+    F = read_signal(adata, None, np.arange(adata.n_vars))
+
+    def test(a, F):
+        return tp._structure_test(a, model, F, genes=genes, layer=None, key="genegrad", depth_key="total_counts",
+                                  notes=[], n_null=100, holdout=True, rng=np.random.default_rng(1), n_jobs=1,
+                                  progress=False)
+
+    cells = sample_cells(adata.n_obs, 700)
+    assert cells.size == 700
+    assert np.unique(cells).size == 700
+    full = test(adata[cells].copy(), F[cells])
+    monkeypatch.setattr(tp, "STRUCTURE_SAMPLE", 700)
+    with caplog.at_level(logging.INFO, logger="genegrad.tl._patterns"):
+        sampled = test(adata, F)
+    assert sampled[2] == 700
+    assert "structure test on a random sample of 700 of the 1500 cells" in caplog.messages
+    np.testing.assert_array_equal(sampled[0], full[0])
+    np.testing.assert_array_equal(sampled[1], full[1])
+    # and they are not the scores of all cells (the sample is used, not ignored)
+    monkeypatch.setattr(tp, "STRUCTURE_SAMPLE", adata.n_obs)
+    assert not np.allclose(test(adata, F)[0], sampled[0])
+
+
 def test_depth_strata_are_deciles_of_the_depth():
     """The structure test's strata: deciles of obs[depth_key], else of the counts layer's totals; none without."""
     from scipy import sparse
@@ -222,15 +263,20 @@ def test_depth_strata_are_deciles_of_the_depth():
     depth = np.random.default_rng(0).permutation(100).astype(float) + 1.0
     a = ad.AnnData(X=np.zeros((100, 2), dtype=np.float32))
     a.obs["total_counts"] = depth
-    strata = _depth_strata(a, "total_counts")
+    every = np.arange(100)
+    strata = _depth_strata(a, "total_counts", cells=every)
     np.testing.assert_array_equal(strata, (depth - 1) // 10)  # ten strata of ten cells, by depth
+    # on a sample of cells, the deciles are the sample's: the 50 deepest cells make five strata of ten
+    deep = np.flatnonzero(depth > 50)
+    np.testing.assert_array_equal(_depth_strata(a, "total_counts", cells=deep), (depth[deep] - 51) // 5)
     counts = np.zeros((100, 2), dtype=np.float32)
     counts[:, 0] = depth
     a.layers["counts"] = sparse.csr_matrix(counts)
-    np.testing.assert_array_equal(_depth_strata(a, "nope"), strata)  # no such column: the counts' totals
-    assert _depth_strata(a, None) is None
+    np.testing.assert_array_equal(_depth_strata(a, "nope", cells=every), strata)  # no such column: the counts'
+    np.testing.assert_array_equal(_depth_strata(a, "nope", cells=deep), (depth[deep] - 51) // 5)  # totals
+    assert _depth_strata(a, None, cells=every) is None
     del a.layers["counts"]
-    assert _depth_strata(a, "nope") is None
+    assert _depth_strata(a, "nope", cells=every) is None
 
 
 def test_the_summary_and_the_modules_follow_the_genes(patterned):

@@ -88,8 +88,8 @@ def chunk_descriptors(
     p = frames.shape[1]
     n_align, m = min(2, p), to_intrinsic.shape[1]
     cell_block = max(64, block_bytes // (g * T * max(d, m, 8) * 8))
-    extrema_cells = _sample(n, EXTREMA_SAMPLE)
-    shape_cells = _sample(n, SHAPE_SAMPLE)
+    extrema_cells = sample_cells(n, EXTREMA_SAMPLE)
+    shape_cells = sample_cells(n, SHAPE_SAMPLE)
     sum_mag = np.zeros((g, T))
     sum_snr = np.zeros((g, T))
     sum_vec = np.zeros((g, T, m))
@@ -181,7 +181,7 @@ def column_variance(X: NDArray[np.float32]) -> NDArray[np.float64]:
     return np.maximum(np.einsum("ij,ij->j", X, X, dtype=np.float64) / n - mean**2, 0.0)
 
 
-def _sample(n: int, size: int) -> NDArray[np.int64]:
+def sample_cells(n: int, size: int) -> NDArray[np.int64]:
     """All cells when ``n <= size``, else a fixed (seeded) random sample of ``size`` cells, sorted."""
     if n <= size:
         return np.arange(n)

@@ -43,6 +43,8 @@ CHUNK_SIZE = 64
 CHUNK_BYTES = 256 * 1024**2
 #: Genes a fold of the structure test's held-out graphs needs at least.
 MIN_FOLD_GENES = 10
+#: Cells (a fixed random sample; all cells below this) on which the held-out structure test runs.
+STRUCTURE_SAMPLE = 30_000
 
 
 def _chunk_size(model) -> int:
@@ -191,7 +193,9 @@ def patterns(
     neighbourhoods looks a little smoother than its permutations, and on many cells this small excess is
     significant: flat genes would be called structured. The held-out graphs keep the test near its nominal
     level (docs/results.md). Structure that follows depth itself (cell types of different size) is not
-    counted: the test asks for structure beyond depth.
+    counted: the test asks for structure beyond depth. The held-out graphs, built anew, join a fixed random
+    sample of 30,000 cells on larger data (:data:`STRUCTURE_SAMPLE`; the number tested is in
+    ``uns[key]['patterns']['params']['structure_test_cells']``), so that its cost stops growing with N.
 
     Examples
     --------
@@ -236,7 +240,7 @@ def patterns(
 
     desc = _describe(model, F, length=length, to_intrinsic=to_intrinsic, options=options, progress=progress)
     notes: list[str] = []  # the warnings of this run, kept with its results (the report shows them)
-    score, pval = _structure_test(adata, model, F, genes=genes, layer=layer, key=key, depth_key=depth_key,
+    score, pval, n_tested = _structure_test(adata, model, F, genes=genes, layer=layer, key=key, depth_key=depth_key,
                                   notes=notes,
                                   n_null=n_null, holdout=holdout, rng=rng, n_jobs=n_jobs,
                                   progress=progress)
@@ -263,7 +267,8 @@ def patterns(
            typicality=typicality, modules=modules, scale=scale, scales=scales,
            params={"fdr": float(fdr), "n_null": int(n_null), "random_state": int(random_state),
                    "n_patterns": -1 if n_patterns is None else int(n_patterns), "layer": layer or "X",
-                   "module_threshold": float(module_threshold), "region_counts": bool(region_counts)},
+                   "module_threshold": float(module_threshold), "region_counts": bool(region_counts),
+                   "structure_test_cells": n_tested},
            notes=notes)
     return target if copy else None
 
@@ -285,17 +290,23 @@ def _describe(model, F, *, length: float, to_intrinsic, options, progress) -> ND
 
 
 def _structure_test(adata, model, F, *, genes, layer, key, depth_key, notes: list[str], n_null: int,
-                    holdout: bool, rng: np.random.Generator, n_jobs: int | None, progress) -> tuple[NDArray, NDArray]:
-    """Score and permutation p-value of each gene's structure (see :func:`patterns`, Notes).
+                    holdout: bool, rng: np.random.Generator, n_jobs: int | None,
+                    progress) -> tuple[NDArray, NDArray, int]:
+    """Score and permutation p-value of each gene's structure (see :func:`patterns`, Notes), and the cells tested.
 
     Each gene is tested on a graph it did not help build (``holdout``), or on the manifold's own graph, by
     :func:`genegrad._core._patterns.graph_structure_test`; gene chunks run in threads.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    depth_strata = _depth_strata(adata, depth_key)
-    graphs, fold = _test_graphs(adata, model, genes, F=F, layer=layer, key=key, holdout=holdout, rng=rng,
-                                notes=notes)
+    fold_genes = _fold_pool(adata, genes, notes=notes) if holdout else None
+    # held-out graphs are built anew, so on a sample of the cells as well; the manifold's own graph joins all
+    cells = np.arange(adata.n_obs) if fold_genes is None else _descriptors.sample_cells(adata.n_obs, STRUCTURE_SAMPLE)
+    if cells.size < adata.n_obs:
+        logger.info("structure test on a random sample of %d of the %d cells", cells.size, adata.n_obs)
+        F = F[cells]
+    depth_strata = _depth_strata(adata, depth_key, cells=cells)
+    graphs, fold = _test_graphs(adata, model, genes, pool=fold_genes, F=F, cells=cells, layer=layer, key=key, rng=rng)
     score = np.full(len(genes), np.nan)
     pval = np.ones(len(genes))
     bar = progress_bar(progress, total=len(genes), desc="structure test")
@@ -308,28 +319,37 @@ def _structure_test(adata, model, F, *, genes, layer, key, depth_key, notes: lis
                 F, cols, P, strata=depth_strata, scales=model.scales_, n_null=n_null, rng=rng, map_=pool.map,
                 chunk_size=CHUNK_SIZE, on_chunk=bar.update)
     bar.close()
-    return score, pval
+    return score, pval, int(cells.size)
 
 
-def _test_graphs(adata, model, genes, *, F, layer, key, holdout: bool, rng,
-                 notes: list[str]) -> tuple[list, NDArray[np.int64]]:
-    """The graphs the structure test runs on, and the graph of each gene.
+def _fold_pool(adata, genes, *, notes: list[str]) -> NDArray[np.int64] | None:
+    """Positions of the genes the held-out graphs are built from, or None when there are too few.
 
-    With ``holdout``, the genes the representation is made of (the highly variable genes, else the genes
-    described) are split in two folds; each fold's PCA gives a kNN diffusion graph built like the manifold's,
-    and each gene is tested on the graph of the fold it is not in (genes in neither fold are spread over both).
-    Otherwise, or when too few genes make a fold, every gene is tested on the manifold's own graph. ``F`` is
-    the signal of ``genes`` already read: a fold's genes are taken from it when they are all there.
+    They are the genes the representation is made of (the highly variable genes, else the genes described);
+    fewer than two folds' worth gives None and a warning.
     """
-    n_genes = len(genes)
-    if not holdout:
-        return [model.diffusion_], np.zeros(n_genes, dtype=np.int64)
     hvg = highly_variable(adata)
     pool = np.flatnonzero(hvg) if hvg is not None else gene_positions(adata, genes)
     if pool.size < 2 * MIN_FOLD_GENES:
         warn(f"The structure test needs at least {2 * MIN_FOLD_GENES} genes to build the graphs it holds out "
              f"(got {pool.size}); it tests on the manifold's own graph, where the q-values are anti-conservative.",
              into=notes)
+        return None
+    return pool
+
+
+def _test_graphs(adata, model, genes, *, pool: NDArray[np.int64] | None, F, cells: NDArray[np.int64], layer, key,
+                 rng) -> tuple[list, NDArray[np.int64]]:
+    """The graphs the structure test runs on, and the graph of each gene.
+
+    With a ``pool`` of genes (:func:`_fold_pool`), they are split in two folds; each fold's PCA gives a kNN
+    diffusion graph of the ``cells`` built like the manifold's, and each gene is tested on the graph of the fold
+    it is not in (genes in neither fold are spread over both). Without, every gene is tested on the manifold's
+    own graph. ``F`` is the signal of ``genes`` at the ``cells``, already read: a fold's genes are taken from it
+    when they are all there.
+    """
+    n_genes = len(genes)
+    if pool is None:
         return [model.diffusion_], np.zeros(n_genes, dtype=np.int64)
     pool_fold = _holdout.split_genes(pool.size, rng)
     fold_of_var = np.full(adata.n_vars, -1)
@@ -339,7 +359,7 @@ def _test_graphs(adata, model, genes, *, F, layer, key, holdout: bool, rng,
     params = adata.uns[key]["params"]
     rep = params["use_rep"]
     n_comps = adata.obsm[rep].shape[1] if rep in adata.obsm else 50
-    embed = _fold_lsi(adata, random_state=model.random_state)
+    embed = _fold_lsi(adata, cells=cells, random_state=model.random_state)
     if embed is not None:
         n_comps += len(adata.uns["lsi"]["dropped"])  # the folds' LSIs drop their depth components too
     column_of_var = np.full(adata.n_vars, -1)
@@ -348,32 +368,39 @@ def _test_graphs(adata, model, genes, *, F, layer, key, holdout: bool, rng,
     for h in range(2):
         logger.info("structure test: graph of gene fold %d of 2 (%d genes)", h + 1, int((pool_fold == h).sum()))
         cols = column_of_var[pool[pool_fold == h]]
-        X = F[:, cols] if (cols >= 0).all() else read_signal(adata, layer, pool[pool_fold == h])
+        X = F[:, cols] if (cols >= 0).all() else read_signal(adata, layer, pool[pool_fold == h])[cells]
         graphs.append(_holdout.fold_graph(X, n_comps=n_comps, n_neighbors=model.n_neighbors, alpha=model.alpha,
                                           knn_method=params.get("knn_method", "auto"),
                                           random_state=model.random_state, embed=embed))
     return graphs, fold
 
 
-def _fold_lsi(adata: ad.AnnData, *, random_state: int):
-    """For data made by :func:`genegrad.pp.preprocess_atac`: the folds' representation, an LSI made the same way."""
+def _fold_lsi(adata: ad.AnnData, *, cells: NDArray[np.int64], random_state: int):
+    """For data made by :func:`genegrad.pp.preprocess_atac`: the folds' representation, an LSI made the same way.
+
+    It embeds the ``cells`` only (their depths).
+    """
     prep = adata.uns.get(_keys.PREPROCESS, {})
     if prep.get("modality") != "atac" or "counts" not in adata.layers or "lsi" not in adata.uns:
         return None
     counts = adata.layers["counts"]
     depth = np.asarray((counts > 0).sum(axis=1) if prep.get("binarize", False) else counts.sum(axis=1),
-                       dtype=np.float64).ravel()
+                       dtype=np.float64).ravel()[cells]
     return partial(_lsi.lsi_scores, depth=depth, max_depth_corr=float(prep["max_depth_corr"]),
                    normalize_rows=bool(adata.uns["lsi"].get("normalize_rows", True)), random_state=random_state)
 
 
-def _depth_strata(adata: ad.AnnData, depth_key: str | None, n_bins: int = 10) -> NDArray | None:
+def _depth_strata(adata: ad.AnnData, depth_key: str | None, *, cells: NDArray[np.int64],
+                  n_bins: int = 10) -> NDArray | None:
+    """Decile of sequencing depth (among ``cells``) of each of the ``cells``."""
     if depth_key is None:
         return None
     if depth_key in adata.obs:
-        depth = np.asarray(adata.obs[depth_key], dtype=np.float64)
+        depth = np.asarray(adata.obs[depth_key], dtype=np.float64)[cells]
     elif "counts" in adata.layers:
-        depth = np.asarray(adata.layers["counts"].sum(axis=1), dtype=np.float64).ravel()
+        counts = adata.layers["counts"]
+        depth = np.asarray((counts if cells.size == adata.n_obs else counts[cells]).sum(axis=1),
+                           dtype=np.float64).ravel()
     else:
         logger.info("no `obs['%s']` nor counts layer: the null permutes over all cells", depth_key)
         return None
