@@ -78,6 +78,20 @@ def test_tilt_favours_the_flow_direction():
     np.testing.assert_allclose(np.asarray(tilted.sum(axis=1)).ravel(), 1.0)
 
 
+@pytest.mark.parametrize("beta", [0.0, 2.0])
+def test_transitions_drop_explicit_zeros_on_a_copy(beta):
+    """An edge stored with affinity 0 is no step of the chain; the affinities passed in (the AnnData's) are left
+    as they were."""
+    K = path_graph(5)
+    K.data[0] = 0.0  # the edge 0 -> 1, stored as an explicit zero: cell 0 has no step left
+    arrays = [K.data.copy(), K.indices.copy(), K.indptr.copy()]
+    T = _fate.tilted_transitions(K, np.arange(5.0)[:, None], np.ones((5, 1)), beta=beta)
+    assert T.nnz == K.nnz - 1 + 1  # the zero edge gone, a self-loop for the cell without edges
+    np.testing.assert_array_equal(T[0].toarray(), [[1.0, 0, 0, 0, 0]])
+    for a, b in zip([K.data, K.indices, K.indptr], arrays, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.fixture(scope="module")
 def tree():
     adata = gg.datasets.synthetic("tree", n_cells=1500, n_genes=300, depth=2000, rng=2)

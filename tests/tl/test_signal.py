@@ -34,6 +34,19 @@ def test_columns_are_selected_and_the_format_kept():
     assert signal_nbytes(dense) == dense.nbytes
 
 
+def test_without_by_column_a_sparse_signal_keeps_its_compressed_format():
+    a, X = small()
+    cols = np.array([4, 1])
+    got = read_signal(a, None, cols, by_column=False)
+    assert got.format == "csr"
+    np.testing.assert_array_equal(got.toarray(), X[:, cols])
+    a.X = sparse.csc_matrix(X)
+    assert read_signal(a, None, cols, by_column=False).format == "csc"
+    assert read_signal(a, None, by_column=True).format == "csc"  # by column, the default
+    a.X = sparse.csr_matrix(X)
+    assert read_signal(a, None).format == "csc"
+
+
 def test_messages_name_the_matrix_read():
     a, X = small()
     with pytest.raises(KeyError, match=r"`adata\.layers\['nope'\]` not found \(available: \['dense'\]\)"):

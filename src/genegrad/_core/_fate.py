@@ -28,17 +28,21 @@ def tilted_transitions(K: sparse.spmatrix, Y: NDArray, v: NDArray, *, beta: floa
     ``(N, p)`` the coordinates, ``v`` ``(N, p)`` the flow at every cell. Where ``v_i`` is zero the step is the
     plain diffusion ``K_ij / sum_j K_ij``.
     """
-    K = sparse.csr_matrix(K, dtype=np.float64)
-    K.eliminate_zeros()
-    rows = np.repeat(np.arange(K.shape[0]), np.diff(K.indptr))
+    K = sparse.csr_matrix(K, dtype=np.float64)  # may share the caller's arrays: changed on a copy only
+    if (K.data == 0).any():
+        K = K.copy()
+        K.eliminate_zeros()
     cols = K.indices
-    vn = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
-    cos = np.empty(cols.size)
-    for s in range(0, cols.size, edge_block):  # edges in blocks: (edges, p) displacements never all held
-        e = min(s + edge_block, cols.size)
-        disp = Y[cols[s:e]] - Y[rows[s:e]]
-        cos[s:e] = (disp * vn[rows[s:e]]).sum(axis=1) / np.maximum(np.linalg.norm(disp, axis=1), 1e-300)
-    data = K.data * np.exp(beta * cos)
+    data = K.data
+    if beta != 0:  # without a tilt every edge keeps its affinity (exp(0) = 1): no cosines to compute
+        rows = np.repeat(np.arange(K.shape[0]), np.diff(K.indptr))
+        vn = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
+        cos = np.empty(cols.size)
+        for s in range(0, cols.size, edge_block):  # edges in blocks: (edges, p) displacements never all held
+            e = min(s + edge_block, cols.size)
+            disp = Y[cols[s:e]] - Y[rows[s:e]]
+            cos[s:e] = (disp * vn[rows[s:e]]).sum(axis=1) / np.maximum(np.linalg.norm(disp, axis=1), 1e-300)
+        data = data * np.exp(beta * cos)
     T = sparse.csr_matrix((data, cols, K.indptr), shape=K.shape)
     deg = np.asarray(T.sum(axis=1)).ravel()
     isolated = deg <= 0
@@ -168,12 +172,14 @@ def fate_effects(F, labels: NDArray, *, n_fates: int) -> NDArray[np.float64]:
 
 
 def fate_programs(model, F, labels: NDArray, *, n_fates: int, scale: int, n_genes: int,
-                  n_jobs: int | None = None) -> NDArray[np.float64]:
+                  n_jobs: int | None = None, effect: NDArray | None = None) -> NDArray[np.float64]:
     """``(fates, genes)`` program weights: up in the fate's terminal cells, weighted by gradient significance.
 
     The candidates' gradients are streamed in chunks on ``n_jobs`` threads, each reduced to its SNR there.
+    ``effect``: :func:`fate_effects` of ``F``, when already computed.
     """
-    effect = fate_effects(F, labels, n_fates=n_fates)
+    if effect is None:
+        effect = fate_effects(F, labels, n_fates=n_fates)
     cand = np.unique(np.argsort(-effect, axis=1)[:, : 2 * n_genes])
     reduce = partial(_mean_snr, scale_index=0)
     snr = np.concatenate(list(model.iter_gradients(F[:, cand], with_se=True, n_jobs=n_jobs, reduce=reduce,
@@ -200,15 +206,17 @@ def _mean_snr(model, chunk, *, scale_index: int) -> NDArray[np.float64]:
 
 
 def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int,
-                   n_candidates: int = 200) -> NDArray[np.float64]:
+                   n_candidates: int = 200, effect: NDArray | None = None) -> NDArray[np.float64]:
     """``(N, fates)``: each cell's standardised score on each fate's fine-scale program (0 for terminal cells).
 
     Candidates: the ``n_candidates`` genes most up in the fate's terminal cells. Their residuals
     ``f - P^t f`` over the progenitors (non-terminal cells), standardised per gene, are decomposed; the leading
     eigenvector of their correlation matrix (signed so that its weights sum positive, negative weights dropped)
-    is the fine program: genes whose deviations from the neighbourhood trend move together.
+    is the fine program: genes whose deviations from the neighbourhood trend move together. ``effect``:
+    :func:`fate_effects` of ``F``, when already computed.
     """
-    effect = fate_effects(F, labels, n_fates=n_fates)
+    if effect is None:
+        effect = fate_effects(F, labels, n_fates=n_fates)
     cands = [c[effect[f, c] > 0] for f, c in enumerate(np.argsort(-effect, axis=1)[:, :n_candidates])]
     union = np.unique(np.concatenate(cands))
     Fu = F[:, union]

@@ -231,9 +231,10 @@ def run_fate_bias(
              "starting population (e.g. a progenitor cluster's cell), or `time_key` with a pseudotime you trust.",
              into=warned)
     genes = default_genes(adata, genes)
-    F = read_signal(adata, layer, gene_positions(adata, genes))
+    F = read_signal(adata, layer, gene_positions(adata, genes), by_column=False)  # rows and columns are taken
+    effect = _fate.fate_effects(F, labels, n_fates=len(fates))  # one pass for the programs and the fine step
     programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes,
-                                   n_jobs=n_jobs)
+                                   n_jobs=n_jobs, effect=effect)
     flows = _fate.fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
     v = model.to_ambient(flows.sum(axis=1)[:, None, :])[:, 0, :]
     oriented = forward > 0 and pseudotime is not None
@@ -248,7 +249,7 @@ def run_fate_bias(
         warn(f"{stuck} cells cannot reach any terminal state (a graph component without one); their fate "
              "probabilities are NaN. Add a terminal state there or analyse that component on its own.",
              into=warned)
-    z = _fate.fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse)
+    z = _fate.fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse, effect=effect)
     agreement = _fate.fine_agreement(z, chain, labels)
     use_fine = fine_weight > 0
     if use_fine and min_fine_agreement is not None:

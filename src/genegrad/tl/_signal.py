@@ -18,12 +18,14 @@ if TYPE_CHECKING:
 
 
 def read_signal(
-    adata: ad.AnnData, layer: str | None, columns: NDArray | None = None
-) -> NDArray | sparse.csc_matrix:
+    adata: ad.AnnData, layer: str | None, columns: NDArray | None = None, *, by_column: bool = True
+) -> NDArray | sparse.csc_matrix | sparse.csr_matrix:
     """The log-normalised signal (``X`` or a layer) in memory, checked: CSC when sparse, else dense.
 
     ``columns`` (positions in ``var_names``) are selected before the conversion, so that at most the selected
-    genes are copied (nothing is selected when they are all genes in order).
+    genes are copied (nothing is selected when they are all genes in order). Without ``by_column``, a sparse
+    signal stays CSR or CSC as it is (other formats become CSR), sparing the conversion for readers that take
+    rows as well as columns.
     """
     if layer is None:
         F = adata.X
@@ -44,7 +46,9 @@ def read_signal(
     _warn_unlogged(F, name)
     if columns is not None and not np.array_equal(columns, np.arange(F.shape[1])):
         F = F[:, np.asarray(columns)]
-    return sparse.csc_matrix(F) if sparse.issparse(F) else np.asarray(F)
+    if not sparse.issparse(F):
+        return np.asarray(F)
+    return sparse.csc_matrix(F) if by_column else F  # canonical: CSR or CSC already
 
 
 def _warn_unlogged(F, name: str) -> None:
