@@ -47,6 +47,9 @@ def test_signals_and_gradients_are_the_dense_products():
         np.testing.assert_allclose(chunk.gradients[:, :, :, j], G, atol=1e-4 * np.abs(G).max())
     np.testing.assert_allclose(model.smooth(F, 3), _dense_power(model, F, 3), atol=1e-5)
     np.testing.assert_array_equal(model.smooth(F, 0), F.astype(np.float32))
+    # threads smooth blocks of columns: the same numbers; one signal as a vector keeps its shape
+    np.testing.assert_array_equal(model.smooth(F, 3, n_jobs=2), model.smooth(F, 3))
+    np.testing.assert_array_equal(model.smooth(F[:, 1], 3), model.smooth(F, 3)[:, 1])
 
 
 def test_se_factors_are_the_rows_of_the_noise_propagator():

@@ -206,14 +206,15 @@ def _mean_snr(model, chunk, *, scale_index: int) -> NDArray[np.float64]:
 
 
 def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int,
-                   n_candidates: int = 200, effect: NDArray | None = None) -> NDArray[np.float64]:
+                   n_candidates: int = 200, effect: NDArray | None = None,
+                   n_jobs: int | None = None) -> NDArray[np.float64]:
     """``(N, fates)``: each cell's standardised score on each fate's fine-scale program (0 for terminal cells).
 
     Candidates: the ``n_candidates`` genes most up in the fate's terminal cells. Their residuals
     ``f - P^t f`` over the progenitors (non-terminal cells), standardised per gene, are decomposed; the leading
     eigenvector of their correlation matrix (signed so that its weights sum positive, negative weights dropped)
     is the fine program: genes whose deviations from the neighbourhood trend move together. ``effect``:
-    :func:`fate_effects` of ``F``, when already computed.
+    :func:`fate_effects` of ``F``, when already computed. ``n_jobs`` threads smooth the candidates.
     """
     if effect is None:
         effect = fate_effects(F, labels, n_fates=n_fates)
@@ -221,14 +222,15 @@ def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int
     union = np.unique(np.concatenate(cands))
     Fu = F[:, union]
     X = np.asarray(Fu.toarray() if sparse.issparse(Fu) else Fu, dtype=np.float32)
-    resid = X - model.smooth(X, coarse_scale)  # only the candidates are smoothed
+    resid = X - model.smooth(X, coarse_scale, n_jobs=n_jobs)  # only the candidates are smoothed
     pos = {g: i for i, g in enumerate(union)}
     prog = labels < 0
+    resid = resid[prog]  # the progenitors' rows, taken once for every fate
     out = np.zeros((X.shape[0], n_fates))
     for f in range(n_fates):
         if cands[f].size < 2:
             continue
-        R = resid[prog][:, [pos[g] for g in cands[f]]].astype(np.float64)
+        R = resid[:, [pos[g] for g in cands[f]]].astype(np.float64)
         R = (R - R.mean(axis=0)) / (R.std(axis=0) + 1e-9)
         C = (R.T @ R) / max(R.shape[0], 1)
         _, vecs = np.linalg.eigh(C)

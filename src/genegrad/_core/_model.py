@@ -524,13 +524,31 @@ class GradientModel:
             raise ValueError(msg)
         return self.gradients_chunk(F, with_se=with_se, ops=self._ops(backend, device), scales=scales)
 
-    def smooth(self, X: NDArray, t: int) -> NDArray[np.float32]:
-        """``P^t X`` for dense ``X`` (cells x signals), in the graph's memory order (see :meth:`_set_order`)."""
+    def smooth(self, X: NDArray, t: int, *, n_jobs: int | None = None) -> NDArray[np.float32]:
+        """``P^t X`` for dense ``X`` (cells x signals), in the graph's memory order (see :meth:`_set_order`).
+
+        ``n_jobs`` threads smooth separate blocks of columns (the result does not depend on it).
+        """
         ops = self._ops("numpy")
-        Xb = np.ascontiguousarray(np.asarray(X, dtype=np.float32)[self._order])
-        for _ in range(int(t)):
-            Xb = ops.mm("P", Xb)
-        return np.asarray(Xb)[self._inverse]
+        Xb = np.asarray(X, dtype=np.float32)[self._order]
+        if Xb.ndim == 1:
+            Xb = Xb[:, None]
+
+        def steps(block: NDArray) -> NDArray:
+            block = np.ascontiguousarray(block)
+            for _ in range(int(t)):
+                block = ops.mm("P", block)
+            return np.asarray(block)
+
+        workers = min(n_threads(n_jobs), Xb.shape[1])
+        if workers <= 1:
+            out = steps(Xb)
+        else:  # scipy's sparse products release the GIL; each column's sums are the same in any block
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as pool:
+                out = np.concatenate(list(pool.map(steps, np.array_split(Xb, workers, axis=1))), axis=1)
+        return out[self._inverse].reshape(np.shape(X))
 
     def to_ambient(self, tangent: NDArray) -> NDArray:
         """Map tangent-coordinate vectors ``(N, ..., d)`` to the representation's coordinates ``(N, ..., p)``."""

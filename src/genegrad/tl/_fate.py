@@ -249,7 +249,8 @@ def run_fate_bias(
         warn(f"{stuck} cells cannot reach any terminal state (a graph component without one); their fate "
              "probabilities are NaN. Add a terminal state there or analyse that component on its own.",
              into=warned)
-    z = _fate.fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse, effect=effect)
+    z = _fate.fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse, effect=effect,
+                             n_jobs=n_jobs)
     agreement = _fate.fine_agreement(z, chain, labels)
     use_fine = fine_weight > 0
     if use_fine and min_fine_agreement is not None:
