@@ -77,6 +77,14 @@ def test_means_over_groups():
     c = Coarsening(assign=np.array([0, 1, 0, 1, 1]), rows=np.array([0]), cols=np.array([1]), sizes=np.array([2.0, 3]))
     X = np.arange(10.0).reshape(5, 2)
     np.testing.assert_allclose(c.means(X), [[2, 3], [(2 + 6 + 8) / 3, (3 + 7 + 9) / 3]])
+    # any trailing shape; float32 summed in float64: 2^24 + 1 is no float32, so a float32 sum of group 1's
+    # 2^24, 1, 1 would stay 2^24
+    big = np.ones((5, 1, 2), dtype=np.float32)
+    big[1] = 2.0**24
+    got = c.means(big)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got[:, 0], [[1.0, 1.0], [(2.0**24 + 2) / 3, (2.0**24 + 2) / 3]])
+    np.testing.assert_allclose(c.means(np.arange(10).reshape(5, 2)), c.means(X))
 
 
 def test_plane_descriptors_count_ridges_and_troughs():

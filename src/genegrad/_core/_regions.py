@@ -45,11 +45,16 @@ class Coarsening:
         return self.sizes.size
 
     def means(self, X: NDArray) -> NDArray[np.float64]:
-        """``(M, ...)``: the mean of ``X`` ``(N, ...)`` over each group."""
+        """``(M, ...)``: the mean of ``X`` ``(N, ...)`` over each group.
+
+        Each group's sum is accumulated in float64 over its cells in order, in one pass over ``X`` (compiled).
+        """
         X = np.asarray(X)
         n = X.shape[0]
-        member = sparse.csr_matrix((np.ones(n), (self.assign, np.arange(n))), shape=(self.n_groups, n))
-        sums = member @ X.reshape(n, -1).astype(np.float64, copy=False)
+        flat = X.reshape(n, -1)
+        if flat.dtype not in (np.float32, np.float64):
+            flat = flat.astype(np.float64)
+        sums = _group_sums(np.ascontiguousarray(flat), self.assign, self.n_groups)
         return (sums / self.sizes[:, None]).reshape(self.n_groups, *X.shape[1:])
 
 
@@ -101,6 +106,16 @@ def count_regions(values: NDArray, coarse: Coarsening, *, levels: NDArray = LEVE
     min_cells = min_share * coarse.sizes.sum()
     counts = _components(inside, coarse, min_cells)
     return counts.reshape(s, 2, L.size).mean(axis=2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _group_sums(X, group, n_groups):  # pragma: no cover (compiled)
+    out = np.zeros((n_groups, X.shape[1]))
+    for i in range(X.shape[0]):
+        g = group[i]
+        for j in range(X.shape[1]):
+            out[g, j] += X[i, j]
+    return out
 
 
 def _components(inside: NDArray, coarse: Coarsening, min_cells: float) -> NDArray[np.int64]:
