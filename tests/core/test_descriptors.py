@@ -181,6 +181,28 @@ def test_cluster_patterns_recovers_separated_groups_and_its_number():
     assert np.array_equal(labels, again)
 
 
+def test_the_mixture_starts_run_alike_in_processes_threads_or_one_worker():
+    """Without clear groups the starts disagree and the medoid depends on every start's result: it is the same
+    whether the starts run in one worker, in worker processes (from the main thread) or in threads (elsewhere)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = np.random.default_rng(5).normal(size=(300, 3))
+    kwargs = {"n_patterns": 4, "random_state": 2, "n_runs": 6}  # four patterns in one Gaussian: no two starts agree
+    one = _patterns.cluster_patterns(X, **kwargs, n_jobs=1)
+    procs = _patterns.cluster_patterns(X, **kwargs, n_jobs=2)
+    with ThreadPoolExecutor(1) as pool:
+        threads = pool.submit(_patterns.cluster_patterns, X, **kwargs, n_jobs=2).result()
+        pids = pool.submit(_patterns._map_starts, lambda seed: os.getpid(), np.arange(4), n_jobs=2).result()
+    assert len(set(one[0])) == 4
+    for labels, typicality in (procs, threads):
+        np.testing.assert_array_equal(labels, one[0])
+        np.testing.assert_array_equal(typicality, one[1])
+    assert set(pids) == {os.getpid()}  # off the main thread: threads of this process
+    assert os.getpid() not in _patterns._map_starts(lambda seed: os.getpid(), np.arange(4), n_jobs=2)
+    assert _patterns._map_starts(lambda seed: os.getpid(), np.arange(4), n_jobs=1) == [os.getpid()] * 4
+
+
 def test_split_patterns_splits_two_shapes_kept_together_and_only_them():
     """A pattern holding two groups 8 SDs apart is split along them; one Gaussian group is not; a side smaller
     than ``min_size`` and a full budget of patterns stop a split."""
@@ -236,14 +258,14 @@ def test_smoothness_closed_form():
 
 
 def test_sample_of_cells_is_all_or_a_fixed_subset():
-    np.testing.assert_array_equal(_descriptors._sample(10, 20), np.arange(10))
-    s = _descriptors._sample(1000, 500)
+    np.testing.assert_array_equal(_descriptors.sample_cells(10, 20), np.arange(10))
+    s = _descriptors.sample_cells(1000, 500)
     assert s.size == 500
     assert np.unique(s).size == 500  # without replacement
     assert (np.diff(s) > 0).all()  # sorted
     assert s[0] >= 0
     assert s[-1] < 1000
-    np.testing.assert_array_equal(_descriptors._sample(1000, 500), s)  # the same cells every call
+    np.testing.assert_array_equal(_descriptors.sample_cells(1000, 500), s)  # the same cells every call
 
 
 def _path_walk(n: int):

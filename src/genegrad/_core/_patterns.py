@@ -166,11 +166,9 @@ def cluster_patterns(
     much less. Without ``n_patterns``, each pattern of the medoid is then tested for a split
     (:func:`split_patterns`). Returns ``(labels, typicality)``: cluster labels ordered by decreasing size, and each
     gene's posterior probability of its own cluster under the medoid's mixture (times that of its side, for a
-    split pattern; the most typical genes of a pattern have the highest). ``n_jobs`` threads run the starts; the
-    result does not depend on it.
+    split pattern; the most typical genes of a pattern have the highest). ``n_jobs`` processes run the starts
+    (threads when called off the main thread); the result does not depend on it.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from sklearn.metrics import adjusted_rand_score
     from sklearn.mixture import GaussianMixture
 
@@ -193,8 +191,7 @@ def cluster_patterns(
         return best.predict(X), best
 
     seeds = np.random.default_rng(random_state).integers(0, 2**31 - 1, size=max(int(n_runs), 1))
-    with ThreadPoolExecutor(max(int(n_jobs), 1)) as pool:
-        runs = list(pool.map(run, seeds))
+    runs = _map_starts(run, seeds, n_jobs=n_jobs)
     agreement = np.array([[adjusted_rand_score(a, b) for b, _ in runs] for a, _ in runs])
     labels, best = runs[int(np.argmax(agreement.sum(axis=1)))]
     typicality = best.predict_proba(X)[np.arange(n), labels]
@@ -206,6 +203,28 @@ def cluster_patterns(
     relabel = np.empty_like(order)
     relabel[order] = np.arange(order.size)
     return relabel[labels].astype(np.int64), typicality
+
+
+def _map_starts(run: Callable, seeds: NDArray, *, n_jobs: int) -> list:
+    """``[run(seed) for seed in seeds]`` on ``n_jobs`` workers.
+
+    Mixture fits on a few thousand genes spend most of their time in Python, which threads share: worker
+    processes (joblib's loky, reused between calls) run them in parallel. joblib runs loky only from the main
+    thread; elsewhere threads run them.
+    """
+    import threading
+
+    workers = min(max(int(n_jobs), 1), len(seeds))
+    if workers == 1:
+        return [run(seed) for seed in seeds]
+    if threading.current_thread() is threading.main_thread():
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=workers, backend="loky")(delayed(run)(seed) for seed in seeds)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(run, seeds))
 
 
 def split_patterns(
