@@ -43,8 +43,9 @@ CHUNK_SIZE = 64
 CHUNK_BYTES = 256 * 1024**2
 #: Genes a fold of the structure test's held-out graphs needs at least.
 MIN_FOLD_GENES = 10
-#: Cells (a fixed random sample; all cells below this) on which the held-out structure test runs.
-STRUCTURE_SAMPLE = 30_000
+#: Cells (a fixed random sample; all cells below this) on which the held-out structure test runs: the sample,
+#: and its size, of the descriptors measured on a sample (``_descriptors.SHAPE_SAMPLE``).
+STRUCTURE_SAMPLE = _descriptors.SHAPE_SAMPLE
 
 
 def _chunk_size(model) -> int:
@@ -193,9 +194,9 @@ def patterns(
     neighbourhoods looks a little smoother than its permutations, and on many cells this small excess is
     significant: flat genes would be called structured. The held-out graphs keep the test near its nominal
     level (docs/results.md). Structure that follows depth itself (cell types of different size) is not
-    counted: the test asks for structure beyond depth. The held-out graphs, built anew, join a fixed random
-    sample of 30,000 cells on larger data (:data:`STRUCTURE_SAMPLE`; the number tested is in
-    ``uns[key]['patterns']['params']['structure_test_cells']``), so that its cost stops growing with N.
+    counted: the test asks for structure beyond depth. On larger data the held-out graphs, built anew, join
+    only the sample of 20,000 cells that ``localisation`` and ``peakedness`` use, so that the test's cost stops
+    growing with N (the number tested: ``uns[key]['patterns']['params']['structure_test_cells']``).
 
     Examples
     --------
