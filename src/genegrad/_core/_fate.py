@@ -20,13 +20,13 @@ logger = logging.getLogger(__name__)
 DIRECT_MAX = 20_000
 
 
-def tilted_transitions(K: sparse.spmatrix, Y: NDArray, v: NDArray, *, beta: float,
+def tilted_transitions(K: sparse.spmatrix, Y: NDArray, v: NDArray | None, *, beta: float,
                        edge_block: int = 1 << 20) -> sparse.csr_matrix:
     """``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))``, rows summing to one.
 
     ``K`` are the affinities of the kNN graph (symmetric, or oriented by :func:`forward_affinities`), ``Y``
-    ``(N, p)`` the coordinates, ``v`` ``(N, p)`` the flow at every cell. Where ``v_i`` is zero the step is the
-    plain diffusion ``K_ij / sum_j K_ij``.
+    ``(N, p)`` the coordinates, ``v`` ``(N, p)`` the flow at every cell (not read when ``beta`` is 0). Where
+    ``v_i`` is zero the step is the plain diffusion ``K_ij / sum_j K_ij``.
     """
     K = sparse.csr_matrix(K, dtype=np.float64)  # may share the caller's arrays: changed on a copy only
     if (K.data == 0).any():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
     import anndata as ad
     from numpy.typing import NDArray
+    from scipy import sparse
 
 logger = logging.getLogger(__name__)
 
@@ -233,24 +235,33 @@ def run_fate_bias(
     genes = default_genes(adata, genes)
     F = read_signal(adata, layer, gene_positions(adata, genes), by_column=False)  # rows and columns are taken
     effect = _fate.fate_effects(F, labels, n_fates=len(fates))  # one pass for the programs and the fine step
-    programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes,
-                                   n_jobs=n_jobs, effect=effect)
-    flows = _fate.fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
-    v = model.to_ambient(flows.sum(axis=1)[:, None, :])[:, 0, :]
     oriented = forward > 0 and pseudotime is not None
     if forward > 0 and pseudotime is None:
         logger.info("no `root`: the chain is not oriented in time; pass `root` (a cell of the starting population) "
                     "or `time_key` (an obs pseudotime) to down-weight steps back in pseudotime")
     K_chain = _fate.forward_affinities(K, pseudotime, strength=forward) if oriented else K
-    T = _fate.tilted_transitions(K_chain, Y, v, beta=beta)
-    chain = _fate.absorption_probabilities(T, labels, len(fates))
+
+    def solve(v: NDArray | None) -> tuple[sparse.csr_matrix, NDArray]:
+        T = _fate.tilted_transitions(K_chain, Y, v, beta=beta)
+        return T, _fate.absorption_probabilities(T, labels, len(fates))
+
+    # the chain is solved on a thread of its own (mostly single-threaded sparse work) while the gene evidence is
+    # computed: from the start without a tilt, which leaves the flows out of the chain
+    with ThreadPoolExecutor(1) as pool:
+        solving = pool.submit(solve, None) if beta == 0 else None
+        programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes,
+                                       n_jobs=n_jobs, effect=effect)
+        flows = _fate.fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
+        if solving is None:
+            solving = pool.submit(solve, model.to_ambient(flows.sum(axis=1)[:, None, :])[:, 0, :])
+        z = _fate.fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse, effect=effect,
+                                 n_jobs=n_jobs)
+        T, chain = solving.result()
     stuck = int(np.isnan(chain[:, 0]).sum())
     if stuck:
         warn(f"{stuck} cells cannot reach any terminal state (a graph component without one); their fate "
              "probabilities are NaN. Add a terminal state there or analyse that component on its own.",
              into=warned)
-    z = _fate.fine_deviation(model, F, labels, n_fates=len(fates), coarse_scale=coarse, effect=effect,
-                             n_jobs=n_jobs)
     agreement = _fate.fine_agreement(z, chain, labels)
     use_fine = fine_weight > 0
     if use_fine and min_fine_agreement is not None:
