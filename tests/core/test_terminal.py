@@ -168,3 +168,80 @@ def test_diffusion_pseudotime_drops_the_stationary_pairs_of_other_components():
     assert np.isfinite(t).all()
     assert t[0] == pytest.approx(0.0, abs=1e-12)
     assert (t >= 0).all()
+
+
+def _hand_tree():
+    """49 cells with a hand-set pseudotime: a trunk 0..9 (f = 0..9) forking at cell 9 into branch A (cells
+    10..29, f = 10..29) and branch B (cells 30..44, f = 10..24); a spur C (cell 45, f = 21.5) on cell 20; a
+    bump behind the root (cell 46, f = 2.5) on cell 1; an outlying spike (cell 47, f = 40) on cell 15; cell 48
+    unreached (f = inf, no edge)."""
+    f = np.concatenate([np.arange(30.0), np.arange(10.0, 25.0), [21.5, 2.5, 40.0, np.inf]])
+    edges = [(i, i + 1) for i in range(29)] + [(9, 30)] + [(i, i + 1) for i in range(30, 44)]
+    edges += [(20, 45), (1, 46), (15, 47)]
+    r, c = np.array(edges).T
+    A = sparse.csr_matrix((np.ones(r.size), (r, c)), shape=(49, 49))
+    return A + A.T, f
+
+
+@pytest.mark.parametrize("n_tips", [None, 2, 3])
+def test_detect_tips_by_hand(n_tips):
+    """Persistences: the spike never dies, B dies at 9 (15), A at 15 where the spike's component meets it (14),
+    C at 20 (1.5), the bump behind the root at 1 (1.5). With min_persistence 0.05 of the 99th percentile of the
+    finite f (34.83, so 1.74): the bump joins the rest below 1.74 (behind the root: out), C is not persistent
+    enough (out, unless n_tips asks for more tips). The spike's population, above 40 - (40 - 15) / 2, is itself
+    alone (1 cell < 3): dropped, and the populations recomputed without it: B above 24 - (24 - 9) / 2 = 16.5
+    (cells 37..44), A above 29 - (29 - 9) / 2 = 19 (cells 19..29 and C's 45). With n_tips=3, C's own
+    population (above 20.75) is one cell: dropped too."""
+    A, f = _hand_tree()
+    span = float(np.percentile(f[:48], 99))
+    assert 1.5 < 0.05 * span < 9  # between C's persistence and B's death (and above the bump's death, 1)
+    found = _terminal.detect_tips(A, f, n_tips=n_tips, min_persistence=0.05, tail=0.5, min_cells=3)
+    assert found.span == span
+    assert [t.cell for t in found.kept] == [44, 29]  # B first: the more persistent
+    expected = np.full(49, -1)
+    expected[37:45] = 0
+    expected[19:30] = 1
+    expected[45] = 1
+    np.testing.assert_array_equal(found.labels, expected)
+    candidates = [47, 44, 29] + ([45] if n_tips is not None else [])
+    assert [t.cell for t in found.candidates] == candidates
+    assert [t.death for t in found.candidates[1:]] == [9.0, 15.0, 20.0][: len(candidates) - 1]
+    assert found.n_small == (2 if n_tips == 3 else 1)
+
+
+def test_detect_tips_at_its_thresholds():
+    """A death or a persistence equal to the threshold passes it; a population of exactly ``min_cells`` is kept."""
+    A, f = _hand_tree()
+    span = float(np.percentile(f[:48], 99))
+    np.testing.assert_array_equal([(1.0 / span) * span, (1.5 / span) * span], [1.0, 1.5])  # exact thresholds
+    # the bump's death is 1: at a threshold of 1 it is in front of the root, and as persistent as C (1.5)
+    found = _terminal.detect_tips(A, f, n_tips=None, min_persistence=1.0 / span, tail=0.5, min_cells=3)
+    assert [t.cell for t in found.candidates] == [47, 44, 29, 45, 46]  # C before the bump: higher
+    assert [t.cell for t in found.kept] == [44, 29]
+    assert found.n_small == 3  # the spike, C and the bump: one cell each
+    # C's persistence is 1.5: a candidate at a threshold of 1.5 (where the bump, dead at 1, is behind the root)
+    found = _terminal.detect_tips(A, f, n_tips=None, min_persistence=1.5 / span, tail=0.5, min_cells=3)
+    assert [t.cell for t in found.candidates] == [47, 44, 29, 45]
+    # beside the spike, B's and A's populations hold 8 cells each (A above 29 - (29 - 15) / 2 = 22): both kept
+    # with min_cells 8, and B's 8 and A's 12 once the spike is gone; with 9, all three are dropped at once
+    found = _terminal.detect_tips(A, f, n_tips=None, min_persistence=0.05, tail=0.5, min_cells=8)
+    assert [t.cell for t in found.kept] == [44, 29]
+    found = _terminal.detect_tips(A, f, n_tips=None, min_persistence=0.05, tail=0.5, min_cells=9)
+    assert found.kept == []
+    assert found.n_small == 3
+
+
+def test_detect_tips_needs_two_tips_to_place_populations():
+    A, f = _hand_tree()
+    found = _terminal.detect_tips(A, f, n_tips=1, min_persistence=0.05, tail=0.5, min_cells=3)
+    assert [t.cell for t in found.kept] == [47]
+    assert found.labels.dtype == np.int64
+    assert (found.labels == -1).all()
+    assert found.n_small == 0
+    # a larger tail reaches lower: A's population from 29 - 0.9 (29 - 9) = 11 holds cells 11..29, C and the spike
+    wide = _terminal.detect_tips(A, f, n_tips=None, min_persistence=0.05, tail=0.9, min_cells=3)
+    assert np.flatnonzero(wide.labels == 1).tolist() == [*range(11, 30), 45, 47]  # cell 15 joins the spike
+    # min_cells 1 keeps the spike: three tips, the spike's population itself
+    spiky = _terminal.detect_tips(A, f, n_tips=None, min_persistence=0.05, tail=0.5, min_cells=1)
+    assert [t.cell for t in spiky.kept] == [47, 44, 29]
+    assert np.flatnonzero(spiky.labels == 0).tolist() == [47]

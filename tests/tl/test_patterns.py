@@ -229,29 +229,36 @@ def test_on_many_cells_the_structure_test_runs_on_a_sample_of_them(patterned, mo
     from genegrad.tl._signal import read_signal
 
     adata = patterned
-    genes = list(adata.var_names)
     model = load_model(adata)
-    F = read_signal(adata, None, np.arange(adata.n_vars))
 
-    def test(a, F):
+    def test(a, F, genes):
         return tp._structure_test(a, model, F, genes=genes, layer=None, key="genegrad", depth_key="total_counts",
                                   notes=[], n_null=100, holdout=True, rng=np.random.default_rng(1), n_jobs=1,
                                   progress=False)
 
+    # 40 genes: the folds' other genes are read from the AnnData, at the sampled cells too
+    some = list(adata.var_names[:40])
+    F_some = read_signal(adata, None, np.arange(40))
     cells = sample_cells(adata.n_obs, 700)
+    full_some = test(adata[cells].copy(), F_some[cells], some)
+    genes = list(adata.var_names)
+    F = read_signal(adata, None, np.arange(adata.n_vars))
+
     assert cells.size == 700
     assert np.unique(cells).size == 700
-    full = test(adata[cells].copy(), F[cells])
+    full = test(adata[cells].copy(), F[cells], genes)
     monkeypatch.setattr(tp, "STRUCTURE_SAMPLE", 700)
     with caplog.at_level(logging.INFO, logger="genegrad.tl._patterns"):
-        sampled = test(adata, F)
+        sampled = test(adata, F, genes)
+    for got, want in zip(test(adata, F_some, some), full_some, strict=True):
+        np.testing.assert_array_equal(got, want)
     assert sampled[2] == 700
     assert "structure test on a random sample of 700 of the 1500 cells" in caplog.messages
     np.testing.assert_array_equal(sampled[0], full[0])
     np.testing.assert_array_equal(sampled[1], full[1])
     # and they are not the scores of all cells (the sample is used, not ignored)
     monkeypatch.setattr(tp, "STRUCTURE_SAMPLE", adata.n_obs)
-    assert not np.allclose(test(adata, F)[0], sampled[0])
+    assert not np.allclose(test(adata, F, genes)[0], sampled[0])
 
 
 def test_depth_strata_are_deciles_of_the_depth():

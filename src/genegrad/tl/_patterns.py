@@ -241,10 +241,9 @@ def patterns(
 
     desc = _describe(model, F, length=length, to_intrinsic=to_intrinsic, options=options, progress=progress)
     notes: list[str] = []  # the warnings of this run, kept with its results (the report shows them)
-    score, pval, n_tested = _structure_test(adata, model, F, genes=genes, layer=layer, key=key, depth_key=depth_key,
-                                  notes=notes,
-                                  n_null=n_null, holdout=holdout, rng=rng, n_jobs=n_jobs,
-                                  progress=progress)
+    score, pval, n_tested = _structure_test(adata, model, F, genes=genes, layer=layer, key=key,
+                                            depth_key=depth_key, notes=notes, n_null=n_null, holdout=holdout,
+                                            rng=rng, n_jobs=n_jobs, progress=progress)
     constant = ~np.isfinite(score)
     score[constant], pval[constant] = -np.inf, 1.0
     qval = _patterns.bh_qvalues(pval)
@@ -369,7 +368,11 @@ def _test_graphs(adata, model, genes, *, pool: NDArray[np.int64] | None, F, cell
     for h in range(2):
         logger.info("structure test: graph of gene fold %d of 2 (%d genes)", h + 1, int((pool_fold == h).sum()))
         cols = column_of_var[pool[pool_fold == h]]
-        X = F[:, cols] if (cols >= 0).all() else read_signal(adata, layer, pool[pool_fold == h])[cells]
+        if (cols >= 0).all():
+            X = F[:, cols]
+        else:
+            X = read_signal(adata, layer, pool[pool_fold == h], by_column=False)
+            X = X[cells] if cells.size < adata.n_obs else X
         graphs.append(_holdout.fold_graph(X, n_comps=n_comps, n_neighbors=model.n_neighbors, alpha=model.alpha,
                                           knn_method=params.get("knn_method", "auto"),
                                           random_state=model.random_state, embed=embed))
