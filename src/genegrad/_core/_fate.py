@@ -132,12 +132,17 @@ def _multigrid_gmres(A: sparse.spmatrix, R: NDArray) -> NDArray:
     """Solve ``A X = R`` column by column: GMRES with one V-cycle of smoothed-aggregation multigrid as preconditioner.
 
     ``A = I - Q`` is a non-symmetric M-matrix (diagonally dominant); one multigrid hierarchy serves every fate.
+    The prolongation's Jacobi smoother is weighted locally: pyamg's default weighting estimates a spectral
+    radius from a random start (``numpy.random``, unseeded), which made the solution differ from run to run
+    within the solver's tolerance; the local weighting is deterministic (and its setup cheaper).
     """
     import pyamg
     from scipy.sparse.linalg import gmres
 
     A = sparse.csr_matrix(A)
-    M = pyamg.smoothed_aggregation_solver(A, symmetry="nonsymmetric").aspreconditioner(cycle="V")
+    M = pyamg.smoothed_aggregation_solver(
+        A, symmetry="nonsymmetric", smooth=("jacobi", {"omega": 4.0 / 3.0, "weighting": "local"}),
+    ).aspreconditioner(cycle="V")
     X = np.empty_like(R)
     for f in range(R.shape[1]):
         x, info = gmres(A, R[:, f], M=M, rtol=1e-10, atol=0.0, restart=50, maxiter=1000)
