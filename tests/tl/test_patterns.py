@@ -236,17 +236,16 @@ def test_on_many_cells_the_structure_test_runs_on_a_sample_of_them(patterned, mo
                                   notes=[], n_null=100, holdout=True, rng=np.random.default_rng(1), n_jobs=1,
                                   progress=False)
 
+    cells = sample_cells(adata.n_obs, 700)
+    assert cells.size == 700
+    assert np.unique(cells).size == 700
+    genes = list(adata.var_names)
+    F = read_signal(adata, None, np.arange(adata.n_vars))
+    full = test(adata[cells].copy(), F[cells], genes)
     # 40 genes: the folds' other genes are read from the AnnData, at the sampled cells too
     some = list(adata.var_names[:40])
     F_some = read_signal(adata, None, np.arange(40))
-    cells = sample_cells(adata.n_obs, 700)
     full_some = test(adata[cells].copy(), F_some[cells], some)
-    genes = list(adata.var_names)
-    F = read_signal(adata, None, np.arange(adata.n_vars))
-
-    assert cells.size == 700
-    assert np.unique(cells).size == 700
-    full = test(adata[cells].copy(), F[cells], genes)
     monkeypatch.setattr(tp, "STRUCTURE_SAMPLE", 700)
     with caplog.at_level(logging.INFO, logger="genegrad.tl._patterns"):
         sampled = test(adata, F, genes)
@@ -273,7 +272,7 @@ def test_depth_strata_are_deciles_of_the_depth():
     every = np.arange(100)
     strata = _depth_strata(a, "total_counts", cells=every)
     np.testing.assert_array_equal(strata, (depth - 1) // 10)  # ten strata of ten cells, by depth
-    # on a sample of cells, the deciles are the sample's: the 50 deepest cells make five strata of ten
+    # on a sample of cells, the deciles are the sample's: the 50 deepest cells make ten strata of five
     deep = np.flatnonzero(depth > 50)
     np.testing.assert_array_equal(_depth_strata(a, "total_counts", cells=deep), (depth[deep] - 51) // 5)
     counts = np.zeros((100, 2), dtype=np.float32)
