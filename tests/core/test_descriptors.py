@@ -188,7 +188,7 @@ def test_the_mixture_starts_run_alike_in_processes_threads_or_one_worker():
     from concurrent.futures import ThreadPoolExecutor
 
     X = np.random.default_rng(5).normal(size=(300, 3))
-    kwargs = {"n_patterns": 4, "random_state": 2, "n_runs": 6}  # four patterns in one Gaussian: no two starts agree
+    kwargs = {"n_patterns": 4, "random_state": 2, "n_runs": 6}  # four patterns in one Gaussian: starts differ
     one = _patterns.cluster_patterns(X, **kwargs, n_jobs=1)
     procs = _patterns.cluster_patterns(X, **kwargs, n_jobs=2)
     with ThreadPoolExecutor(1) as pool:
