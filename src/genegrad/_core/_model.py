@@ -543,7 +543,9 @@ class GradientModel:
         workers = min(n_threads(n_jobs), Xb.shape[1])
         if workers <= 1:
             out = steps(Xb)
-        else:  # scipy's sparse products release the GIL; each column's sums are the same in any block
+        else:  # scipy's sparse products release the GIL; each column's sums are the same in any block. Not
+            # `_threads.for_blocks`: its BLAS limit is process-wide, and the fate chain's solve runs beside this
+            # on another thread (its BLAS reductions then change with the timing: results moved by an ulp)
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(workers) as pool:
