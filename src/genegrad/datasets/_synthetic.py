@@ -100,14 +100,11 @@ def synthetic(
     u, segment = lat["u"], lat.get("segment")
     w, _ = _manifolds.embed(kind, u)
     params = _patterns.draw_genes(kind, n_genes, w, gen, segment)
-    # cells in blocks (memory: every block holds a few N x G float64 arrays); one block up to CELL_BLOCK cells
+    # cells in blocks (memory: a block holds a few block x G float64 arrays, never N x G); up to CELL_BLOCK cells
     blocks = [slice(s, min(s + CELL_BLOCK, n_cells)) for s in range(0, n_cells, CELL_BLOCK)]
-    eta = np.empty((n_cells, n_genes))
-    for b in blocks:
-        eta[b] = params["base"][None, :] + _patterns.evaluate(kind, params, w[b],
-                                                               None if segment is None else segment[b])[0]
     bias_fate = np.full(n_genes, None, dtype=object)
     fate = None
+    cols = ramp = None
     if n_bias_genes or fate_bias:
         if kind != "tree":
             msg = f"`fate_bias` and `n_bias_genes` need kind='tree', got kind={kind!r}."
@@ -118,18 +115,24 @@ def synthetic(
         cols = noise[:n_bias_genes]
         bias_fate[cols] = gen.choice(_manifolds.TREE_FATES, len(cols))
         ramp = np.clip(u[:, 0] / _manifolds.TREE_SEGMENTS[0][2], 0.0, 1.0)
-        eta[:, cols] += fate_bias * ramp[:, None] * (fate[:, None] == bias_fate[cols][None, :])
+
+    def log_means(b: slice) -> np.ndarray:
+        seg = None if segment is None else segment[b]
+        eta = params["base"][None, :] + _patterns.evaluate(kind, params, w[b], seg)[0]
+        if cols is not None:
+            eta[:, cols] += fate_bias * ramp[b, None] * (fate[b, None] == bias_fate[cols][None, :])
+        return eta
+
     # noise genes without a fate bias keep a fixed share of the counts (see `_patterns.proportions`)
     params["flat"] = (params["pattern"] == "noise") & np.array([b is None for b in bias_fate])
     lib = depth * np.exp(gen.normal(0.0, library_sd, n_cells) - library_sd**2 / 2)
     size = dispersion * np.exp(gen.normal(0.0, 0.3, n_genes))
     parts = []
     for b in blocks:
-        pi = _patterns.proportions(eta[b], params)
+        pi = _patterns.proportions(log_means(b), params)
         mu = lib[b, None] * pi
         counts = gen.negative_binomial(size[None, :], size[None, :] / (size[None, :] + mu))
         parts.append(sparse.csr_matrix(counts.astype(np.float32)))
-    del eta
     X = parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr")
 
     obs = pd.DataFrame(index=pd.Index([f"cell{i}" for i in range(n_cells)]))
