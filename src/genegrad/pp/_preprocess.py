@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+import anndata as ad
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 from .. import _keys
 from .._core._intervals import looks_like_peaks
 from .._validation import check_counts, check_counts_layer, check_range, check_unique_names, warn
-
-if TYPE_CHECKING:
-    import anndata as ad
 
 logger = logging.getLogger(__name__)
 
@@ -72,35 +70,47 @@ def preprocess(
     n_comps_eff = min(n_comps, adata.n_obs - 1, adata.n_vars - 1)
     check_range("n_comps (limited by the data's shape)", n_comps_eff, 2, None, integer=True)
 
-    work = adata.copy()
-    X = sparse.csr_matrix(counts, dtype=np.float32) if sparse.issparse(counts) else np.asarray(counts, np.float32)
-    work.layers["counts"] = X.copy()
-    work.X = X
+    # computed on a bare AnnData (the names only): a failure leaves adata untouched, and no copy of adata's other
+    # fields is made (at a million cells each copy of the matrix is gigabytes)
+    stored = sparse.csr_matrix(counts, dtype=np.float32) if sparse.issparse(counts) else np.asarray(counts, np.float32)
+    # the counts layer may keep the counts' memory only where nothing else will hold it: X (replaced below) or the
+    # 'counts' layer itself, of an AnnData that is neither returned as a copy nor a view of another
+    if copy or adata.is_view or layer not in (None, "counts"):
+        stored = stored.copy()
+    work = ad.AnnData(X=stored.copy(), obs=pd.DataFrame(index=adata.obs_names.copy()),
+                      var=pd.DataFrame(index=adata.var_names.copy()))
     logger.info("normalising, log1p, %d highly variable genes, %d PCs", n_top_genes, n_comps_eff)
     sc.pp.normalize_total(work, target_sum=target_sum)
     sc.pp.log1p(work)
-    expressed = np.asarray((work.X > 0).sum(axis=0)).ravel() > 0
-    n_hvg = min(n_top_genes, int(expressed.sum()))
+    n_hvg = min(n_top_genes, int(np.count_nonzero(_cells_expressing(work.X))))
     sc.pp.highly_variable_genes(work, n_top_genes=n_hvg, flavor="seurat", subset=False)
     sc.pp.pca(work, n_comps=min(n_comps_eff, n_hvg - 1), mask_var="highly_variable", random_state=random_state)
     work.uns[_keys.PREPROCESS] = {
         "n_top_genes": int(n_hvg), "n_comps": int(work.obsm["X_pca"].shape[1]),
         "target_sum": float(target_sum), "layer": layer or "X",
     }
-    work.uns.pop("log1p", None)
     work.uns["log1p"] = {"base": None}
-    if copy:
-        return work
-    # everything was computed on a copy: a failure above leaves adata untouched
-    adata.layers["counts"] = work.layers["counts"]
-    adata.X = work.X
+    work.layers["counts"] = stored
+    target = adata.copy() if copy else adata
+    target.layers["counts"] = work.layers["counts"]
+    target.X = work.X
     for col in ("highly_variable", "means", "dispersions", "dispersions_norm"):
-        adata.var[col] = work.var[col]
-    adata.obsm["X_pca"] = work.obsm["X_pca"]
-    adata.varm["PCs"] = work.varm["PCs"]
+        target.var[col] = work.var[col].to_numpy()
+    target.obsm["X_pca"] = work.obsm["X_pca"]
+    target.varm["PCs"] = work.varm["PCs"]
     for key in ("pca", "log1p", "hvg", _keys.PREPROCESS):
-        adata.uns[key] = work.uns[key]
+        target.uns[key] = work.uns[key]
+    if copy:
+        return target
     for key in ("layers['counts']", "X", "var['highly_variable']", "obsm['X_pca']", "varm['PCs']",
                 f"uns['{_keys.PREPROCESS}']"):
         logger.info("added `adata.%s`", key)
     return None
+
+
+def _cells_expressing(X) -> np.ndarray:
+    """Per gene, the number of cells with a positive value (no boolean copy of a sparse matrix)."""
+    if sparse.issparse(X):
+        X = sparse.csr_matrix(X)
+        return np.bincount(X.indices, weights=X.data > 0, minlength=X.shape[1])
+    return np.count_nonzero(np.asarray(X) > 0, axis=0)
