@@ -308,6 +308,34 @@ def test_preprocess_refuses_to_overwrite_other_counts():
         gg.pp.preprocess(a)
 
 
+def test_preprocess_shares_no_memory_the_user_could_change_through_another_name():
+    """The counts layer keeps X's memory only when X is replaced (no copy at a million cells); a copy, a view or
+    another layer's counts are never shared."""
+    a = gg.datasets.synthetic("plane", n_cells=200, n_genes=40, rng=0)
+    counts = a.X
+    expected = counts.toarray()
+    b = gg.pp.preprocess(a, n_comps=8, copy=True)
+    assert not np.shares_memory(b.layers["counts"].data, counts.data)
+    assert a.X is counts
+    assert "counts" not in a.layers
+    gg.pp.preprocess(a, n_comps=8)
+    assert a.X is not counts
+    assert not np.shares_memory(a.X.data, counts.data)
+    np.testing.assert_array_equal(a.layers["counts"].toarray(), expected)
+    np.testing.assert_array_equal(counts.toarray(), expected)  # the caller's matrix is untouched
+    raw = gg.datasets.synthetic("plane", n_cells=200, n_genes=40, rng=0)
+    raw.layers["raw"] = raw.X.copy()
+    gg.pp.preprocess(raw, layer="raw", n_comps=8)
+    assert not np.shares_memory(raw.layers["counts"].data, raw.layers["raw"].data)
+    parent = gg.datasets.synthetic("plane", n_cells=200, n_genes=40, rng=0)
+    view = parent[:150]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata: "initializing view as actual"
+        gg.pp.preprocess(view, n_comps=8)
+    assert not np.shares_memory(view.layers["counts"].data, parent.X.data)
+    np.testing.assert_array_equal(parent.X.toarray()[:150], view.layers["counts"].toarray())
+
+
 def test_duplicate_sparse_entries_mean_their_sum_and_stay_in_the_callers_matrix():
     a = gg.datasets.synthetic("plane", n_cells=200, n_genes=40, rng=0)
     dense = a.X.toarray()

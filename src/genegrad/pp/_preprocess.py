@@ -74,8 +74,8 @@ def preprocess(
     # fields is made (at a million cells each copy of the matrix is gigabytes)
     stored = sparse.csr_matrix(counts, dtype=np.float32) if sparse.issparse(counts) else np.asarray(counts, np.float32)
     # the counts layer may keep the counts' memory only where nothing else will hold it: X (replaced below) or the
-    # 'counts' layer itself, of an AnnData that is neither returned as a copy nor a view of another
-    if copy or adata.is_view or layer not in (None, "counts"):
+    # 'counts' layer itself, of an AnnData not returned as a copy (a view's X is its own slice of the parent's)
+    if copy or layer not in (None, "counts"):
         stored = stored.copy()
     work = ad.AnnData(X=stored.copy(), obs=pd.DataFrame(index=adata.obs_names.copy()),
                       var=pd.DataFrame(index=adata.var_names.copy()))
