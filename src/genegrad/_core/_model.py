@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
-from . import _backend, _frames, _graph, _operator
+from . import _backend, _columns, _frames, _graph, _operator
 from ._threads import n_threads
 
 if TYPE_CHECKING:
@@ -333,12 +333,14 @@ class GradientModel:
         computed in parallel and only they travel, never the ``N x g x d x T`` block. It must be picklable
         for dask (a module-level function or a ``functools.partial`` of one).
         """
-        if sparse.issparse(F):
-            F = sparse.csc_matrix(F)  # any sparse format: columns are sliced
+        if sparse.issparse(F) and not _columns.readable_by_rows(F):
+            F = sparse.csc_matrix(F)  # any other sparse format: columns are sliced
         n_sig = F.shape[1]
         starts = range(0, n_sig, chunk_size)
 
         def block(s: int):
+            if sparse.issparse(F) and F.format == "csr":  # read in place: no column-major copy of F
+                return _columns.dense_columns(F, s, min(s + chunk_size, n_sig))
             return F[:, s:min(s + chunk_size, n_sig)]
 
         scales = self._check_scales(scales)

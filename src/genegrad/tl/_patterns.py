@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _keys
-from .._core import _descriptors, _holdout, _lsi, _patterns, _regions
+from .._core import _columns, _descriptors, _holdout, _lsi, _patterns, _regions
 from .._core._threads import n_threads
 from .._validation import (
     as_rng,
@@ -229,7 +229,8 @@ def patterns(
         scale = scales[-1]
     check_scale(scale, scales)
     genes = default_genes(adata, genes)
-    F = read_signal(adata, layer, gene_positions(adata, genes))
+    # row-major as stored: chunks of genes are read in place (a column-major copy would double the signal)
+    F = read_signal(adata, layer, gene_positions(adata, genes), by_column=False)
     if F.shape[1] < 2:
         msg = f"`genes` must name at least 2 genes to find patterns, got {len(genes)}."
         raise ValueError(msg)
@@ -413,6 +414,10 @@ def _depth_strata(adata: ad.AnnData, depth_key: str | None, *, cells: NDArray[np
 
 
 def _column_sd(F) -> NDArray[np.float64]:
+    if sparse.issparse(F) and F.format == "csr":  # no squared copy of a large signal
+        total, squares = _columns.column_moments(F)
+        mean = total / F.shape[0]
+        return np.sqrt(np.maximum(squares / F.shape[0] - mean**2, 0.0))
     if sparse.issparse(F):
         mean = np.asarray(F.mean(axis=0)).ravel()
         sq = np.asarray(F.multiply(F).mean(axis=0)).ravel()
@@ -429,7 +434,10 @@ def _modules(model, F, *, genes, score, structured, scale: int, n_genes: int, th
     if cand.size < 2:
         return out
     reduce = partial(_gradients_at, scale_index=0)
-    parts = model.iter_gradients(F[:, cand], chunk_size=_chunk_size(model), with_se=False, reduce=reduce,
+    sub = F[:, cand]
+    if sparse.issparse(sub) and sub.format == "csr":
+        sub.sort_indices()  # a copy of the candidates' columns, read in place by the chunks
+    parts = model.iter_gradients(sub, chunk_size=_chunk_size(model), with_se=False, reduce=reduce,
                                  scales=[scale], **options)
     grads = np.concatenate(list(parts), axis=1)
     lab = _patterns.co_directional_modules(_patterns.gradient_similarity(grads), threshold=threshold)
