@@ -14,6 +14,7 @@ defaults), the cost a scanpy user already pays. Needs the peers: ``pip install -
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -28,6 +29,8 @@ from fate import run_cellrank, run_palantir
 from speed import peak_gb
 
 N_GENES = 2000
+#: Environment variable that turns the timed-apart steps (detected states, report) off in a worker.
+EXTRAS_ENV = "GENEGRAD_SCALE_EXTRAS"
 
 
 def worker(method: str, path: str) -> dict:
@@ -50,18 +53,20 @@ def worker(method: str, path: str) -> dict:
         gg.tl.fate_bias(adata, "terminal")
         t_fate = time.perf_counter() - t0 - t_manifold - t_patterns
         wall = time.perf_counter() - t0
-        # apart, not in the wall time: the fate probabilities again with terminal states detected from the root
-        t1 = time.perf_counter()
-        detected = gg.tl.fate_bias(adata, root=root, groupby="fate", copy=True)
-        t_detected = time.perf_counter() - t1
-        # apart as well: the report of it all (genegrad report), with the detected states and their pseudotime
-        t2 = time.perf_counter()
-        with tempfile.TemporaryDirectory() as out:
-            gg.io.write_report(detected, out)
         extra = {"d": int(adata.uns["genegrad"]["n_dims"]), "manifold s": t_manifold, "patterns s": t_patterns,
-                 "fate s": t_fate, "fate, detected states s": t_detected,
-                 "states detected": ",".join(detected.obs["genegrad_terminal_states"].cat.categories),
-                 "report s": time.perf_counter() - t2, "wall": wall}
+                 "fate s": t_fate, "analysis peak GB": peak_gb(), "wall": wall}
+        if os.environ.get(EXTRAS_ENV, "1") == "1":
+            # apart, not in the wall time: the fate probabilities again with terminal states detected from the root
+            t1 = time.perf_counter()
+            detected = gg.tl.fate_bias(adata, root=root, groupby="fate", copy=True)
+            t_detected = time.perf_counter() - t1
+            # apart as well: the report of it all (genegrad report), with the detected states and their pseudotime
+            t2 = time.perf_counter()
+            with tempfile.TemporaryDirectory() as out:
+                gg.io.write_report(detected, out)
+            extra |= {"fate, detected states s": t_detected,
+                      "states detected": ",".join(detected.obs["genegrad_terminal_states"].cat.categories),
+                      "report s": time.perf_counter() - t2}
     elif method == "scanpy":  # the reference cost of a trajectory analysis: neighbours, diffusion map, DPT
         import scanpy as sc
 
@@ -90,6 +95,10 @@ def main():
     ap.add_argument("--timeout", type=int, default=1800)
     ap.add_argument("--peer-timeout", type=int, default=None, help="for CellRank 2 and Palantir (default: --timeout)")
     ap.add_argument("--peer-max-cells", type=int, default=None, help="run the peers up to this many cells only")
+    ap.add_argument("--extras-max-cells", type=int, default=None,
+                    help="time the detected-states fate and the report up to this many cells only (default: all)")
+    ap.add_argument("--data-dir", default=None,
+                    help="keep the generated data sets here and reuse them (default: a temporary directory)")
     args = parse_or_work(ap, worker)
     if args is None:
         return
@@ -98,11 +107,15 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
-            adata = tree_data(n, depth=2000, n_genes=N_GENES)
-            adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
-            path = str(Path(tmp) / f"tree_{n}.h5ad")
-            adata.write_h5ad(path)
-            del adata
+            path = Path(args.data_dir or tmp) / f"tree_{n}.h5ad"
+            if not path.exists():
+                adata = tree_data(n, depth=2000, n_genes=N_GENES)
+                adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
+                adata.write_h5ad(path)
+                del adata
+            path = str(path)
+            extras = args.extras_max_cells is None or n <= args.extras_max_cells
+            os.environ[EXTRAS_ENV] = "1" if extras else "0"
             for method in args.methods.split(","):
                 if method != "genegrad" and args.peer_max_cells is not None and n > args.peer_max_cells:
                     continue
@@ -116,8 +129,9 @@ def main():
     table["genegrad / this"] = [gg_time.get(c, np.nan) / w if np.isfinite(w) else np.nan
                                 for c, w in zip(table["cells"], table.get("wall s", np.nan).astype(float),
                                                 strict=True)]
-    cols = [c for c in ["cells", "method", "wall s", "peak GB", "data GB", "d", "manifold s", "patterns s", "fate s",
-                        "fate, detected states s", "states detected", "report s", "genegrad / this", "error"]
+    cols = [c for c in ["cells", "method", "wall s", "peak GB", "analysis peak GB", "data GB", "d", "manifold s",
+                        "patterns s", "fate s", "fate, detected states s", "states detected", "report s",
+                        "genegrad / this", "error"]
             if c in table]
     table = table[cols].round(3)
     notes = []
@@ -134,6 +148,8 @@ def main():
             command += f" --peer-timeout {args.peer_timeout}"
         if args.peer_max_cells is not None:
             command += f" --peer-max-cells {args.peer_max_cells}"
+        if args.extras_max_cells is not None:
+            command += f" --extras-max-cells {args.extras_max_cells}"
         record("Scale", command, table.to_markdown(index=False),
                notes="".join(f"{n}; " for n in notes)
                      + "Synthetic trees, 2,000 genes, 2,000 UMIs/cell, 30 PCs, CPU only (no GPU "
@@ -141,8 +157,10 @@ def main():
                      "`tl.patterns`, streamed) besides the fate probabilities; the peers compute fate "
                      "probabilities only. 'data GB' is the process's peak RSS after loading the AnnData. 'fate, "
                      "detected states s': gg.tl.fate_bias(root=..., groupby='fate') on the same fitted manifold, "
-                     "timed apart (not in 'wall s'), with the states it named. 'report s': gg.io.write_report "
-                     "of that result (patterns, fates, drivers, five figures), timed apart too.",
+                     "timed apart (not in 'wall s'), with the states it named. 'peak GB' is the worker's peak "
+                     "RSS over everything it ran, 'analysis peak GB' the peak when the timed analysis ended. "
+                     "'report s': gg.io.write_report of that result (patterns, fates, drivers, five figures), "
+                     "timed apart too.",
                pkgs=("cellrank", "palantir"))
 
 
