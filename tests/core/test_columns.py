@@ -62,3 +62,23 @@ def test_iter_gradients_same_from_rows_as_from_columns():
     by_cols = [c.gradients for c in model.iter_gradients(F.tocsc(), chunk_size=7)]
     for a, b in zip(by_rows, by_cols, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_weighted_column_moments_hand_case():
+    F = sparse.csr_matrix(np.array([[1.0, 0.0, 2.0], [3.0, 0.0, -1.0]], dtype=np.float32))
+    total, squares, weighted = _columns.column_moments(F, np.array([0.5, 2.0]))
+    np.testing.assert_array_equal(total, [4.0, 0.0, 1.0])
+    np.testing.assert_array_equal(squares, [10.0, 0.0, 5.0])
+    np.testing.assert_array_equal(weighted, [6.5, 0.0, -1.0])  # 0.5 x row 0 + 2 x row 1
+    with pytest.raises(ValueError, match="one value per row"):
+        _columns.column_moments(F, np.ones(3))
+
+
+def test_signal_fingerprint_does_not_depend_on_the_format(csr):
+    """tl.gradients fingerprints a CSR signal, get.gradients a CSC or dense one: the same numbers (float64 sums)."""
+    from genegrad.tl._signal import signal_sums
+
+    cells = [f"c{i}" for i in range(csr.shape[0])]
+    dense = signal_sums(csr.toarray(), cells)
+    np.testing.assert_allclose(signal_sums(csr, cells), dense, rtol=1e-12)
+    np.testing.assert_allclose(signal_sums(csr.tocsc(), cells), dense, rtol=1e-12)

@@ -199,18 +199,20 @@ def test_same_input_same_output(plane_adata):
         np.testing.assert_array_equal(a.obsm[key], b.obsm[key])
 
 
-def test_memory_budget_counts_the_model_and_the_signal_copy(plane_adata, tmp_path):
+def test_memory_budget_counts_the_model_and_no_signal_copy(plane_adata, tmp_path):
     from genegrad.pp._manifold import load_model
-    from genegrad.tl._signal import read_signal, signal_nbytes
+    from genegrad.tl._signal import read_signal
 
     model = load_model(plane_adata)
     # the model's arrays, counted once each: at least the graph and the scale-0 operator
     floor = sum(m.data.nbytes + m.indices.nbytes for m in (model.diffusion_, model.operator_))
     assert model.nbytes >= floor
     genes = list(plane_adata.var_names)
-    held = model.nbytes + signal_nbytes(read_signal(plane_adata, None, np.arange(len(genes))))
-    # a budget that holds the model and the signal copy but not one gene's work per chunk in flight is refused,
-    # and the message says what took the memory
+    # every gene in order: the signal is read in place (CSR), no copy is held
+    assert read_signal(plane_adata, None, np.arange(len(genes)), by_column=False) is plane_adata.X
+    held = model.nbytes
+    # a budget that holds the model but not one gene's work per chunk in flight is refused, and the message
+    # says what took the memory
     with pytest.raises(MemoryError, match="model and signal"):
         gg.tl.gradients(plane_adata, genes, store="zarr", path=str(tmp_path / "a.zarr"), memory_gb=held / 2**30)
     # with room for the work, the call runs and streams every gene
@@ -269,11 +271,10 @@ def test_the_budget_and_the_progress_are_shown(plane_adata, monkeypatch, caplog,
 
 def test_a_budget_without_room_for_the_stored_result_is_refused(plane_adata, caplog):
     """store='obsm' counts the result it keeps (gradients and standard errors, float32): a budget holding the
-    model, the signal and that result, but nothing for the work, is refused; the call then says what it added."""
+    model and that result, but nothing for the work, is refused; the call then says what it added."""
     import logging
 
     from genegrad.pp._manifold import load_model
-    from genegrad.tl._signal import read_signal, signal_nbytes
 
     genes = list(plane_adata.var_names)
     a = plane_adata.copy()
@@ -283,6 +284,6 @@ def test_a_budget_without_room_for_the_stored_result_is_refused(plane_adata, cap
         assert f"added `adata.obsm['{name}']`" in caplog.messages
     assert "added `adata.var['genegrad_scale']`" in caplog.messages
     result = a.obsm["genegrad_gradients"].nbytes + a.obsm["genegrad_gradients_se"].nbytes
-    held = load_model(a).nbytes + signal_nbytes(read_signal(a, None, np.arange(len(genes))))
+    held = load_model(a).nbytes  # every gene in order: the signal is read in place, no copy held
     with pytest.raises(MemoryError, match="result"):
         gg.tl.gradients(plane_adata.copy(), genes, store="obsm", memory_gb=(held + result) / 2**30)

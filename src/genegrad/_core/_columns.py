@@ -36,12 +36,23 @@ def dense_columns(F: sparse.csr_matrix, start: int, stop: int) -> NDArray:
     return out
 
 
-def column_moments(F: sparse.csr_matrix) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Per column, the sum and the sum of squares of ``F`` (CSR) in float64, with no copy of ``F``."""
+def column_moments(
+    F: sparse.csr_matrix, row_weights: NDArray | None = None
+) -> tuple[NDArray[np.float64], ...]:
+    """Per column, the sum and the sum of squares of ``F`` (CSR) in float64, with no copy of ``F``.
+
+    With ``row_weights`` (one per row), also the weighted sum ``F.T @ row_weights``.
+    """
     if not (sparse.issparse(F) and F.format == "csr"):
         msg = f"column_moments reads CSR matrices, got {type(F).__name__}."
         raise ValueError(msg)
-    return _moments(F.indices, F.data, F.shape[1])
+    if row_weights is None:
+        return _moments(F.indices, F.data, F.shape[1])
+    w = np.asarray(row_weights, dtype=np.float64)
+    if w.shape != (F.shape[0],):
+        msg = f"`row_weights` needs one value per row ({F.shape[0]}), got shape {w.shape}."
+        raise ValueError(msg)
+    return _weighted_moments(F.indptr, F.indices, F.data, w, F.shape[1])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -64,3 +75,17 @@ def _moments(indices, data, n_cols):  # pragma: no cover - compiled
         s[indices[k]] += v
         q[indices[k]] += v * v
     return s, q
+
+
+@numba.njit(cache=True, nogil=True)
+def _weighted_moments(indptr, indices, data, w, n_cols):  # pragma: no cover - compiled
+    s = np.zeros(n_cols)
+    q = np.zeros(n_cols)
+    ws = np.zeros(n_cols)
+    for i in range(indptr.size - 1):
+        for k in range(indptr[i], indptr[i + 1]):
+            v = np.float64(data[k])
+            s[indices[k]] += v
+            q[indices[k]] += v * v
+            ws[indices[k]] += v * w[i]
+    return s, q, ws

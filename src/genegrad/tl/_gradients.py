@@ -134,11 +134,13 @@ def gradients(
         raise ValueError(msg)
     model = load_model(adata, key)
     genes = default_genes(adata, genes)
-    Fsel = read_signal(adata, layer, gene_positions(adata, genes))  # a column-major copy of the genes
+    # row-major as stored: the chunks read it in place (all genes in order: no copy at all)
+    Fsel = read_signal(adata, layer, gene_positions(adata, genes), by_column=False)
     n, d, T, G = adata.n_obs, model.n_dims_, len(model.scales_), len(genes)
-    # the budget counts everything this call holds: the model, the copy of the signal, the result (in memory)
-    # and the chunks in flight
-    held = model.nbytes + signal_nbytes(Fsel)
+    # the budget counts everything this call holds: the model, a copy of the signal if one was made, the result
+    # (in memory) and the chunks in flight
+    stored = adata.X if layer is None else adata.layers[layer]
+    held = model.nbytes + (0 if Fsel is stored else signal_nbytes(Fsel))
     out_bytes = n * G * 4 * (d * T + (T if with_se else 0)) if store == "obsm" else 0
     per_gene_work = n * 8 * (d * T + T + 8)  # float64 temporaries of one gene (scales, residuals)
     in_flight = 2 * n_threads(n_jobs)  # chunks computed ahead of the consumer

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
+from .._core import _columns
 from .._validation import canonical, check_finite, sample_values, warn
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def _warn_unlogged(F, name: str) -> None:
 
 
 def signal_sums(F: NDArray | sparse.spmatrix, cells: Sequence[str]) -> NDArray[np.float64]:
-    """A fingerprint of each column of ``F`` (rows: the ``cells`` named): ``(columns, 3)`` float64.
+    """A fingerprint of each column of ``F`` (rows: the ``cells`` named): ``(columns, 3)`` float64, summed in float64.
 
     The sum, the sum of squares, and a sum weighted by a number drawn from each cell's name: the same whatever the
     order of the cells (an AnnData reordered moves its rows with its names), different when values move to other
@@ -79,10 +80,8 @@ def signal_sums(F: NDArray | sparse.spmatrix, cells: Sequence[str]) -> NDArray[n
     import pandas as pd
 
     w = (pd.util.hash_array(np.asarray([str(c) for c in cells], dtype=object)) >> np.uint64(11)) / 2.0**53
-    if sparse.issparse(F):
-        F = sparse.csc_matrix(F)
-        cols = [F.sum(axis=0), F.multiply(F).sum(axis=0), F.T @ w]
-        return np.column_stack([np.asarray(c, dtype=np.float64).ravel() for c in cols])
+    if sparse.issparse(F):  # summed in float64 in one pass over the rows, without a copy of a CSR signal
+        return np.column_stack(_columns.column_moments(sparse.csr_matrix(F), w))
     F = np.asarray(F, dtype=np.float64)
     return np.column_stack([F.sum(axis=0), (F * F).sum(axis=0), w @ F])
 
