@@ -19,7 +19,7 @@ Kind = Literal["plane", "swissroll", "curved_sheet", "cycle", "tree", "cube"]
 
 
 #: Cells simulated at once (the counts of larger data are drawn block after block, bounding memory).
-CELL_BLOCK = 100_000
+CELL_BLOCK = 20_000
 
 
 def synthetic(
@@ -133,7 +133,7 @@ def synthetic(
         mu = lib[b, None] * pi
         counts = gen.negative_binomial(size[None, :], size[None, :] / (size[None, :] + mu))
         parts.append(sparse.csr_matrix(counts.astype(np.float32)))
-    X = parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr")
+    X = _stack_rows(parts, n_genes)
 
     obs = pd.DataFrame(index=pd.Index([f"cell{i}" for i in range(n_cells)]))
     obs["total_counts"] = np.asarray(X.sum(axis=1)).ravel()
@@ -158,6 +158,24 @@ def synthetic(
         "genes": {k: (v.astype(str) if v.dtype == object else v) for k, v in params.items()},
     }
     return adata
+
+
+def _stack_rows(parts: list[sparse.csr_matrix], n_cols: int) -> sparse.csr_matrix:
+    """``sparse.vstack(parts)``, holding about one copy of the result: each part is freed (popped) once copied."""
+    nnz = sum(p.nnz for p in parts)
+    n_rows = sum(p.shape[0] for p in parts)
+    index = np.int32 if max(nnz, n_cols) < 2**31 else np.int64
+    data = np.empty(nnz, dtype=np.float32)
+    indices = np.empty(nnz, dtype=index)
+    indptr = np.zeros(n_rows + 1, dtype=index)
+    pos = row = 0
+    while parts:
+        p = parts.pop(0)
+        data[pos:pos + p.nnz] = p.data
+        indices[pos:pos + p.nnz] = p.indices
+        indptr[row + 1:row + 1 + p.shape[0]] = p.indptr[1:] + pos
+        pos, row = pos + p.nnz, row + p.shape[0]
+    return sparse.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols))
 
 
 def tree_terminal_states(adata: ad.AnnData, *, tail: float = 0.25) -> pd.Series:
