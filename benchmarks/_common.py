@@ -111,15 +111,17 @@ def tree_data(n_cells: int, *, depth: int, n_genes: int = 2000):
     return adata
 
 
-def run_worker(script: str, method: str, path: str, *, timeout: float | None = None) -> dict:
+def run_worker(script: str, method: str, path: str, *, timeout: float | None = None, python: str | None = None) -> dict:
     """Run ``script --worker METHOD PATH`` in its own process (its own peak RSS) and return its JSON row.
+
+    ``python``: the interpreter (another environment's, e.g. one with the peers installed); this one by default.
 
     A failure becomes ``{"method", "error"}``: the last line of stderr, the exit code of a killed process, or
     the timeout.
     """
     try:
-        out = subprocess.run([sys.executable, script, "--worker", method, path], capture_output=True, text=True,
-                             check=False, timeout=timeout)
+        out = subprocess.run([python or sys.executable, script, "--worker", method, path], capture_output=True,
+                             text=True, check=False, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"method": method, "error": f"over {timeout:g} s"}
     if out.returncode != 0:

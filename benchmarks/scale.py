@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,6 +98,8 @@ def main():
     ap.add_argument("--peer-max-cells", type=int, default=None, help="run the peers up to this many cells only")
     ap.add_argument("--extras-max-cells", type=int, default=None,
                     help="time the detected-states fate and the report up to this many cells only (default: all)")
+    ap.add_argument("--peer-python", default=None,
+                    help="interpreter of an environment with CellRank 2 and Palantir (default: this one)")
     ap.add_argument("--data-dir", default=None,
                     help="keep the generated data sets here and reuse them (default: a temporary directory)")
     args = parse_or_work(ap, worker)
@@ -120,7 +123,8 @@ def main():
                 if method != "genegrad" and args.peer_max_cells is not None and n > args.peer_max_cells:
                     continue
                 limit = args.timeout if method == "genegrad" or args.peer_timeout is None else args.peer_timeout
-                row = run_worker(__file__, method, path, timeout=limit)
+                python = args.peer_python if method in ("CellRank 2", "Palantir") else None
+                row = run_worker(__file__, method, path, timeout=limit, python=python)
                 row["cells"] = n
                 rows.append(row)
                 print(row, flush=True)
@@ -150,6 +154,13 @@ def main():
             command += f" --peer-max-cells {args.peer_max_cells}"
         if args.extras_max_cells is not None:
             command += f" --extras-max-cells {args.extras_max_cells}"
+        if args.peer_python is not None:
+            command += " --peer-python PEER_ENV/bin/python"
+            code = ("import cellrank, palantir, scanpy; "
+                    "print(cellrank.__version__, palantir.__version__, scanpy.__version__)")
+            found = subprocess.run([args.peer_python, "-c", code], capture_output=True, text=True, check=False)
+            cr, pal, sc_v = (found.stdout.split() + ["absent"] * 3)[:3]
+            notes.append(f"the peers ran in their own environment: cellrank {cr}, palantir {pal}, scanpy {sc_v}")
         record("Scale", command, table.to_markdown(index=False),
                notes="".join(f"{n}; " for n in notes)
                      + "Synthetic trees, 2,000 genes, 2,000 UMIs/cell, 30 PCs, CPU only (no GPU "
