@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import sparse
 
 from .. import _keys
+from .._core import _columns
 from .._core._intervals import looks_like_peaks
 from .._validation import check_counts, check_counts_layer, check_range, check_unique_names, warn
 
@@ -82,9 +83,15 @@ def preprocess(
     logger.info("normalising, log1p, %d highly variable genes, %d PCs", n_top_genes, n_comps_eff)
     sc.pp.normalize_total(work, target_sum=target_sum)
     sc.pp.log1p(work)
-    n_hvg = min(n_top_genes, int(np.count_nonzero(_cells_expressing(work.X))))
+    n_hvg = min(n_top_genes, int(np.count_nonzero(_expressed(work.X))))
     sc.pp.highly_variable_genes(work, n_top_genes=n_hvg, flavor="seurat", subset=False)
-    sc.pp.pca(work, n_comps=min(n_comps_eff, n_hvg - 1), mask_var="highly_variable", random_state=random_state)
+    # every gene highly variable: no mask, which would copy the whole matrix (the same PCA; recorded as masked)
+    every = bool(work.var["highly_variable"].all())
+    sc.pp.pca(work, n_comps=min(n_comps_eff, n_hvg - 1), mask_var=None if every else "highly_variable",
+              random_state=random_state)
+    if every:  # as a masked PCA writes them: float64 loadings, recorded as on the highly variable genes
+        work.varm["PCs"] = np.asarray(work.varm["PCs"], dtype=np.float64)
+        work.uns["pca"]["params"].update(use_highly_variable=True, mask_var="highly_variable")
     work.uns[_keys.PREPROCESS] = {
         "n_top_genes": int(n_hvg), "n_comps": int(work.obsm["X_pca"].shape[1]),
         "target_sum": float(target_sum), "layer": layer or "X",
@@ -108,9 +115,9 @@ def preprocess(
     return None
 
 
-def _cells_expressing(X) -> np.ndarray:
-    """Per gene, the number of cells with a positive value (no boolean copy of a sparse matrix)."""
+def _expressed(X) -> np.ndarray:
+    """Per gene, whether any cell has a positive value (``X`` non-negative; no copy of a sparse matrix)."""
     if sparse.issparse(X):
         X = sparse.csr_matrix(X)
-        return np.bincount(X.indices, weights=X.data > 0, minlength=X.shape[1])
-    return np.count_nonzero(np.asarray(X) > 0, axis=0)
+        return _columns.column_moments(X)[0] > 0
+    return np.any(np.asarray(X) > 0, axis=0)
