@@ -319,22 +319,6 @@ def test_peakedness_matches_its_formula_on_random_signals():
             assert got[g, t] == pytest.approx(want, abs=1e-12)
 
 
-def test_apply_is_a_matrix_per_cell_in_both_branches():
-    # M_i beta_i for every cell, gene and scale, written out entry by entry; (2, 2) takes the explicit sums,
-    # (5, 4) the batched product
-    rng = np.random.default_rng(0)
-    for r, d in ((2, 2), (1, 3), (5, 4)):
-        M = rng.normal(size=(3, r, d))
-        block = rng.normal(size=(3, 2, d, 2))
-        got = _descriptors._apply(M, block)
-        assert len(got) == r
-        for i in range(3):
-            for g in range(2):
-                for t in range(2):
-                    want = M[i] @ block[i, g, :, t]
-                    np.testing.assert_allclose([x[i, g, t] for x in got], want, rtol=1e-12, atol=1e-12)
-
-
 def test_chunk_descriptors_are_their_definitions_in_any_blocking():
     # each descriptor written out from its definition (MEANINGS) on one small chunk, all cells at once; then the
     # same chunk in blocks of 64 cells (the sums accumulate over blocks) gives the same numbers

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 
 from . import _regions
@@ -90,6 +91,8 @@ def chunk_descriptors(
     cell_block = max(64, block_bytes // (g * T * max(d, m, 8) * 8))
     extrema_cells = sample_cells(n, EXTREMA_SAMPLE)
     shape_cells = sample_cells(n, SHAPE_SAMPLE)
+    sample_pos = np.full(n, -1, dtype=np.int64)
+    sample_pos[shape_cells] = np.arange(shape_cells.size)
     sum_mag = np.zeros((g, T))
     sum_snr = np.zeros((g, T))
     sum_vec = np.zeros((g, T, m))
@@ -99,34 +102,18 @@ def chunk_descriptors(
     mags_sample = np.empty((g * T, shape_cells.size))  # lengths at the shape sample, one row per (gene, scale)
     mean_sig = signals.mean(axis=0, dtype=np.float64)
     sum_sq = np.zeros((g, T))
-    for s in range(0, n, cell_block):
-        e = min(s + cell_block, n)
-        block = grads[s:e].astype(np.float64)
-        beta2 = np.einsum("cgdt,cgdt->cgt", block, block)
-        mag = np.sqrt(beta2)  # (c, g, T): frames are orthonormal, |U beta| = |beta|
-        sum_mag += mag.sum(axis=0)
-        if chunk.se is not None:
-            sum_snr += (beta2 / np.maximum(chunk.se[s:e].astype(np.float64) ** 2, 1e-24)).sum(axis=0)
-        # directions in the synchronised frame, c = R beta (a rotation: |c| = |beta|), weighted by the length:
-        # sum_i |b_i| e_i e_i^T = sum_i c_i c_i^T / |b_i|
-        c = _apply(to_intrinsic[s:e], block)
-        inv_mag = np.divide(1.0, mag, out=np.zeros_like(mag), where=mag > 0)
-        for a in range(m):
-            sum_vec[:, :, a] += c[a].sum(axis=0)
-            for b in range(a, m):
-                outer[:, :, a, b] += (c[a] * c[b] * inv_mag).sum(axis=0)
-        # the gradient along the first representation coordinates: (U beta)[:2] = U[:2] beta
-        lead = _apply(frames[s:e, :n_align], block)
-        sum_align += np.sqrt(sum(x * x for x in lead)).sum(axis=0)
-        lo, hi = np.searchsorted(shape_cells, [s, e])
-        if hi > lo:
-            mags_sample[:, lo:hi] = mag[shape_cells[lo:hi] - s].reshape(hi - lo, g * T).T
-        cells = extrema_cells[(extrema_cells >= s) & (extrema_cells < e)]
-        if cells.size:
-            nb = signals[idx[cells]]  # (c', k, g, T)
-            own = signals[cells][:, None]
-            n_extrema += ((own > nb).all(axis=1) | (own < nb).all(axis=1)).sum(axis=0)
-        sum_sq += ((signals[s:e] - mean_sig) ** 2).sum(axis=0)
+    se = chunk.se if chunk.se is not None else np.ones((1, 1, 1), dtype=np.float32)
+    # every sum over the cells in one compiled pass (float64 accumulators; frames are orthonormal, |U beta| =
+    # |beta|; directions in the synchronised frame c = R beta weighted by the length: sum_i |b_i| e_i e_i^T =
+    # sum_i c_i c_i^T / |b_i|; the gradient along the first representation coordinates, (U beta)[:2] = U[:2] beta)
+    _cell_sums(grads, se, chunk.se is not None, np.ascontiguousarray(to_intrinsic),
+               np.ascontiguousarray(frames[:, :n_align]), signals, mean_sig, sample_pos, sum_mag, sum_snr, sum_vec,
+               outer, sum_align, mags_sample, sum_sq)
+    for s in range(0, extrema_cells.size, cell_block):
+        cells = extrema_cells[s:s + cell_block]
+        nb = signals[idx[cells]]  # (c', k, g, T)
+        own = signals[cells][:, None]
+        n_extrema += ((own > nb).all(axis=1) | (own < nb).all(axis=1)).sum(axis=0)
     iu = np.triu_indices(m, 1)
     outer[:, :, iu[1], iu[0]] = outer[:, :, iu[0], iu[1]]
     out = np.zeros((g, len(DESCRIPTORS), T))
@@ -150,6 +137,51 @@ def chunk_descriptors(
     flat_gene = sum_mag.max(axis=1) <= 1e-12 * n
     out[flat_gene, 1:] = np.nan
     return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _cell_sums(grads, se, with_se, rot, lead, signals, mean_sig, sample_pos, sum_mag, sum_snr, sum_vec, outer,
+               sum_align, mags_sample, sum_sq):  # pragma: no cover - compiled
+    """The sums over cells of :func:`chunk_descriptors`, accumulated into the arrays given (see there)."""
+    n, g, d, T = grads.shape
+    m = rot.shape[1]
+    n_align = lead.shape[1]
+    beta = np.empty(d)
+    c = np.empty(m)
+    for i in range(n):
+        pos = sample_pos[i]
+        for j in range(g):
+            for t in range(T):
+                b2 = 0.0
+                for a in range(d):
+                    beta[a] = np.float64(grads[i, j, a, t])
+                    b2 += beta[a] * beta[a]
+                mag = np.sqrt(b2)
+                sum_mag[j, t] += mag
+                if with_se:
+                    e = np.float64(se[i, j, t])
+                    sum_snr[j, t] += b2 / max(e * e, 1e-24)
+                inv = 1.0 / mag if mag > 0 else 0.0
+                for r in range(m):
+                    acc = 0.0
+                    for a in range(d):
+                        acc += rot[i, r, a] * beta[a]
+                    c[r] = acc
+                    sum_vec[j, t, r] += acc
+                for r in range(m):
+                    for q in range(r, m):
+                        outer[j, t, r, q] += c[r] * c[q] * inv
+                along = 0.0
+                for r in range(n_align):
+                    acc = 0.0
+                    for a in range(d):
+                        acc += np.float64(lead[i, r, a]) * beta[a]
+                    along += acc * acc
+                sum_align[j, t] += np.sqrt(along)
+                if pos >= 0:
+                    mags_sample[j * T + t, pos] = mag
+                dev = np.float64(signals[i, j, t]) - mean_sig[j, t]
+                sum_sq[j, t] += dev * dev
 
 
 def smoothness(P, X: NDArray, scales: Sequence[int]) -> NDArray[np.float64]:
@@ -186,17 +218,6 @@ def sample_cells(n: int, size: int) -> NDArray[np.int64]:
     if n <= size:
         return np.arange(n)
     return np.sort(np.random.default_rng(0).choice(n, size, replace=False))
-
-
-def _apply(M: NDArray, block: NDArray) -> list[NDArray]:
-    """``M_i beta_i`` for ``M`` ``(c, r, d)`` and ``block`` ``(c, g, d, T)``: ``r`` arrays ``(c, g, T)``.
-
-    Explicit sums over ``d`` for small matrices (a few passes over the block), a batched product otherwise.
-    """
-    r, d = M.shape[1], M.shape[2]
-    if r * d > 16:
-        return list(np.einsum("crd,cgdt->rcgt", M, block, optimize=True))
-    return [sum(M[:, a, j, None, None] * block[:, :, j] for j in range(d)) for a in range(r)]
 
 
 def synchronized_frames(model: GradientModel, *, n_iter: int = 20, cell_block: int = 4096,
