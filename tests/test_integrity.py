@@ -321,6 +321,7 @@ def test_preprocess_shares_no_memory_the_user_could_change_through_another_name(
     gg.pp.preprocess(a, n_comps=8)
     assert a.X is not counts
     assert not np.shares_memory(a.X.data, counts.data)
+    assert not np.shares_memory(a.X.indices, a.layers["counts"].indices)  # shared while computed, not after
     np.testing.assert_array_equal(a.layers["counts"].toarray(), expected)
     np.testing.assert_array_equal(counts.toarray(), expected)  # the caller's matrix is untouched
     raw = gg.datasets.synthetic("plane", n_cells=200, n_genes=40, rng=0)
@@ -334,6 +335,20 @@ def test_preprocess_shares_no_memory_the_user_could_change_through_another_name(
         gg.pp.preprocess(view, n_comps=8)
     assert not np.shares_memory(view.layers["counts"].data, parent.X.data)
     np.testing.assert_array_equal(parent.X.toarray()[:150], view.layers["counts"].toarray())
+
+
+def test_preprocess_normalises_in_row_blocks_with_the_same_numbers(monkeypatch):
+    import functools
+
+    from genegrad.pp import _preprocess
+
+    a = gg.datasets.synthetic("tree", n_cells=600, n_genes=80, rng=1)
+    b = a.copy()
+    gg.pp.preprocess(a, n_comps=8)
+    monkeypatch.setattr(_preprocess, "_normalise_log1p", functools.partial(_preprocess._normalise_log1p, block=97))
+    gg.pp.preprocess(b, n_comps=8)
+    np.testing.assert_array_equal(b.X.toarray(), a.X.toarray())
+    np.testing.assert_array_equal(b.obsm["X_pca"], a.obsm["X_pca"])
 
 
 def test_duplicate_sparse_entries_mean_their_sum_and_stay_in_the_callers_matrix():

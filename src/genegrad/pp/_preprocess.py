@@ -78,11 +78,15 @@ def preprocess(
     # 'counts' layer itself, of an AnnData not returned as a copy (a view's X is its own slice of the parent's)
     if copy or layer not in (None, "counts"):
         stored = stored.copy()
-    work = ad.AnnData(X=stored.copy(), obs=pd.DataFrame(index=adata.obs_names.copy()),
+    # while it is computed, a sparse X holds its own values but the counts' column indices (nothing below changes
+    # them: scanpy's highly variable genes work on a copy); it gets its own at the end
+    X = sparse.csr_matrix((stored.data.copy(), stored.indices, stored.indptr), shape=stored.shape) \
+        if sparse.issparse(stored) else stored.copy()
+    work = ad.AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names.copy()),
                       var=pd.DataFrame(index=adata.var_names.copy()))
     logger.info("normalising, log1p, %d highly variable genes, %d PCs", n_top_genes, n_comps_eff)
-    sc.pp.normalize_total(work, target_sum=target_sum)
-    sc.pp.log1p(work)
+    _normalise_log1p(work, target_sum)
+    work.uns["log1p"] = {"base": None}
     n_hvg = min(n_top_genes, int(np.count_nonzero(_expressed(work.X))))
     sc.pp.highly_variable_genes(work, n_top_genes=n_hvg, flavor="seurat", subset=False)
     # every gene highly variable: no mask, which would copy the whole matrix (the same PCA; recorded as masked)
@@ -92,11 +96,12 @@ def preprocess(
     if every:  # as a masked PCA writes them: float64 loadings, recorded as on the highly variable genes
         work.varm["PCs"] = np.asarray(work.varm["PCs"], dtype=np.float64)
         work.uns["pca"]["params"].update(use_highly_variable=True, mask_var="highly_variable")
+    if sparse.issparse(work.X):
+        work.X = sparse.csr_matrix((work.X.data, work.X.indices.copy(), work.X.indptr.copy()), shape=work.X.shape)
     work.uns[_keys.PREPROCESS] = {
         "n_top_genes": int(n_hvg), "n_comps": int(work.obsm["X_pca"].shape[1]),
         "target_sum": float(target_sum), "layer": layer or "X",
     }
-    work.uns["log1p"] = {"base": None}
     work.layers["counts"] = stored
     target = adata.copy() if copy else adata
     target.layers["counts"] = work.layers["counts"]
@@ -121,3 +126,26 @@ def _expressed(X) -> np.ndarray:
         X = sparse.csr_matrix(X)
         return _columns.column_moments(X)[0] > 0
     return np.any(np.asarray(X) > 0, axis=0)
+
+
+def _normalise_log1p(work: ad.AnnData, target_sum: float, *, block: int = 50_000) -> None:
+    """Scanpy's ``normalize_total`` and ``log1p`` of ``work.X``, in place; a sparse X in blocks of rows.
+
+    Both act row by row, so blocks give the same numbers, with temporaries of one block (scanpy's row scaling
+    makes two arrays the size of the whole matrix's values).
+    """
+    import scanpy as sc
+
+    X = work.X
+    if not sparse.issparse(X):
+        sc.pp.normalize_total(work, target_sum=target_sum)
+        sc.pp.log1p(work)
+        return
+    for lo in range(0, X.shape[0], block):
+        hi = min(lo + block, X.shape[0])
+        a, b = X.indptr[lo], X.indptr[hi]
+        part = ad.AnnData(X=sparse.csr_matrix((X.data[a:b], X.indices[a:b], X.indptr[lo:hi + 1] - a),
+                                              shape=(hi - lo, X.shape[1])))
+        sc.pp.normalize_total(part, target_sum=target_sum)
+        sc.pp.log1p(part)
+        X.data[a:b] = part.X.data
