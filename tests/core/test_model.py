@@ -134,3 +134,27 @@ def test_a_subset_of_scales_is_the_same_computation(plane_model):
     for bad in ([3], [4, 1], [], [0, 0]):
         with pytest.raises(ValueError, match="subset of the model's"):
             model.gradients_chunk(F, scales=bad)
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 5])
+def test_residual_variance_kernel_is_its_formula(q):
+    """max(s2 - f (2 s1 - f) - theta^T form theta, 0) / dof, written with einsum, for the compiled pass (both of
+    its branches: explicit sums up to q = 3, the quadratic form above)."""
+    from genegrad._core._model import _residual_variance
+
+    rng = np.random.default_rng(q)
+    n, g = 40, 3
+    X = rng.normal(size=(n, g)).astype(np.float32)
+    S = np.concatenate([rng.normal(size=(n, g)), rng.uniform(2, 6, size=(n, g))], axis=1).astype(np.float32)
+    theta = rng.normal(size=(n, q, g)).astype(np.float32)
+    A = rng.normal(size=(n, q, q))
+    form = A @ A.transpose(0, 2, 1) / q  # symmetric positive semi-definite, as B^T W B + 2 ridge is
+    inv_dof = rng.uniform(0.1, 1.0, size=n)
+    x, s1, s2, th = (np.asarray(v, dtype=np.float64) for v in (X, S[:, :g], S[:, g:], theta))
+    want = (s2 - x * (2 * s1 - x) - np.einsum("iaj,iab,ibj->ij", th, form, th)) * inv_dof[:, None]
+    want = np.maximum(want, 0.0)
+    assert (want == 0).any()  # both sides of the clip are exercised
+    assert (want > 0).any()
+    out = np.empty((n, g), dtype=np.float32)
+    _residual_variance(S, X, theta, form, inv_dof, out)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)  # float32 output of float64 arithmetic

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
 from scipy import sparse
 
@@ -458,7 +459,7 @@ class GradientModel:
             sigma2 = self._noise_variance(ops, X0, ops.get(ops.mm("D0", ops.put(X0))).reshape(n, d, g))
         if with_se:
             factors = self.se_factors_[:, [self.scales_.index(t) for t in scales]]
-            se = (np.sqrt(sigma2[inv])[:, :, None] * factors[:, None, :]).astype(np.float32)
+            se = (np.sqrt(sigma2[inv])[:, :, None] * factors[:, None, :]).astype(np.float32, copy=False)
         return GradientChunk(start=start, stop=start + g, gradients=grads, se=se, signals=signals)
 
     def _check_scales(self, scales: Sequence[int] | None) -> list[int]:
@@ -483,24 +484,14 @@ class GradientModel:
         q = form.shape[1]
         # weighted sums of f_j and f_j^2 over each neighbourhood, in one product
         S = ops.get(ops.mm("W", ops.put(np.concatenate([X, X * X], axis=1))))
-        X64 = X.astype(np.float64)
-        rss = S[:, g:].astype(np.float64)  # the weighted sum of (f_j - f_i)^2 = s2 - f_i (2 s1 - f_i)
-        rss -= X64 * (2 * S[:, :g].astype(np.float64) - X64)
-        theta = grad0.astype(np.float64)
+        theta = grad0
         if q > self.n_dims_:
             quad = ops.get(ops.mm("Q", ops.put(X))).reshape(n, q - self.n_dims_, g)
             theta = np.concatenate([theta, quad], axis=1)
-        # minus the fitted part and twice the ridge: theta^T (B^T W B + 2 ridge) theta
-        if q <= 3:
-            for a in range(q):
-                rss -= form[:, a, a, None] * theta[:, a] ** 2
-                for b in range(a + 1, q):
-                    rss -= (2 * form[:, a, b, None]) * theta[:, a] * theta[:, b]
-        else:
-            rss -= (theta * np.matmul(form, theta)).sum(axis=1)
-        np.maximum(rss, 0.0, out=rss)
-        rss *= inv_dof[:, None]
-        return ops.get(ops.mm("P", ops.put(rss.astype(np.float32))))
+        # minus the fitted part and twice the ridge, theta^T (B^T W B + 2 ridge) theta, in one compiled pass
+        rss = np.empty((n, g), dtype=np.float32)
+        _residual_variance(np.ascontiguousarray(S), X, np.ascontiguousarray(theta), form, inv_dof, rss)
+        return ops.get(ops.mm("P", ops.put(rss)))
 
     def _residual_terms(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The scale-0 fits' ``B^T W B + 2 diag(ridge)`` ``(N, q, q)`` and ``1 / dof`` ``(N,)``, in the graph's order.
@@ -573,6 +564,36 @@ def _bounded(submit, fn, starts, slots: int) -> Iterator[Any]:
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+@numba.njit(cache=True, nogil=True)
+def _residual_variance(S, X, theta, form, inv_dof, out):  # pragma: no cover - compiled
+    """``out[i, j] = max(RSS_ij, 0) / dof_i``, in float64 arithmetic.
+
+    ``RSS = s2 - f_i (2 s1 - f_i) - theta^T form theta``, with ``S = [s1, s2]`` the weighted sums of ``f`` and
+    ``f^2`` over each neighbourhood (see :meth:`GradientModel._noise_variance`).
+    """
+    n, g = X.shape
+    q = form.shape[1]
+    for i in range(n):
+        for j in range(g):
+            x = np.float64(X[i, j])
+            r = np.float64(S[i, g + j]) - x * (2 * np.float64(S[i, j]) - x)
+            if q <= 3:
+                for a in range(q):
+                    ta = np.float64(theta[i, a, j])
+                    r -= form[i, a, a] * ta**2
+                    for b in range(a + 1, q):
+                        r -= (2 * form[i, a, b]) * ta * np.float64(theta[i, b, j])
+            else:
+                quad = 0.0
+                for a in range(q):
+                    acc = 0.0
+                    for b in range(q):
+                        acc += form[i, a, b] * np.float64(theta[i, b, j])
+                    quad += np.float64(theta[i, a, j]) * acc
+                r -= quad
+            out[i, j] = max(r, 0.0) * inv_dof[i]
 
 
 def _dask_chunk(model: GradientModel, F, start: int, with_se: bool, with_signals: bool, reduce=None,
