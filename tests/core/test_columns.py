@@ -82,3 +82,39 @@ def test_signal_fingerprint_does_not_depend_on_the_format(csr):
     dense = signal_sums(csr.toarray(), cells)
     np.testing.assert_allclose(signal_sums(csr, cells), dense, rtol=1e-12)
     np.testing.assert_allclose(signal_sums(csr.tocsc(), cells), dense, rtol=1e-12)
+
+
+def test_dense_columns_at_equal_scipy_fancy_indexing(csr):
+    for cols in ([0, 39], [3, 4, 5, 17, 30], [12], list(range(40))):
+        np.testing.assert_array_equal(_columns.dense_columns_at(csr, np.array(cols)), csr[:, cols].toarray())
+    assert _columns.dense_columns_at(csr, np.array([], dtype=int)).shape == (300, 0)
+    with pytest.raises(ValueError, match="increasing"):
+        _columns.dense_columns_at(csr, np.array([5, 3]))
+    with pytest.raises(ValueError, match="increasing"):
+        _columns.dense_columns_at(csr, np.array([3, 40]))
+
+
+def test_row_products_are_scipys_float64_products(csr):
+    rng = np.random.default_rng(1)
+    W = rng.normal(size=(40, 3))
+    np.testing.assert_array_equal(_columns.row_products(csr, W), csr.astype(np.float64) @ W)
+    F = sparse.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], dtype=np.float32))
+    np.testing.assert_array_equal(_columns.row_products(F, np.array([[1.0], [10.0], [100.0]])), [[201.0], [30.0]])
+
+
+def test_iter_gradients_of_chosen_columns_read_in_place():
+    import genegrad as gg
+    from genegrad.pp._manifold import load_model
+
+    adata = gg.datasets.synthetic("plane", n_cells=300, n_genes=40, rng=0)
+    gg.pp.preprocess(adata, n_top_genes=40, n_comps=10)
+    gg.pp.manifold(adata, n_dims=2)
+    model = load_model(adata)
+    F = sparse.csr_matrix(adata.X)
+    cols = np.array([1, 4, 5, 9, 20, 33, 39])
+    got = np.concatenate([c.gradients for c in model.iter_gradients(F, chunk_size=3, columns=cols)], axis=1)
+    want = model.gradients(F[:, cols].toarray()).gradients
+    np.testing.assert_array_equal(got, want)
+    dense = np.concatenate([c.gradients for c in model.iter_gradients(F.toarray(), chunk_size=3, columns=cols)],
+                           axis=1)  # a matrix not read in place takes the columns first: the same numbers
+    np.testing.assert_array_equal(dense, want)

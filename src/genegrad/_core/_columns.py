@@ -36,6 +36,41 @@ def dense_columns(F: sparse.csr_matrix, start: int, stop: int) -> NDArray:
     return out
 
 
+def dense_columns_at(F: sparse.csr_matrix, cols: NDArray) -> NDArray:
+    """Columns ``cols`` (increasing positions) of ``F`` (CSR, sorted indices) as a dense ``(rows, len(cols))`` array.
+
+    Equal to ``F[:, cols].toarray()``; each row is read only between ``cols[0]`` and ``cols[-1]``.
+    """
+    if not readable_by_rows(F):
+        msg = "dense_columns_at reads CSR matrices with sorted indices (see readable_by_rows)."
+        raise ValueError(msg)
+    cols = np.asarray(cols, dtype=np.int64)
+    if cols.size and (np.any(np.diff(cols) <= 0) or cols[0] < 0 or cols[-1] >= F.shape[1]):
+        msg = "`cols` must be increasing positions within the matrix's columns."
+        raise ValueError(msg)
+    out = np.zeros((F.shape[0], cols.size), dtype=F.dtype)
+    if cols.size:
+        where = np.full(int(cols[-1]) - int(cols[0]) + 1, -1, dtype=np.int64)
+        where[cols - cols[0]] = np.arange(cols.size)
+        _fill_at(F.indptr, F.indices, F.data, int(cols[0]), int(cols[-1]) + 1, where, out)
+    return out
+
+
+def row_products(F: sparse.csr_matrix, W: NDArray) -> NDArray[np.float64]:
+    """``F @ W`` in float64 for ``F`` CSR (any float dtype) and dense ``W`` ``(columns, k)``.
+
+    No float64 copy of ``F``: each row's sum runs in stored order, as scipy's product of the float64-converted
+    matrix does.
+    """
+    if not (sparse.issparse(F) and F.format == "csr"):
+        msg = f"row_products reads CSR matrices, got {type(F).__name__}."
+        raise ValueError(msg)
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    out = np.zeros((F.shape[0], W.shape[1]))
+    _row_products(F.indptr, F.indices, F.data, W, out)
+    return out
+
+
 def column_moments(
     F: sparse.csr_matrix, row_weights: NDArray | None = None
 ) -> tuple[NDArray[np.float64], ...]:
@@ -89,3 +124,27 @@ def _weighted_moments(indptr, indices, data, w, n_cols):  # pragma: no cover - c
             q[indices[k]] += v * v
             ws[indices[k]] += v * w[i]
     return s, q, ws
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_at(indptr, indices, data, start, stop, where, out):  # pragma: no cover - compiled
+    for i in range(out.shape[0]):
+        lo, hi = indptr[i], indptr[i + 1]
+        row = indices[lo:hi]
+        a = lo + np.searchsorted(row, start)
+        b = lo + np.searchsorted(row, stop)
+        for k in range(a, b):
+            j = where[indices[k] - start]
+            if j >= 0:
+                out[i, j] = data[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_products(indptr, indices, data, W, out):  # pragma: no cover - compiled
+    k_out = W.shape[1]
+    for i in range(out.shape[0]):
+        for f in range(k_out):
+            acc = 0.0
+            for k in range(indptr[i], indptr[i + 1]):
+                acc += np.float64(data[k]) * W[indices[k], f]
+            out[i, f] = acc

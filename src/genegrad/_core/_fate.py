@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
+from . import _columns
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
@@ -185,10 +187,10 @@ def fate_programs(model, F, labels: NDArray, *, n_fates: int, scale: int, n_gene
     """
     if effect is None:
         effect = fate_effects(F, labels, n_fates=n_fates)
-    cand = np.unique(np.argsort(-effect, axis=1)[:, : 2 * n_genes])
+    cand = np.unique(np.argsort(-effect, axis=1)[:, : 2 * n_genes])  # increasing: a CSR F is read in place
     reduce = partial(_mean_snr, scale_index=0)
-    snr = np.concatenate(list(model.iter_gradients(F[:, cand], with_se=True, n_jobs=n_jobs, reduce=reduce,
-                                                   scales=[scale])))
+    snr = np.concatenate(list(model.iter_gradients(F, with_se=True, n_jobs=n_jobs, reduce=reduce, scales=[scale],
+                                                   chunk_size=model.chunk_size(1), columns=cand)))
     signif = np.zeros(F.shape[1])
     signif[cand] = np.clip(1.0 - 1.0 / np.maximum(snr, 1e-12), 0.0, 1.0)
     weights = np.clip(effect, 0.0, None) * signif[None, :]
@@ -225,18 +227,27 @@ def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int
         effect = fate_effects(F, labels, n_fates=n_fates)
     cands = [c[effect[f, c] > 0] for f, c in enumerate(np.argsort(-effect, axis=1)[:, :n_candidates])]
     union = np.unique(np.concatenate(cands))
-    Fu = F[:, union]
-    X = np.asarray(Fu.toarray() if sparse.issparse(Fu) else Fu, dtype=np.float32)
-    resid = X - model.smooth(X, coarse_scale, n_jobs=n_jobs)  # only the candidates are smoothed
-    pos = {g: i for i, g in enumerate(union)}
+    in_place = _columns.readable_by_rows(F)
+    Fu = None if in_place else F[:, union]  # a CSR signal is read in place
     prog = labels < 0
-    resid = resid[prog]  # the progenitors' rows, taken once for every fate
-    out = np.zeros((X.shape[0], n_fates))
+    # the progenitors' residuals, a block of candidates at a time (memory: one dense block of every cell); only
+    # the candidates are smoothed
+    resid = np.empty((int(prog.sum()), union.size), dtype=np.float32)
+    block = model.chunk_size(1)
+    for s in range(0, union.size, block):
+        e = min(s + block, union.size)
+        Xb = _columns.dense_columns_at(F, union[s:e]) if in_place else Fu[:, s:e]
+        Xb = np.asarray(Xb.toarray() if sparse.issparse(Xb) else Xb, dtype=np.float32)
+        resid[:, s:e] = (Xb - model.smooth(Xb, coarse_scale, n_jobs=n_jobs))[prog]
+    pos = {g: i for i, g in enumerate(union)}
+    out = np.zeros((F.shape[0], n_fates))
     for f in range(n_fates):
         if cands[f].size < 2:
             continue
         R = resid[:, [pos[g] for g in cands[f]]].astype(np.float64)
-        R = (R - R.mean(axis=0)) / (R.std(axis=0) + 1e-9)
+        mean, sd = R.mean(axis=0), R.std(axis=0)
+        R -= mean  # standardised in place
+        R /= sd + 1e-9
         C = (R.T @ R) / max(R.shape[0], 1)
         _, vecs = np.linalg.eigh(C)
         u = vecs[:, -1] * (1.0 if vecs[:, -1].sum() >= 0 else -1.0)
@@ -268,6 +279,8 @@ def fine_agreement(z: NDArray, chain: NDArray, labels: NDArray) -> NDArray[np.fl
 
 def fate_flows(model, F, programs: NDArray, *, scale: int) -> NDArray[np.float64]:
     """``(N, fates, d)``: tangent gradients of the program scores ``F w_f`` at ``scale``."""
-    S = np.asarray(F @ programs.T, dtype=np.float32)  # (N, fates)
+    # (N, fates); a CSR signal without a float64 copy (the same sums)
+    S = _columns.row_products(F, programs.T) if sparse.issparse(F) and F.format == "csr" else F @ programs.T
+    S = np.asarray(S, dtype=np.float32)
     grads = model.gradients(S, with_se=False, scales=[scale]).gradients  # (N, fates, d, 1)
     return grads[:, :, :, 0].astype(np.float64)

@@ -310,8 +310,12 @@ class GradientModel:
         client: Any = None,
         reduce: Callable[[GradientModel, GradientChunk], Any] | None = None,
         scales: Sequence[int] | None = None,
+        columns: NDArray | None = None,
     ) -> Iterator[Any]:
         """Yield gradients of the columns of ``F`` (cells x signals), ``chunk_size`` columns at a time, in order.
+
+        ``columns``: increasing positions of the columns to stream (all by default); a CSR ``F`` is then read in
+        place, without a copy of those columns.
 
         ``scales``: the diffusion times computed (a subset of :attr:`scales_`, in increasing order; all by
         default). Fewer scales save the products of the larger ones: one scale ``t`` costs ``t`` diffusion steps
@@ -334,15 +338,20 @@ class GradientModel:
         computed in parallel and only they travel, never the ``N x g x d x T`` block. It must be picklable
         for dask (a module-level function or a ``functools.partial`` of one).
         """
+        if columns is not None and not _columns.readable_by_rows(F):
+            F, columns = F[:, np.asarray(columns)], None
         if sparse.issparse(F) and not _columns.readable_by_rows(F):
             F = sparse.csc_matrix(F)  # any other sparse format: columns are sliced
-        n_sig = F.shape[1]
+        n_sig = F.shape[1] if columns is None else len(columns)
         starts = range(0, n_sig, chunk_size)
 
         def block(s: int):
+            e = min(s + chunk_size, n_sig)
+            if columns is not None:
+                return _columns.dense_columns_at(F, columns[s:e])
             if sparse.issparse(F) and F.format == "csr":  # read in place: no column-major copy of F
-                return _columns.dense_columns(F, s, min(s + chunk_size, n_sig))
-            return F[:, s:min(s + chunk_size, n_sig)]
+                return _columns.dense_columns(F, s, e)
+            return F[:, s:e]
 
         scales = self._check_scales(scales)
         if backend == "dask":
@@ -422,6 +431,16 @@ class GradientModel:
         state = self.__dict__.copy()
         state.pop("_ops_cache", None)  # backends hold device memory: rebuilt where the model lands
         return state
+
+    def chunk_size(self, n_scales: int | None = None, *, max_bytes: int = 256 * 1024**2, most: int = 64) -> int:
+        """Signals per chunk of :meth:`iter_gradients`, between 8 and ``most``: fewer on large data.
+
+        One chunk's float32 gradients, standard errors and smoothed signals (``N x (d + 2)`` per scale) stay
+        within ``max_bytes``; ``n_scales``: the scales computed (all by default).
+        """
+        T = len(self.scales_) if n_scales is None else int(n_scales)
+        per_signal = self.frames_.shape[0] * T * (self.n_dims_ + 2) * 4
+        return int(np.clip(max_bytes // per_signal, 8, most))
 
     def gradients_chunk(
         self,

@@ -49,9 +49,7 @@ STRUCTURE_SAMPLE = _descriptors.SHAPE_SAMPLE
 
 
 def _chunk_size(model) -> int:
-    n, d, T = model.frames_.shape[0], model.n_dims_, len(model.scales_)
-    per_gene = n * T * (d + 2) * 4  # float32 gradients (d), standard error and signal per cell and scale
-    return int(np.clip(CHUNK_BYTES // per_gene, 8, CHUNK_SIZE))
+    return model.chunk_size(max_bytes=CHUNK_BYTES, most=CHUNK_SIZE)
 
 
 def patterns(
@@ -434,12 +432,14 @@ def _modules(model, F, *, genes, score, structured, scale: int, n_genes: int, th
     if cand.size < 2:
         return out
     reduce = partial(_gradients_at, scale_index=0)
-    sub = F[:, cand]
-    if sparse.issparse(sub) and sub.format == "csr":
-        sub.sort_indices()  # a copy of the candidates' columns, read in place by the chunks
-    parts = model.iter_gradients(sub, chunk_size=_chunk_size(model), with_se=False, reduce=reduce,
+    order = np.argsort(cand, kind="stable")  # streamed in increasing position: a CSR F is read in place
+    parts = model.iter_gradients(F, columns=cand[order], chunk_size=_chunk_size(model), with_se=False, reduce=reduce,
                                  scales=[scale], **options)
-    grads = np.concatenate(list(parts), axis=1)
+    grads = np.empty((F.shape[0], cand.size, model.n_dims_), dtype=np.float32)
+    done = 0
+    for part in parts:  # back in the candidates' order (by score)
+        grads[:, order[done:done + part.shape[1]]] = part
+        done += part.shape[1]
     lab = _patterns.co_directional_modules(_patterns.gradient_similarity(grads), threshold=threshold)
     keep = lab >= 0
     out[cand[keep]] = lab[keep]
