@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 #: algebraic multigrid. Profiled (not benchmarked) on a 100,000-cell tree, 83,437 transient cells, 3 fates:
 #: multigrid-GMRES 6.9 s; ILU-GMRES 42-79 s (drop tolerance 1e-3 to 1e-4); LU 139 s and 281 M nonzeros of fill.
 DIRECT_MAX = 20_000
+#: Progenitors per block of the fine step's float64 correlation sums.
+FINE_ROW_BLOCK = 65_536
 
 
 def tilted_transitions(K: sparse.spmatrix, Y: NDArray, v: NDArray | None, *, beta: float,
@@ -244,19 +246,28 @@ def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int
     for f in range(n_fates):
         if cands[f].size < 2:
             continue
-        R = resid[:, [pos[g] for g in cands[f]]].astype(np.float64)
-        mean, sd = R.mean(axis=0), R.std(axis=0)
-        R -= mean  # standardised in place
-        R /= sd + 1e-9
-        C = (R.T @ R) / max(R.shape[0], 1)
+        cols = np.array([pos[g] for g in cands[f]])
+        # the standardised residuals Z, their correlation matrix and scores, in float64 blocks of rows (memory: a
+        # block, not the progenitors x candidates float64 matrix)
+        rows = [slice(r, r + FINE_ROW_BLOCK) for r in range(0, resid.shape[0], FINE_ROW_BLOCK)]
+        n_rows = max(resid.shape[0], 1)
+        mean = sum(resid[r][:, cols].sum(axis=0, dtype=np.float64) for r in rows) / n_rows
+        sd = np.sqrt(sum(((resid[r][:, cols] - mean) ** 2).sum(axis=0) for r in rows) / n_rows)
+        z_block = partial(_standardised, resid, cols=cols, mean=mean, scale=sd + 1e-9)
+        C = sum(Z.T @ Z for Z in map(z_block, rows)) / n_rows
         _, vecs = np.linalg.eigh(C)
         u = vecs[:, -1] * (1.0 if vecs[:, -1].sum() >= 0 else -1.0)
         u = np.clip(u, 0.0, None)
         if not u.any():
             continue
-        s = R @ u
+        s = np.concatenate([z_block(r) @ u for r in rows])
         out[prog, f] = (s - s.mean()) / (s.std() + 1e-12)
     return out
+
+
+def _standardised(resid: NDArray, rows: slice, *, cols: NDArray, mean: NDArray, scale: NDArray) -> NDArray:
+    """``(resid[rows][:, cols] - mean) / scale`` in float64."""
+    return (resid[rows][:, cols] - mean) / scale
 
 
 def fine_agreement(z: NDArray, chain: NDArray, labels: NDArray) -> NDArray[np.float64]:
