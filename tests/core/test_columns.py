@@ -15,6 +15,18 @@ def csr():
     return sparse.csr_matrix(F)
 
 
+@pytest.fixture(scope="module")
+def plane():
+    """A fitted 2-D model and its signal (CSR, sorted indices)."""
+    import genegrad as gg
+    from genegrad.pp._manifold import load_model
+
+    adata = gg.datasets.synthetic("plane", n_cells=300, n_genes=40, rng=0)
+    gg.pp.preprocess(adata, n_top_genes=40, n_comps=10)
+    gg.pp.manifold(adata, n_dims=2)
+    return load_model(adata), sparse.csr_matrix(adata.X)
+
+
 @pytest.mark.parametrize(("start", "stop"), [(0, 40), (0, 1), (7, 19), (39, 40), (12, 12)])
 def test_dense_columns_equal_scipy_slices(csr, start, stop):
     block = _columns.dense_columns(csr, start, stop)
@@ -47,16 +59,9 @@ def test_column_moments_hand_case():
         _columns.column_moments(F.tocsc())
 
 
-def test_iter_gradients_same_from_rows_as_from_columns():
+def test_iter_gradients_same_from_rows_as_from_columns(plane):
     """A CSR signal read in place gives the gradients a CSC copy gives (the chunks hold the same numbers)."""
-    import genegrad as gg
-    from genegrad.pp._manifold import load_model
-
-    adata = gg.datasets.synthetic("plane", n_cells=300, n_genes=40, rng=0)
-    gg.pp.preprocess(adata, n_top_genes=40, n_comps=10)
-    gg.pp.manifold(adata, n_dims=2)
-    model = load_model(adata)
-    F = sparse.csr_matrix(adata.X)
+    model, F = plane
     assert _columns.readable_by_rows(F)
     by_rows = [c.gradients for c in model.iter_gradients(F, chunk_size=7)]
     by_cols = [c.gradients for c in model.iter_gradients(F.tocsc(), chunk_size=7)]
@@ -102,15 +107,8 @@ def test_row_products_are_scipys_float64_products(csr):
     np.testing.assert_array_equal(_columns.row_products(F, np.array([[1.0], [10.0], [100.0]])), [[201.0], [30.0]])
 
 
-def test_iter_gradients_of_chosen_columns_read_in_place():
-    import genegrad as gg
-    from genegrad.pp._manifold import load_model
-
-    adata = gg.datasets.synthetic("plane", n_cells=300, n_genes=40, rng=0)
-    gg.pp.preprocess(adata, n_top_genes=40, n_comps=10)
-    gg.pp.manifold(adata, n_dims=2)
-    model = load_model(adata)
-    F = sparse.csr_matrix(adata.X)
+def test_iter_gradients_of_chosen_columns_read_in_place(plane):
+    model, F = plane
     cols = np.array([1, 4, 5, 9, 20, 33, 39])
     got = np.concatenate([c.gradients for c in model.iter_gradients(F, chunk_size=3, columns=cols)], axis=1)
     want = model.gradients(F[:, cols].toarray()).gradients

@@ -140,7 +140,7 @@ def test_a_subset_of_scales_is_the_same_computation(plane_model):
 def test_residual_variance_kernel_is_its_formula(q):
     """max(s2 - f (2 s1 - f) - theta^T form theta, 0) / dof, written with einsum, for the compiled pass (both of
     its branches: explicit sums up to q = 3, the quadratic form above)."""
-    from genegrad._core._model import _residual_variance
+    from genegrad._core._operator import residual_variance
 
     rng = np.random.default_rng(q)
     n, g = 40, 3
@@ -156,5 +156,5 @@ def test_residual_variance_kernel_is_its_formula(q):
     assert (want == 0).any()  # both sides of the clip are exercised
     assert (want > 0).any()
     out = np.empty((n, g), dtype=np.float32)
-    _residual_variance(S, X, theta, form, inv_dof, out)
+    residual_variance(S, X, theta, form, inv_dof, out)
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)  # float32 output of float64 arithmetic

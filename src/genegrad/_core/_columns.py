@@ -30,10 +30,7 @@ def dense_columns(F: sparse.csr_matrix, start: int, stop: int) -> NDArray:
     if not readable_by_rows(F):
         msg = "dense_columns reads CSR matrices with sorted indices (see readable_by_rows)."
         raise ValueError(msg)
-    out = np.zeros((F.shape[0], max(stop - start, 0)), dtype=F.dtype)
-    if stop > start:
-        _fill_columns(F.indptr, F.indices, F.data, start, stop, out)
-    return out
+    return dense_columns_at(F, np.arange(start, max(start, stop)))
 
 
 def dense_columns_at(F: sparse.csr_matrix, cols: NDArray) -> NDArray:
@@ -88,17 +85,6 @@ def column_moments(
         msg = f"`row_weights` needs one value per row ({F.shape[0]}), got shape {w.shape}."
         raise ValueError(msg)
     return _weighted_moments(F.indptr, F.indices, F.data, w, F.shape[1])
-
-
-@numba.njit(cache=True, nogil=True)
-def _fill_columns(indptr, indices, data, start, stop, out):  # pragma: no cover - compiled
-    for i in range(out.shape[0]):
-        lo, hi = indptr[i], indptr[i + 1]
-        row = indices[lo:hi]
-        a = lo + np.searchsorted(row, start)
-        b = lo + np.searchsorted(row, stop)
-        for k in range(a, b):
-            out[i, indices[k] - start] = data[k]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numba
 import numpy as np
 from scipy import sparse
 
@@ -509,7 +508,7 @@ class GradientModel:
             theta = np.concatenate([theta, quad], axis=1)
         # minus the fitted part and twice the ridge, theta^T (B^T W B + 2 ridge) theta, in one compiled pass
         rss = np.empty((n, g), dtype=np.float32)
-        _residual_variance(np.ascontiguousarray(S), X, np.ascontiguousarray(theta), form, inv_dof, rss)
+        _operator.residual_variance(np.ascontiguousarray(S), X, np.ascontiguousarray(theta), form, inv_dof, rss)
         return ops.get(ops.mm("P", ops.put(rss)))
 
     def _residual_terms(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -583,36 +582,6 @@ def _bounded(submit, fn, starts, slots: int) -> Iterator[Any]:
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
-
-
-@numba.njit(cache=True, nogil=True)
-def _residual_variance(S, X, theta, form, inv_dof, out):  # pragma: no cover - compiled
-    """``out[i, j] = max(RSS_ij, 0) / dof_i``, in float64 arithmetic.
-
-    ``RSS = s2 - f_i (2 s1 - f_i) - theta^T form theta``, with ``S = [s1, s2]`` the weighted sums of ``f`` and
-    ``f^2`` over each neighbourhood (see :meth:`GradientModel._noise_variance`).
-    """
-    n, g = X.shape
-    q = form.shape[1]
-    for i in range(n):
-        for j in range(g):
-            x = np.float64(X[i, j])
-            r = np.float64(S[i, g + j]) - x * (2 * np.float64(S[i, j]) - x)
-            if q <= 3:
-                for a in range(q):
-                    ta = np.float64(theta[i, a, j])
-                    r -= form[i, a, a] * ta**2
-                    for b in range(a + 1, q):
-                        r -= (2 * form[i, a, b]) * ta * np.float64(theta[i, b, j])
-            else:
-                quad = 0.0
-                for a in range(q):
-                    acc = 0.0
-                    for b in range(q):
-                        acc += form[i, a, b] * np.float64(theta[i, b, j])
-                    quad += np.float64(theta[i, a, j]) * acc
-                r -= quad
-            out[i, j] = max(r, 0.0) * inv_dof[i]
 
 
 def _dask_chunk(model: GradientModel, F, start: int, with_se: bool, with_signals: bool, reduce=None,

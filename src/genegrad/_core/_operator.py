@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 from scipy import sparse
 
@@ -132,3 +133,33 @@ def weight_matrix(weights: NDArray, idx: NDArray) -> sparse.csr_matrix:
     n, k = idx.shape
     rows = np.repeat(np.arange(n), k)
     return sparse.csr_matrix((weights.ravel(), (rows, idx.ravel())), shape=(n, n))
+
+
+@numba.njit(cache=True, nogil=True)
+def residual_variance(S, X, theta, form, inv_dof, out):  # pragma: no cover - compiled
+    """``out[i, j] = max(RSS_ij, 0) / dof_i``, in float64 arithmetic.
+
+    ``RSS = s2 - f_i (2 s1 - f_i) - theta^T form theta``, with ``S = [s1, s2]`` the weighted sums of ``f`` and
+    ``f^2`` over each neighbourhood (see ``GradientModel._noise_variance``).
+    """
+    n, g = X.shape
+    q = form.shape[1]
+    for i in range(n):
+        for j in range(g):
+            x = np.float64(X[i, j])
+            r = np.float64(S[i, g + j]) - x * (2 * np.float64(S[i, j]) - x)
+            if q <= 3:
+                for a in range(q):
+                    ta = np.float64(theta[i, a, j])
+                    r -= form[i, a, a] * ta**2
+                    for b in range(a + 1, q):
+                        r -= (2 * form[i, a, b]) * ta * np.float64(theta[i, b, j])
+            else:
+                quad = 0.0
+                for a in range(q):
+                    acc = 0.0
+                    for b in range(q):
+                        acc += form[i, a, b] * np.float64(theta[i, b, j])
+                    quad += np.float64(theta[i, a, j]) * acc
+                r -= quad
+            out[i, j] = max(r, 0.0) * inv_dof[i]
