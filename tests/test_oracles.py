@@ -246,6 +246,39 @@ def test_the_fine_program_does_not_depend_on_the_eigenvectors_sign(monkeypatch):
                                    atol=1e-6)
 
 
+@pytest.mark.parametrize("csr", [False, True])
+def test_the_fine_step_smooths_one_fates_candidates_at_a_time(monkeypatch, csr):
+    from scipy import sparse
+
+    from genegrad._core import _fate
+    from genegrad.pp._manifold import load_model
+
+    a = _line(bias=0.4, seed=1)
+    model = load_model(a)
+    labels = np.where(a.obs["terminal"].isna(), -1, (a.obs["terminal"] == "B").astype(int))
+    F = np.asarray(a.X, dtype=np.float64)
+    prog = labels < 0
+    seen = []
+
+    def spy(model, F, genes, prog, **kwargs):
+        out = real(model, F, genes, prog, **kwargs)
+        seen.append((genes.copy(), out))
+        return out
+
+    real = _fate._progenitor_residuals
+    monkeypatch.setattr(_fate, "_progenitor_residuals", spy)
+    monkeypatch.setattr(type(model), "chunk_size", lambda self, *args, **kwargs: 2)  # several blocks of genes
+    _fate.fine_deviation(model, sparse.csr_matrix(F) if csr else F, labels, n_fates=2, coarse_scale=2,
+                         n_candidates=4)  # a CSR signal is read in place
+    effect = _fate.fate_effects(F, labels, n_fates=2)
+    assert len(seen) == 2  # one fate's candidates at a time (memory), never their union
+    smoothed = np.asarray(model.smooth(F.astype(np.float32), 2))  # every gene at once: the oracle
+    for f, (genes, resid) in enumerate(seen):
+        top = np.argsort(-effect[f])[:4]
+        np.testing.assert_array_equal(genes, np.sort(top[effect[f, top] > 0]))
+        np.testing.assert_allclose(resid, (F - smoothed)[prog][:, genes], atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------- the plane
 @pytest.fixture
 def plane():

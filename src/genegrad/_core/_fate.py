@@ -228,32 +228,21 @@ def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int
     if effect is None:
         effect = fate_effects(F, labels, n_fates=n_fates)
     cands = [c[effect[f, c] > 0] for f, c in enumerate(np.argsort(-effect, axis=1)[:, :n_candidates])]
-    union = np.unique(np.concatenate(cands))
-    in_place = _columns.readable_by_rows(F)
-    Fu = None if in_place else F[:, union]  # a CSR signal is read in place
     prog = labels < 0
-    # the progenitors' residuals, a block of candidates at a time (memory: one dense block of every cell); only
-    # the candidates are smoothed
-    resid = np.empty((int(prog.sum()), union.size), dtype=np.float32)
-    block = model.chunk_size(1)
-    for s in range(0, union.size, block):
-        e = min(s + block, union.size)
-        Xb = _columns.dense_columns_at(F, union[s:e]) if in_place else Fu[:, s:e]
-        Xb = np.asarray(Xb.toarray() if sparse.issparse(Xb) else Xb, dtype=np.float32)
-        resid[:, s:e] = (Xb - model.smooth(Xb, coarse_scale, n_jobs=n_jobs))[prog]
-    pos = {g: i for i, g in enumerate(union)}
     out = np.zeros((F.shape[0], n_fates))
     for f in range(n_fates):
         if cands[f].size < 2:
             continue
-        cols = np.array([pos[g] for g in cands[f]])
+        # one fate's candidates at a time (memory: progenitors x n_candidates, not x the fates' union)
+        # in column order (the program does not depend on the genes' order)
+        resid = _progenitor_residuals(model, F, np.sort(cands[f]), prog, coarse_scale=coarse_scale, n_jobs=n_jobs)
         # the standardised residuals Z, their correlation matrix and scores, in float64 blocks of rows (memory: a
         # block, not the progenitors x candidates float64 matrix)
         rows = [slice(r, r + FINE_ROW_BLOCK) for r in range(0, resid.shape[0], FINE_ROW_BLOCK)]
         n_rows = max(resid.shape[0], 1)
-        mean = sum(resid[r][:, cols].sum(axis=0, dtype=np.float64) for r in rows) / n_rows
-        sd = np.sqrt(sum(((resid[r][:, cols] - mean) ** 2).sum(axis=0) for r in rows) / n_rows)
-        z_block = partial(_standardised, resid, cols=cols, mean=mean, scale=sd + 1e-9)
+        mean = sum(resid[r].sum(axis=0, dtype=np.float64) for r in rows) / n_rows
+        sd = np.sqrt(sum(((resid[r] - mean) ** 2).sum(axis=0) for r in rows) / n_rows)
+        z_block = partial(_standardised, resid, mean=mean, scale=sd + 1e-9)
         C = sum(Z.T @ Z for Z in map(z_block, rows)) / n_rows
         _, vecs = np.linalg.eigh(C)
         u = vecs[:, -1] * (1.0 if vecs[:, -1].sum() >= 0 else -1.0)
@@ -265,9 +254,26 @@ def fine_deviation(model, F, labels: NDArray, *, n_fates: int, coarse_scale: int
     return out
 
 
-def _standardised(resid: NDArray, rows: slice, *, cols: NDArray, mean: NDArray, scale: NDArray) -> NDArray:
-    """``(resid[rows][:, cols] - mean) / scale`` in float64."""
-    return (resid[rows][:, cols] - mean) / scale
+def _progenitor_residuals(model, F, genes: NDArray, prog: NDArray, *, coarse_scale: int,
+                          n_jobs: int | None) -> NDArray[np.float32]:
+    """``(progenitors, genes)``: the residuals ``f - P^t f`` of ``genes`` (increasing positions) over ``prog``.
+
+    Smoothed a block of genes at a time (memory: one dense block of every cell); a CSR signal is read in place.
+    """
+    in_place = _columns.readable_by_rows(F)
+    resid = np.empty((int(prog.sum()), genes.size), dtype=np.float32)
+    block = model.chunk_size(1)
+    for s in range(0, genes.size, block):
+        e = min(s + block, genes.size)
+        Xb = _columns.dense_columns_at(F, genes[s:e]) if in_place else F[:, genes[s:e]]
+        Xb = np.asarray(Xb.toarray() if sparse.issparse(Xb) else Xb, dtype=np.float32)
+        resid[:, s:e] = (Xb - model.smooth(Xb, coarse_scale, n_jobs=n_jobs))[prog]
+    return resid
+
+
+def _standardised(resid: NDArray, rows: slice, *, mean: NDArray, scale: NDArray) -> NDArray:
+    """``(resid[rows] - mean) / scale`` in float64."""
+    return (resid[rows] - mean) / scale
 
 
 def fine_agreement(z: NDArray, chain: NDArray, labels: NDArray) -> NDArray[np.float64]:
