@@ -39,8 +39,12 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return f"{os.cpu_count()} cores, {mem:.0f} GB, {cpu}, {platform.system()} {platform.machine()}"
+    return f"{os.cpu_count()} cores, {machine_memory_gb():.0f} GB, {cpu}, {platform.system()} {platform.machine()}"
+
+
+def machine_memory_gb() -> float:
+    """The machine's physical memory, GiB."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
 
 
 def versions(*pkgs: str) -> str:
@@ -111,23 +115,63 @@ def tree_data(n_cells: int, *, depth: int, n_genes: int = 2000):
     return adata
 
 
-def run_worker(script: str, method: str, path: str, *, timeout: float | None = None, python: str | None = None) -> dict:
+def run_worker(script: str, method: str, path: str, *, timeout: float | None = None, python: str | None = None,
+               memory_gb: float | None = None) -> dict:
     """Run ``script --worker METHOD PATH`` in its own process (its own peak RSS) and return its JSON row.
 
     ``python``: the interpreter (another environment's, e.g. one with the peers installed); this one by default.
+    ``memory_gb``: stop the worker when its processes (it and the ones it starts, e.g. joblib's) hold more than
+    this much resident memory together (GiB), before the kernel's out-of-memory killer does it less cleanly.
 
-    A failure becomes ``{"method", "error"}``: the last line of stderr, the exit code of a killed process, or
-    the timeout.
+    A failure becomes ``{"method", "error"}``: the last line of stderr, the exit code of a killed process, the
+    timeout or the memory limit. Whatever way it ends, every process the worker started is stopped with it.
     """
-    try:
-        out = subprocess.run([python or sys.executable, script, "--worker", method, path], capture_output=True,
-                             text=True, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"method": method, "error": f"over {timeout:g} s"}
-    if out.returncode != 0:
-        last = out.stderr.strip().splitlines()[-1:] or [f"exit {out.returncode} (killed: memory?)"]
+    import signal
+    import tempfile
+    import time
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        # files, not pipes: processes the worker left behind cannot keep a pipe open and this call waiting
+        proc = subprocess.Popen([python or sys.executable, script, "--worker", method, path], stdout=out,
+                                stderr=err, text=True, start_new_session=True)
+        t0, error, held = time.monotonic(), None, 0.0
+        while proc.poll() is None:
+            time.sleep(0.5)
+            if memory_gb is not None:
+                held = max(held, group_rss_gb(proc.pid))
+                if held > memory_gb:
+                    error = f"over {memory_gb:g} GB of memory after {time.monotonic() - t0:.0f} s"
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                error = f"over {timeout:g} s"
+            if error:
+                break
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the worker, if still running, and whatever it started
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        if error:
+            return {"method": method, "error": error}
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        last = stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode} (killed: memory?)"]
         return {"method": method, "error": last[0][:120]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def group_rss_gb(pgid: int) -> float:
+    """Resident memory (GiB) of the processes of process group ``pgid``, summed (Linux; 0 elsewhere)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # field 5 of /proc/PID/stat: the process group
+                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # field 24: resident pages
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1024**3
 
 
 def parse_or_work(ap, worker, *, metavar: tuple[str, str] = ("METHOD", "PATH")):

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import parse_or_work, record, run_worker, tree_data
+from _common import machine_memory_gb, parse_or_work, record, run_worker, tree_data
 from fate import run_cellrank, run_palantir
 from speed import peak_gb
 
@@ -102,12 +102,16 @@ def main():
                     help="interpreter of an environment with CellRank 2 and Palantir (default: this one)")
     ap.add_argument("--data-dir", default=None,
                     help="keep the generated data sets here and reuse them (default: a temporary directory)")
+    ap.add_argument("--memory-limit", type=float, default=None,
+                    help="stop a worker whose processes hold more than this many GiB (default: 92%% of the "
+                         "machine's memory, under the kernel's out-of-memory killer)")
     args = parse_or_work(ap, worker)
     if args is None:
         return
     import genegrad as gg
 
-    rows = []
+    memory_limit = args.memory_limit or 0.92 * machine_memory_gb()
+    rows, stopped = [], {}  # stopped: method -> the size where it failed (not run at larger sizes)
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             path = Path(args.data_dir or tmp) / f"tree_{n}.h5ad"
@@ -122,13 +126,20 @@ def main():
             for method in args.methods.split(","):
                 if method != "genegrad" and args.peer_max_cells is not None and n > args.peer_max_cells:
                     continue
+                if method in stopped:
+                    rows.append({"method": method, "cells": n, "error": f"not run: stopped at {stopped[method]:,}"})
+                    continue
                 limit = args.timeout if method == "genegrad" or args.peer_timeout is None else args.peer_timeout
                 python = args.peer_python if method in ("CellRank 2", "Palantir") else None
-                row = run_worker(__file__, method, path, timeout=limit, python=python)
+                row = run_worker(__file__, method, path, timeout=limit, python=python, memory_gb=memory_limit)
                 row["cells"] = n
+                if "error" in row:
+                    stopped[method] = n
                 rows.append(row)
                 print(row, flush=True)
     table = pd.DataFrame(rows)
+    if "wall s" not in table:  # every worker failed
+        table["wall s"] = np.nan
     gg_time = table[table.method == "genegrad"].set_index("cells")["wall s"]
     table["genegrad / this"] = [gg_time.get(c, np.nan) / w if np.isfinite(w) else np.nan
                                 for c, w in zip(table["cells"], table.get("wall s", np.nan).astype(float),
@@ -154,6 +165,8 @@ def main():
             command += f" --peer-max-cells {args.peer_max_cells}"
         if args.extras_max_cells is not None:
             command += f" --extras-max-cells {args.extras_max_cells}"
+        if args.memory_limit is not None:
+            command += f" --memory-limit {args.memory_limit:g}"
         if args.peer_python is not None:
             command += " --peer-python PEER_ENV/bin/python"
             code = ("import cellrank, palantir, scanpy; "
@@ -163,6 +176,8 @@ def main():
             notes.append(f"the peers ran in their own environment: cellrank {cr}, palantir {pal}, scanpy {sc_v}")
         record("Scale", command, table.to_markdown(index=False),
                notes="".join(f"{n}; " for n in notes)
+                     + f"a worker was stopped past {memory_limit:.1f} GiB of resident memory (its processes "
+                     "together) and a method that failed was not run at larger sizes; "
                      + "Synthetic trees, 2,000 genes, 2,000 UMIs/cell, 30 PCs, CPU only (no GPU "
                      "was available to this session). genegrad computes every gene's gradients at 5 scales (inside "
                      "`tl.patterns`, streamed) besides the fate probabilities; the peers compute fate "
