@@ -116,3 +116,28 @@ def test_iter_gradients_of_chosen_columns_read_in_place(plane):
     dense = np.concatenate([c.gradients for c in model.iter_gradients(F.toarray(), chunk_size=3, columns=cols)],
                            axis=1)  # a matrix not read in place takes the columns first: the same numbers
     np.testing.assert_array_equal(dense, want)
+
+
+@pytest.mark.parametrize("as_csr", [True, False])
+@pytest.mark.parametrize(("columns", "match"), [
+    ([4, 1, 9], "increasing positions"), ([1, 1, 9], "without repeats"), ([-1, 3], r"in \[0, 40\)"),
+    ([3, 40], r"in \[0, 40\)"), ([1.0, 2.0], "integers"), ([[1, 2]], "1-D"),
+])
+def test_iter_gradients_refuse_columns_they_cannot_stream(plane, as_csr, columns, match):
+    model, F = plane
+    with pytest.raises(ValueError, match=match):  # on every input, not only a CSR signal read in place
+        next(model.iter_gradients(F if as_csr else F.toarray(), chunk_size=3, columns=columns))
+
+
+@pytest.mark.parametrize("chunk_size", [0, -3, 2.5, True, None])
+def test_iter_gradients_refuse_a_chunk_size_that_is_not_a_positive_integer(plane, chunk_size):
+    model, F = plane
+    with pytest.raises(ValueError, match="`chunk_size` must be a positive integer"):
+        next(model.iter_gradients(F, chunk_size=chunk_size))
+
+
+def test_iter_gradients_take_an_empty_list_of_columns_and_numpy_integers(plane):
+    model, F = plane
+    assert list(model.iter_gradients(F, columns=np.array([], dtype=np.int64))) == []
+    got = [c.gradients for c in model.iter_gradients(F, chunk_size=np.int64(2), columns=np.array([3, 5]))]
+    np.testing.assert_array_equal(got[0], model.gradients(F[:, [3, 5]].toarray()).gradients)
