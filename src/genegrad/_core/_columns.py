@@ -41,16 +41,27 @@ def dense_columns_at(F: sparse.csr_matrix, cols: NDArray) -> NDArray:
     if not readable_by_rows(F):
         msg = "dense_columns_at reads CSR matrices with sorted indices (see readable_by_rows)."
         raise ValueError(msg)
-    cols = np.asarray(cols, dtype=np.int64)
-    if cols.size and (np.any(np.diff(cols) <= 0) or cols[0] < 0 or cols[-1] >= F.shape[1]):
-        msg = "`cols` must be increasing positions within the matrix's columns."
-        raise ValueError(msg)
+    cols = checked_columns(cols, F.shape[1])
     out = np.zeros((F.shape[0], cols.size), dtype=F.dtype)
     if cols.size:
         where = np.full(int(cols[-1]) - int(cols[0]) + 1, -1, dtype=np.int64)
         where[cols - cols[0]] = np.arange(cols.size)
         _fill_at(F.indptr, F.indices, F.data, int(cols[0]), int(cols[-1]) + 1, where, out)
     return out
+
+
+def checked_columns(columns, n_columns: int) -> NDArray[np.int64]:
+    """``columns`` as an int64 array after checking that they are increasing positions among ``n_columns``."""
+    cols = np.asarray(columns)
+    if cols.ndim != 1 or (cols.size and not np.issubdtype(cols.dtype, np.integer)):
+        msg = f"`columns` must be a 1-D array of column positions (integers), not {cols.dtype} of shape {cols.shape}."
+        raise ValueError(msg)
+    cols = cols.astype(np.int64)
+    if cols.size and (np.any(np.diff(cols) <= 0) or cols[0] < 0 or cols[-1] >= n_columns):
+        msg = (f"`columns` must be increasing positions in [0, {n_columns}) without repeats; sort them "
+               "(np.unique) and map results back to the order you need.")
+        raise ValueError(msg)
+    return cols
 
 
 def row_products(F: sparse.csr_matrix, W: NDArray) -> NDArray[np.float64]:

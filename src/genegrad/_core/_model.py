@@ -341,7 +341,7 @@ class GradientModel:
             msg = f"`chunk_size` must be a positive integer (signals per chunk), not {chunk_size!r}."
             raise ValueError(msg)
         if columns is not None:
-            columns = _checked_columns(columns, F.shape[1])
+            columns = _columns.checked_columns(columns, F.shape[1])
         if columns is not None and not _columns.readable_by_rows(F):
             F, columns = F[:, columns], None
         if sparse.issparse(F) and not _columns.readable_by_rows(F):
@@ -594,17 +594,3 @@ def _dask_chunk(model: GradientModel, F, start: int, with_se: bool, with_signals
     """One gene chunk on a dask worker (numpy backend there), reduced there when ``reduce`` is given."""
     chunk = model.gradients_chunk(F, start=start, with_se=with_se, with_signals=with_signals, scales=scales)
     return chunk if reduce is None else reduce(model, chunk)
-
-
-def _checked_columns(columns, n_columns: int) -> NDArray[np.int64]:
-    """``columns`` as an int64 array after checking that they are increasing positions among ``n_columns``."""
-    cols = np.asarray(columns)
-    if cols.ndim != 1 or (cols.size and not np.issubdtype(cols.dtype, np.integer)):
-        msg = f"`columns` must be a 1-D array of column positions (integers), not {cols.dtype} of shape {cols.shape}."
-        raise ValueError(msg)
-    cols = cols.astype(np.int64)
-    if cols.size and (np.any(np.diff(cols) <= 0) or cols[0] < 0 or cols[-1] >= n_columns):
-        msg = (f"`columns` must be increasing positions in [0, {n_columns}) without repeats; sort them "
-               "(np.unique) and map results back to the order you need.")
-        raise ValueError(msg)
-    return cols
