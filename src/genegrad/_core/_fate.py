@@ -108,15 +108,17 @@ def absorption_probabilities(T: sparse.spmatrix, terminal: NDArray, n_fates: int
         out[stuck] = np.nan
     if trans.size == 0:
         return out
-    Q = T[trans][:, trans]
+    rows = T[trans]
     R = np.zeros((trans.size, n_fates))
-    to_abs = T[trans][:, np.flatnonzero(absorbing)]
+    to_abs = rows[:, np.flatnonzero(absorbing)]
     fates_abs = terminal[absorbing]
     for f in range(n_fates):
         R[:, f] = np.asarray(to_abs[:, fates_abs == f].sum(axis=1)).ravel()
-    A = (sparse.identity(trans.size, format="csc") - Q.tocsc()).tocsc()
+    # A = I - Q built in CSR, with no other copy of Q kept while it is solved (a million cells: ~0.4 GB a copy)
+    A = sparse.identity(trans.size, format="csr") - rows[:, trans]
+    del rows, to_abs
     if trans.size <= DIRECT_MAX:
-        X = splu(A).solve(R)
+        X = splu(A.tocsc()).solve(R)
     else:
         X = _multigrid_gmres(A, R)
     out[trans] = np.clip(X, 0.0, 1.0)
@@ -143,7 +145,7 @@ def _multigrid_gmres(A: sparse.spmatrix, R: NDArray) -> NDArray:
     import pyamg
     from scipy.sparse.linalg import gmres
 
-    A = sparse.csr_matrix(A)
+    A = sparse.csr_matrix(A)  # no copy of a CSR matrix
     M = pyamg.smoothed_aggregation_solver(
         A, symmetry="nonsymmetric", smooth=("jacobi", {"omega": 4.0 / 3.0, "weighting": "local"}),
     ).aspreconditioner(cycle="V")
