@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import json
 import os
 import platform
@@ -186,4 +187,6 @@ def parse_or_work(ap, worker, *, metavar: tuple[str, str] = ("METHOD", "PATH")):
     if args.worker:
         print(json.dumps(worker(*args.worker)))
         return None
+    if not args.no_record and importlib.util.find_spec("tabulate") is None:  # before hours of work, not after
+        ap.error("recording the table in RESULTS.md needs tabulate: `pip install -e '.[bench]'` (or pass --no-record)")
     return args

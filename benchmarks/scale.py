@@ -14,6 +14,7 @@ defaults), the cost a scanpy user already pays. Needs the peers: ``pip install -
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import subprocess
 import sys
@@ -105,6 +106,9 @@ def main():
     ap.add_argument("--memory-limit", type=float, default=None,
                     help="stop a worker whose processes hold more than this many GiB (default: 92%% of the "
                          "machine's memory, under the kernel's out-of-memory killer)")
+    ap.add_argument("--rows-from", default=None, metavar="LOG",
+                    help="run nothing: table and record the rows an earlier run with the same options printed to "
+                         "LOG (for a run whose recording failed)")
     args = parse_or_work(ap, worker)
     if args is None:
         return
@@ -112,8 +116,11 @@ def main():
 
     memory_limit = args.memory_limit or 0.92 * machine_memory_gb()
     rows, stopped = [], {}  # stopped: method -> the size where it failed (not run at larger sizes)
+    if args.rows_from is not None:
+        rows = [ast.literal_eval(line) for line in Path(args.rows_from).read_text().splitlines()
+                if line.startswith("{'method': ")]
     with tempfile.TemporaryDirectory() as tmp:
-        for n in (int(s) for s in args.sizes.split(",")):
+        for n in (int(s) for s in args.sizes.split(",") if args.rows_from is None):
             path = Path(args.data_dir or tmp) / f"tree_{n}.h5ad"
             if not path.exists():
                 adata = tree_data(n, depth=2000, n_genes=N_GENES)
