@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -41,3 +43,11 @@ def under_key(adata, key: str):
             del store[name]
     a.uns[key] = a.uns.pop("genegrad")
     return a
+
+
+def optional(module: str):
+    """Import an optional dependency; skip without it, except in CI (``GENEGRAD_REQUIRE_OPTIONAL``), where it must
+    be installed: a missing extra then fails instead of silently skipping."""
+    if os.environ.get("GENEGRAD_REQUIRE_OPTIONAL"):
+        return __import__(module)
+    return pytest.importorskip(module, reason=f"{module} not installed (`pip install '.[gpu,dask]'`)")

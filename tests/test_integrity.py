@@ -19,6 +19,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import optional
 from scipy import sparse
 
 import genegrad as gg
@@ -397,7 +398,7 @@ def test_scales_are_bounded(done):
 
 
 def test_an_address_that_is_not_a_scheduler_fails_fast(done, monkeypatch):
-    pytest.importorskip("distributed")
+    optional("distributed")
     from genegrad.tl import _compute
 
     monkeypatch.setattr(_compute, "CONNECT_TIMEOUT", 1.0)
@@ -422,7 +423,7 @@ def test_an_address_answering_as_something_else_is_refused(monkeypatch):
     # a dask worker (or any other dask server) answers the identity probe, but not as a scheduler
     import asyncio
 
-    pytest.importorskip("distributed")
+    optional("distributed")
     import distributed.comm
 
     from genegrad.tl._compute import _probe_scheduler
@@ -451,7 +452,7 @@ def test_a_scheduler_is_reached_from_inside_a_running_event_loop():
     # Jupyter runs an event loop: the probe must not need to start one of its own there
     import asyncio
 
-    distributed = pytest.importorskip("distributed")
+    distributed = optional("distributed")
     from genegrad.tl._compute import _probe_scheduler
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",

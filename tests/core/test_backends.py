@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from functools import partial
 
 import numpy as np
 import pytest
-from conftest import flat_plane
+from conftest import flat_plane, optional
 
 from genegrad import GradientModel
 from genegrad._core import _descriptors
@@ -21,13 +20,6 @@ def model_and_signal():
     F = (np.sin(3 * Z[:, :1]) + 0.3 * rng.standard_normal((1200, 40))).astype(np.float32)
     ref = list(model.iter_gradients(F, chunk_size=16, with_signals=True))
     return model, F, ref
-
-
-def optional(module: str):
-    """Import an optional backend; skip without it, except in CI where it must be installed."""
-    if os.environ.get("GENEGRAD_REQUIRE_OPTIONAL"):
-        return __import__(module)
-    return pytest.importorskip(module, reason=f"{module} not installed (`pip install 'genegrad[gpu,dask]'`)")
 
 
 def _same(ref, other):
