@@ -116,13 +116,16 @@ def main():
 
     memory_limit = args.memory_limit or 0.92 * machine_memory_gb()
     rows, stopped = [], {}  # stopped: method -> the size where it failed (not run at larger sizes)
+    logged = None  # with --rows-from: (method, cells) -> the row the earlier run printed; nothing is run again
     if args.rows_from is not None:
-        rows = [ast.literal_eval(line) for line in Path(args.rows_from).read_text().splitlines()
-                if line.startswith("{'method': ")]
+        if not Path(args.rows_from).is_file():
+            ap.error(f"--rows-from: no file {args.rows_from!r}; give the log of the run to record")
+        logged = {(r["method"], r["cells"]): r for r in (ast.literal_eval(line) for line in
+                  Path(args.rows_from).read_text().splitlines() if line.startswith("{'method': "))}
     with tempfile.TemporaryDirectory() as tmp:
-        for n in (int(s) for s in args.sizes.split(",") if args.rows_from is None):
+        for n in (int(s) for s in args.sizes.split(",")):
             path = Path(args.data_dir or tmp) / f"tree_{n}.h5ad"
-            if not path.exists():
+            if logged is None and not path.exists():
                 adata = tree_data(n, depth=2000, n_genes=N_GENES)
                 adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
                 adata.write_h5ad(path)
@@ -134,13 +137,18 @@ def main():
                 if method != "genegrad" and args.peer_max_cells is not None and n > args.peer_max_cells:
                     continue
                 if method in stopped:
-                    rows.append({"method": method, "cells": n, "error": f"not run: stopped at {stopped[method]:,}"})
-                    continue
-                limit = args.timeout if method == "genegrad" or args.peer_timeout is None else args.peer_timeout
-                python = args.peer_python if method in ("CellRank 2", "Palantir") else None
-                row = run_worker(__file__, method, path, timeout=limit, python=python, memory_gb=memory_limit)
-                row["cells"] = n
-                if "error" in row:
+                    row = {"method": method, "cells": n, "error": f"not run: stopped at {stopped[method]:,}"}
+                elif logged is not None:
+                    if (method, n) not in logged:
+                        ap.error(f"--rows-from: {args.rows_from!r} has no row of {method} at {n:,} cells; give the "
+                                 "log of a run with the same --sizes and --methods")
+                    row = logged[method, n]
+                else:
+                    limit = args.timeout if method == "genegrad" or args.peer_timeout is None else args.peer_timeout
+                    python = args.peer_python if method in ("CellRank 2", "Palantir") else None
+                    row = run_worker(__file__, method, path, timeout=limit, python=python, memory_gb=memory_limit)
+                    row["cells"] = n
+                if "error" in row and method not in stopped:
                     stopped[method] = n
                 rows.append(row)
                 print(row, flush=True)
