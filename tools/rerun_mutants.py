@@ -10,8 +10,9 @@ Run it from the project root after ``mutmut run`` made ``mutants/``::
     python tools/rerun_mutants.py names.txt tests/core/test_model_oracles.py --workers 2 --out rerun.txt
 
 Each line of ``--out`` is ``NAME killed TEST`` (TEST failed), ``NAME survived`` (no test failed) or
-``NAME timeout-or-error-N`` (pytest's exit status N: interrupted by the time limit, an internal or usage error,
-nothing collected): no verdict. Give the limit room: two workers share the cores.
+``NAME timeout-or-error-N`` (pytest's exit status N: interrupted, an internal or usage error, nothing collected;
+``alarm``: past the time limit, whatever the tests reported): no verdict. Give the limit room: two workers share
+the cores. Figures left open by one mutant's tests are closed before the next's.
 With ``--selected``, each mutant runs only the tests of those files that mutmut recorded as reaching its
 function (``mutants/mutmut-stats.json``), fastest first, and the tests of those files that mutmut has not seen
 (written since its run), for every mutant: much quicker when the files hold slow tests that never call it
@@ -35,8 +36,22 @@ class _Expired(KeyboardInterrupt):
     """The mutant ran past its time limit (pytest ends the run as interrupted, exit status 2: no verdict)."""
 
 
+_EXPIRED = []  # set when the alarm fires: whatever pytest then reports, the mutant gets no verdict
+
+
 def _timeout(signum, frame):
+    _EXPIRED.append(True)
     raise _Expired("the mutant ran past its time limit")
+
+
+def _reset_shared_state() -> None:
+    """Undo what one mutant's tests leave behind for the next in this process.
+
+    Figures left open pile up across runs until matplotlib warns (more than 20 open), which fails the next plot
+    test under ``filterwarnings = error``: a kill the mutant did not cause.
+    """
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 class _Failed:
@@ -90,13 +105,16 @@ def run(names: list[str], tests: list[str], *, out: Path, limit: int, selected: 
                 fh.write(f"{name} no-tests\n")
                 continue
             os.environ["MUTANT_UNDER_TEST"] = name
+            _reset_shared_state()
+            _EXPIRED.clear()
             signal.alarm(limit)
             failed = _Failed()
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 rc = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *chosen], plugins=[failed])
             signal.alarm(0)
             # 1: a test failed; 0: none did; 2-5 (interrupted, internal or usage error, nothing collected): no verdict
-            verdict = {0: "survived", 1: "killed"}.get(int(rc), f"timeout-or-error-{int(rc)}")
+            verdict = ("timeout-or-error-alarm" if _EXPIRED
+                       else {0: "survived", 1: "killed"}.get(int(rc), f"timeout-or-error-{int(rc)}"))
             fh.write(f"{name} {verdict}{' ' + failed.first if failed.first else ''}\n")
             fh.flush()
 

@@ -207,6 +207,9 @@ def test_detect_tips_by_hand(n_tips):
     assert [t.cell for t in found.candidates] == candidates
     assert [t.death for t in found.candidates[1:]] == [9.0, 15.0, 20.0][: len(candidates) - 1]
     assert found.n_small == (2 if n_tips == 3 else 1)
+    # every maximum, most persistent first, whatever the bars: the spike, B, A, then C and the bump behind the
+    # root (both 1.5, the higher first)
+    assert [t.cell for t in found.maxima] == [47, 44, 29, 45, 46]
 
 
 def test_detect_tips_at_its_thresholds():

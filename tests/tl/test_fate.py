@@ -412,6 +412,40 @@ def test_a_lone_spike_is_not_a_terminal_state(tree):
     np.testing.assert_array_equal(labels, ref_labels)
 
 
+def test_one_named_state_is_not_two(tree):
+    """A single state name with `groupby` is one state (not the letters of its name): refused, as fewer than two."""
+    a = tree.copy()
+    a.obs["lineage"] = "line" + a.obs["fate"].astype(str)
+    with pytest.raises(ValueError, match=r"at least two terminal states to compare fates, got \['lineA'\]"):
+        run_fate_bias(a, "lineA", groupby="lineage")
+
+
+def test_detected_states_sharing_a_group_are_numbered_and_a_failure_shows_relative_persistences(tree):
+    """States whose cells fall mostly in one group are named after it, the second `name_2` (then `name_3`, ...);
+    a detection that keeps too few lists the tips' persistences relative to the 99th percentile of the
+    pseudotime (the unit `min_persistence` is in), those under the bar included."""
+    import re
+
+    from genegrad._core._terminal import persistent_maxima, shared_neighbor_graph
+    from genegrad.pp._manifold import manifold_neighbors
+    from genegrad.tl._terminal_states import detect_terminal_states
+
+    a = tree.copy()
+    a.obs["one"] = "stem"
+    f = 10.0 * a.obs["pseudotime"].to_numpy()  # in tens: relative persistences differ from absolute ones
+    K = shared_neighbor_graph(manifold_neighbors(a), a.obsp["genegrad_connectivities"])
+    labels, names, tips = detect_terminal_states(a, K, f, groupby="one", n_terminal=None, min_persistence=0.05)
+    assert names == ["stem", "stem_2"]  # this tree's two persistent tips (relative persistence inf and 0.24)
+    with pytest.raises(ValueError, match="relative persistence") as err:
+        detect_terminal_states(a, K, f, groupby=None, n_terminal=None, min_persistence=0.5)
+    listed = [float(x) for x in re.search(r"relative persistence (.+?)\. Lower", str(err.value)).group(1)
+              .split(", ")]
+    # the tips under the bar are listed too (the user sees how far to lower it), the farthest tip (inf) is not
+    persistences = [t.persistence for t in persistent_maxima(K, f) if np.isfinite(t.persistence)]
+    np.testing.assert_allclose(listed, np.array(persistences[:5]) / np.percentile(f, 99), atol=5e-4)  # 3 decimals
+    assert 0.1 < listed[0] < 0.5  # the second branch: what `min_persistence` must go under
+
+
 def test_new_terminal_states_remove_the_fates_of_other_states(detected):
     # probabilities computed from the named states would sit beside other, detected ones: they are removed
     a = detected.copy()
@@ -452,6 +486,7 @@ def test_diffusion_orientation_stores_the_time_it_used_and_refuses_unknown_ones(
     b = tree.copy()
     run_fate_bias(b, "terminal", root=root, fine_weight=0.0)
     assert b.uns["genegrad"]["fate_bias"]["orientation"] == "graph"
+    assert b.uns["genegrad"]["fate_bias"]["time_key"] == ""  # no time_key given: recorded as empty
     c = tree.copy()
     before = set(c.uns["genegrad"]), set(c.obs.columns)
     with pytest.raises(ValueError, match="Expected `orientation` to be 'graph' or 'diffusion'"):

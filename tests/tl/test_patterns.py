@@ -24,6 +24,7 @@ def patterned():
 def test_keys_and_shapes(patterned):
     adata = patterned
     assert adata.varm["genegrad_descriptors"].shape == (150, len(gg.get.descriptors(adata).columns) - 6, 5)
+    assert adata.varm["genegrad_descriptors"].dtype == np.float32  # genes x descriptors x scales: half the bytes
     assert adata.var["genegrad_pattern"].dtype == "category"
     assert set(adata.var["genegrad_pattern"].cat.categories) >= {"P0", "noise"}
     df = gg.get.descriptors(adata)
@@ -142,6 +143,19 @@ def test_too_few_genes_for_held_out_graphs_warns_and_tests_on_the_manifold(patte
     with pytest.warns(UserWarning, match="at least 20 genes"):
         out = gg.tl.patterns(adata, genes=list(adata.var_names), n_null=150, copy=True)
     assert np.isfinite(out.var["genegrad_structured_score"]).all()
+    # the warning is kept with the results (the report lists them)
+    assert any("at least 20 genes" in w for w in out.uns["genegrad"]["patterns"]["warnings"])
+
+
+def test_without_highly_variable_genes_the_folds_are_drawn_from_the_described_genes(patterned):
+    from genegrad.tl._patterns import _fold_pool
+
+    adata = patterned.copy()
+    del adata.var["highly_variable"]
+    genes = list(adata.var_names[10:60])
+    np.testing.assert_array_equal(_fold_pool(adata, genes, notes=[]), np.arange(10, 60))
+    adata.var["highly_variable"] = np.arange(adata.n_vars) % 3 == 0  # given, they are the pool
+    np.testing.assert_array_equal(_fold_pool(adata, genes, notes=[]), np.arange(0, adata.n_vars, 3))
 
 
 def test_region_counts_on_a_cycle():

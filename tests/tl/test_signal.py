@@ -91,3 +91,31 @@ def test_one_cell_is_not_taken_for_normalised_data():
     b = ad.AnnData(X=np.log1p(np.array([[1.0, 3.0, 0.0], [3.0, 1.0, 0.0]], dtype=np.float32)))
     with pytest.warns(UserWarning, match="every cell has the same total"):
         read_signal(b, None)
+
+
+def test_the_fingerprint_weights_cells_uniformly_on_0_1_and_sees_values_move_between_cells():
+    """signal_sums: the sum, the sum of squares, and a sum weighted by 53 bits of a hash of each cell's name.
+
+    On the identity matrix the weighted sums are the cells' weights themselves: uniform on [0, 1), so their mean
+    is 1/2 within 5 standard errors (sd 1/sqrt(12) over 4,000 cells) and a quarter of them lie below 1/4 (within
+    5 binomial standard errors). Two cells swapping their values keep the sums and change the weighted sum by
+    more than the tolerance the recompute check allows (rtol 1e-6)."""
+    from genegrad.tl._signal import signal_sums
+
+    n = 4000
+    cells = [f"cell{i}" for i in range(n)]
+    w = signal_sums(sparse.identity(n, format="csr"), cells)[:, 2]
+    np.testing.assert_array_equal(signal_sums(np.eye(n), cells)[:, 2], w)  # dense: the same weights
+    assert ((w >= 0) & (w < 1)).all()
+    assert abs(w.mean() - 0.5) < 5 / np.sqrt(12 * n)
+    assert abs((w < 0.25).mean() - 0.25) < 5 * np.sqrt(0.25 * 0.75 / n)
+    x = np.random.default_rng(0).uniform(0.0, 3.0, size=(n, 1))  # a log-normalised gene's range
+    x[:2, 0] = [0.0, 1.0]
+    swapped = x.copy()
+    swapped[[0, 1]] = swapped[[1, 0]]
+    a, b = signal_sums(x, cells)[0], signal_sums(swapped, cells)[0]
+    np.testing.assert_allclose(a[:2], [x.sum(), (x * x).sum()], rtol=1e-12)
+    np.testing.assert_allclose(b[:2], a[:2], rtol=1e-12)
+    assert abs(a[2] - b[2]) == pytest.approx(abs(w[1] - w[0]), rel=1e-9)  # (1 - 0) x (w1 - w0)
+    assert abs(a[2] - b[2]) > 1e-6 * abs(a[2]) + 1e-9  # np.isclose(now, stored, rtol=1e-6, atol=1e-9) fails
+    assert signal_sums(x, cells[::-1])[0][2] != a[2]  # the weights follow the names, not the rows

@@ -228,6 +228,7 @@ class Detection:
     candidates: list[Tip]
     span: float
     n_small: int
+    maxima: list[Tip]  # every tip, most persistent first, before the bars of min_persistence
 
 
 def detect_tips(
@@ -247,8 +248,8 @@ def detect_tips(
     finite = np.isfinite(f)
     span = float(np.percentile(f[finite], 99))
     events = merge_events(A, f)  # one sweep serves the persistence and every population below
-    tips = [t for t in persistent_maxima(A, f, events=events)
-            if not np.isfinite(t.death) or t.death >= min_persistence * span]
+    maxima = persistent_maxima(A, f, events=events)
+    tips = [t for t in maxima if not np.isfinite(t.death) or t.death >= min_persistence * span]
     if n_tips is None:
         tips = [t for t in tips if t.persistence >= min_persistence * span]
     small: set[int] = set()
@@ -262,4 +263,4 @@ def detect_tips(
         if (sizes >= min_cells).all():
             break
         small |= {t.cell for t, size in zip(kept, sizes, strict=True) if size < min_cells}
-    return Detection(kept=kept, labels=labels, candidates=tips, span=span, n_small=len(small))
+    return Detection(kept=kept, labels=labels, candidates=tips, span=span, n_small=len(small), maxima=maxima)

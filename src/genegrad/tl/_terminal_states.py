@@ -137,9 +137,12 @@ def detect_terminal_states(
                                 tail=TERMINAL_TAIL, min_cells=MIN_TERMINAL_CELLS)
     kept, labels = det.kept, det.labels
     if len(kept) < 2 or (n_terminal is not None and len(kept) < n_terminal):
-        found = ", ".join(f"{t.persistence / max(det.span, 1e-300):.3f}" for t in det.candidates[:5])
+        # every tip, also those under the bars, so that the user sees how far to lower `min_persistence`
+        found = ", ".join(f"{t.persistence / max(det.span, 1e-300):.3f}" for t in det.maxima[:6]
+                          if np.isfinite(t.persistence)) or "none"
         msg = (f"Found {len(kept)} branch tip(s) to keep as terminal states, need "
-               f"{max(2, n_terminal or 2)}; the most persistent tips have relative persistence {found}"
+               f"{max(2, n_terminal or 2)}; beside the farthest tip (always a candidate), the most persistent "
+               f"tips have relative persistence {found}"
                + (f" ({det.n_small} dropped for ending in fewer than {MIN_TERMINAL_CELLS} cells)"
                   if det.n_small else "")
                + ". Lower `min_persistence`, check the root, or name the terminal states.")
