@@ -158,6 +158,7 @@ def test_fine_evidence_against_the_chain_falls_back_to_the_chain(tree):
     np.testing.assert_allclose(info["fine_agreement"], _fate.fine_agreement(z, chain, labels))
     assert not np.allclose(a.obsm["genegrad_fate_probs"].to_numpy(), chain)  # the fine step moved them
     assert info["fine_step"]
+    assert np.isnan(info["min_fine_agreement"])  # no bar, recorded as NaN
     # a bar no fate clears (agreement < 1 unless the ranks coincide): the step is skipped
     b = tree.copy()
     with pytest.warns(gg.GenegradWarning, match="ranks the progenitors against"):
@@ -165,6 +166,7 @@ def test_fine_evidence_against_the_chain_falls_back_to_the_chain(tree):
     np.testing.assert_allclose(b.obsm["genegrad_fate_probs"].to_numpy(), chain, atol=1e-12)
     np.testing.assert_array_equal(b.obsm["genegrad_fate_deviation"].to_numpy(), z)  # the evidence is still stored
     assert not b.uns["genegrad"]["fate_bias"]["fine_step"]
+    assert b.uns["genegrad"]["fate_bias"]["min_fine_agreement"] == pytest.approx(1.0, abs=0.0)
 
 
 def test_branch_cells_lean_to_their_branch(fated):
@@ -421,7 +423,7 @@ def test_one_named_state_is_not_two(tree):
 
 
 def test_detected_states_sharing_a_group_are_numbered_and_a_failure_shows_relative_persistences(tree):
-    """States whose cells fall mostly in one group are named after it, the second `name_2` (then `name_3`, ...);
+    """States are named after the group most of their cells are in, the second of a name `name_2` (then `name_3`);
     a detection that keeps too few lists the tips' persistences relative to the 99th percentile of the
     pseudotime (the unit `min_persistence` is in), those under the bar included."""
     import re
@@ -432,7 +434,8 @@ def test_detected_states_sharing_a_group_are_numbered_and_a_failure_shows_relati
 
     a = tree.copy()
     a.obs["one"] = "stem"
-    f = 10.0 * a.obs["pseudotime"].to_numpy()  # in tens: relative persistences differ from absolute ones
+    a.obs.loc[a.obs_names[::7], "one"] = "aaa"  # a minority in every state, first in alphabetical order
+    f = 0.1 * a.obs["pseudotime"].to_numpy()  # in tenths: relative persistences differ from absolute ones
     K = shared_neighbor_graph(manifold_neighbors(a), a.obsp["genegrad_connectivities"])
     labels, names, tips = detect_terminal_states(a, K, f, groupby="one", n_terminal=None, min_persistence=0.05)
     assert names == ["stem", "stem_2"]  # this tree's two persistent tips (relative persistence inf and 0.24)
@@ -548,3 +551,11 @@ def test_detection_says_what_it_found(tree, caplog):
     said = ", ".join(f"{s} ({counts[s]} cells)" for s in a.obs["genegrad_terminal_states"].cat.categories)
     assert f"detected {len(counts)} terminal states: {said}" in caplog.messages
     assert "added `adata.obs['genegrad_terminal_states']`" in caplog.messages
+
+
+def test_the_default_coarse_scale_is_the_first_from_two_else_the_largest():
+    from genegrad.tl._fate import _default_coarse_scale
+
+    assert _default_coarse_scale((0, 1, 2, 4, 8)) == 2
+    assert _default_coarse_scale((0, 4, 8)) == 4
+    assert _default_coarse_scale((0, 1)) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scanpy as sc
+from scipy import sparse
 
 import genegrad as gg
 
@@ -287,3 +288,25 @@ def test_a_budget_without_room_for_the_stored_result_is_refused(plane_adata, cap
     held = load_model(a).nbytes  # every gene in order: the signal is read in place, no copy held
     with pytest.raises(MemoryError, match="result"):
         gg.tl.gradients(plane_adata.copy(), genes, store="obsm", memory_gb=(held + result) / 2**30)
+
+
+def test_the_budget_counts_a_copy_of_the_signal_when_one_is_made(plane_adata, tmp_path, monkeypatch):
+    """Every gene in order is read in place; every other gene is a CSR copy, and the budget's 'model and signal'
+    is then the model plus that copy's bytes. Counted in bytes (the GB unit set to 1) to see every byte."""
+    import re
+
+    import genegrad.tl._gradients as tg
+    from genegrad.pp._manifold import load_model
+
+    monkeypatch.setattr(tg, "_GB", 1)
+    model_bytes = load_model(plane_adata).nbytes
+
+    def held(genes):
+        with pytest.raises(MemoryError) as err:
+            gg.tl.gradients(plane_adata.copy(), genes, store="zarr", path=str(tmp_path / "a.zarr"), memory_gb=1.0)
+        return float(re.search(r"model and signal ([\d.]+) GB", str(err.value)).group(1))
+
+    assert held(list(plane_adata.var_names)) == model_bytes
+    copy = sparse.csr_matrix(plane_adata.X[:, ::2])
+    assert held(list(plane_adata.var_names[::2])) == (
+        model_bytes + copy.data.nbytes + copy.indices.nbytes + copy.indptr.nbytes)

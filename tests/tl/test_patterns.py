@@ -145,6 +145,10 @@ def test_too_few_genes_for_held_out_graphs_warns_and_tests_on_the_manifold(patte
     assert np.isfinite(out.var["genegrad_structured_score"]).all()
     # the warning is kept with the results (the report lists them)
     assert any("at least 20 genes" in w for w in out.uns["genegrad"]["patterns"]["warnings"])
+    # without highly variable genes the folds are drawn from the genes described: 12 of them here
+    del adata.var["highly_variable"]
+    with pytest.warns(UserWarning, match=r"at least 20 genes .*\(got 12\)"):
+        gg.tl.patterns(adata, genes=list(adata.var_names[:12]), n_null=150, copy=True)
 
 
 def test_without_highly_variable_genes_the_folds_are_drawn_from_the_described_genes(patterned):
@@ -343,6 +347,7 @@ def test_column_sd_is_the_population_sd_sparse_or_dense():
 
     X = np.random.default_rng(0).poisson(1.0, size=(50, 4)).astype(float)
     np.testing.assert_allclose(_column_sd(sparse.csc_matrix(X)), X.std(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(_column_sd(sparse.csr_matrix(X)), X.std(axis=0), rtol=1e-12)  # read in place
     np.testing.assert_allclose(_column_sd(X), X.std(axis=0), rtol=1e-12)
 
 
@@ -367,3 +372,38 @@ def test_options_reach_the_patterns(patterned, capsys, caplog):
     err = capsys.readouterr().err
     assert "descriptors: 100%" in err
     assert "structure test: 100%" in err
+
+
+def test_two_structured_genes_are_enough_for_a_pattern(patterned, monkeypatch):
+    """Patterns are clustered as soon as two genes are structured: both get one, the others are noise."""
+    import genegrad.tl._patterns as tp
+
+    genes = list(patterned.var_names[:30])
+
+    def two_structured(adata, model, F, *, genes, **kwargs):
+        pval = np.ones(len(genes))
+        pval[[3, 17]] = 1e-6
+        return np.linspace(1.0, 2.0, len(genes)), pval, adata.n_obs
+
+    monkeypatch.setattr(tp, "_structure_test", two_structured)
+    out = gg.tl.patterns(patterned, genes=genes, n_null=20, copy=True)
+    pattern = out.var.loc[genes, "genegrad_pattern"].astype(str).to_numpy()
+    assert list(np.flatnonzero(pattern != "noise")) == [3, 17]
+
+
+def test_every_gradient_pass_of_patterns_runs_where_it_was_asked(patterned, monkeypatch):
+    """The descriptors' and the modules' passes over the genes get the backend and threads asked for."""
+    from genegrad._core._model import GradientModel
+
+    seen = []
+    original = GradientModel.iter_gradients
+
+    def spy(self, F, **kwargs):
+        seen.append((kwargs.get("backend"), kwargs.get("n_jobs")))
+        return original(self, F, **kwargs)
+
+    monkeypatch.setattr(GradientModel, "iter_gradients", spy)
+    out = gg.tl.patterns(patterned, genes=list(patterned.var_names), n_null=150, n_jobs=1, copy=True)
+    assert (out.var["genegrad_module"].notna()).sum() >= 2  # modules were formed: their pass ran too
+    assert len(seen) == 2  # the descriptors, then the modules
+    assert set(seen) == {("numpy", 1)}

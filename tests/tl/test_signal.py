@@ -93,6 +93,19 @@ def test_one_cell_is_not_taken_for_normalised_data():
         read_signal(b, None)
 
 
+def test_binarised_data_are_not_taken_for_counts():
+    """0/1 values (binarised peaks) are a signal as they are; integers above 1 are counts, and are warned about."""
+    import warnings
+
+    X = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]], dtype=np.float32)  # unequal totals
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_signal(ad.AnnData(X=sparse.csr_matrix(X)), None)
+    X[0, 0] = 2.0
+    with pytest.warns(UserWarning, match=r"looks like raw counts \(integers up to 2\)"):
+        read_signal(ad.AnnData(X=sparse.csr_matrix(X)), None)
+
+
 def test_the_fingerprint_weights_cells_uniformly_on_0_1_and_sees_values_move_between_cells():
     """signal_sums: the sum, the sum of squares, and a sum weighted by 53 bits of a hash of each cell's name.
 
