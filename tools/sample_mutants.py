@@ -43,9 +43,9 @@ def _module(name: str) -> str:
     return name.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[0]
 
 
-def draw(by_module: dict[str, list[str]], n: int, seed: int) -> list[str]:
-    """``n`` mutants drawn at random without replacement, from all modules together."""
-    names = [name for module in sorted(by_module) for name in by_module[module]]
+def draw(by_module: dict[str, list[str]], n: int, seed: int, *, exclude: frozenset[str] = frozenset()) -> list[str]:
+    """``n`` mutants drawn at random without replacement, from all modules together, none of ``exclude``."""
+    names = [name for module in sorted(by_module) for name in by_module[module] if name not in exclude]
     return random.Random(seed).sample(names, min(n, len(names)))
 
 
@@ -97,13 +97,16 @@ def main() -> None:
     d.add_argument("--under", required=True, help="folder of the mutated modules, e.g. src/genegrad/tl")
     d.add_argument("--n", type=int, default=300)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--exclude", nargs="*", default=[],
+                   help="verdict files of earlier samples: their mutants are not drawn again (a fresh sample "
+                        "measures tests written for the earlier sample's survivors without bias)")
     s = sub.add_parser("score", help="estimate the mutation score from verdict files of rerun_mutants.py")
     s.add_argument("verdicts", nargs="+")
     s.add_argument("--under", required=True)
     args = ap.parse_args()
     by_module = population(args.under)
     if args.cmd == "draw":
-        print("\n".join(draw(by_module, args.n, args.seed)))
+        print("\n".join(draw(by_module, args.n, args.seed, exclude=frozenset(read_verdicts(args.exclude)))))
         return
     print("| module | mutants | sampled (with a verdict) | detected | no verdict | score | 95% interval |")
     print("|:--|--:|--:|--:|--:|--:|--:|")

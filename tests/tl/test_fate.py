@@ -58,6 +58,9 @@ def test_a_root_orients_the_chain_forward(tree):
     assert (gain >= -1e-9).all()  # no cell steps back more than before
     assert np.median(gain) > 0
     assert a.uns["genegrad"]["fate_bias"]["forward"] == pytest.approx(10.0)
+    run_fate_bias(a, "terminal", root=root, fine_weight=0.0, beta=3.0, forward=0.5)  # a weak orientation is one
+    weak = a.obsp["genegrad_transitions"].astype(np.float64)
+    assert 0 < abs(weak - plain).max() < abs(oriented - plain).max()
 
 
 @pytest.mark.parametrize("kwargs", [{"root": 0}, {}])
@@ -207,14 +210,14 @@ def test_evaluate_fate_features(fated):
     ({"terminal_states": ["A", "B"]}, ValueError, "pass `groupby`"),
     ({"terminal_states": ["A"], "groupby": "fate"}, ValueError, "at least two"),
     ({"terminal_states": "fate"}, ValueError, "Every cell is terminal"),
-    ({"terminal_states": "terminal", "beta": -1}, ValueError, "beta"),
-    ({"terminal_states": "terminal", "forward": -1}, ValueError, "forward"),
-    ({"terminal_states": "terminal", "coarse_scale": 0}, ValueError, "coarse_scale"),
+    ({"terminal_states": "terminal", "beta": -1}, ValueError, "`beta` in"),
+    ({"terminal_states": "terminal", "forward": -1}, ValueError, "`forward` in"),
+    ({"terminal_states": "terminal", "coarse_scale": 0}, ValueError, "`coarse_scale` in"),
     ({"terminal_states": "terminal", "coarse_scale": 1.5}, TypeError, "`coarse_scale` to be an int"),
     ({"terminal_states": "terminal", "n_program_genes": 0}, ValueError, "`n_program_genes` in"),
     ({"terminal_states": "terminal", "n_program_genes": 2.5}, TypeError, "`n_program_genes` to be an int"),
-    ({"terminal_states": "terminal", "fine_weight": -1}, ValueError, "fine_weight"),
-    ({"terminal_states": "terminal", "min_fine_agreement": 2.0}, ValueError, "min_fine_agreement"),
+    ({"terminal_states": "terminal", "fine_weight": -1}, ValueError, "`fine_weight` in"),
+    ({"terminal_states": "terminal", "min_fine_agreement": 2.0}, ValueError, "`min_fine_agreement` in"),
     ({"terminal_states": "terminal", "scale": 3}, ValueError, "scale"),
     ({"terminal_states": "terminal", "time_key": "nope"}, KeyError, "dpt_pseudotime"),
     ({"terminal_states": "terminal", "time_key": "fate"}, TypeError, "must hold numbers"),
@@ -559,3 +562,14 @@ def test_the_default_coarse_scale_is_the_first_from_two_else_the_largest():
     assert _default_coarse_scale((0, 1, 2, 4, 8)) == 2
     assert _default_coarse_scale((0, 4, 8)) == 4
     assert _default_coarse_scale((0, 1)) == 1
+
+
+def test_without_a_root_the_log_says_the_chain_is_not_oriented(tree, caplog):
+    """Any orientation strength asked for (here 0.5) without a root or a time is said to be unused."""
+    import logging
+
+    a = tree.copy()
+    with caplog.at_level(logging.INFO, logger="genegrad"):
+        run_fate_bias(a, "terminal", forward=0.5, fine_weight=0.0)
+    assert ("no `root`: the chain is not oriented in time; pass `root` (a cell of the starting population) or "
+            "`time_key` (an obs pseudotime) to down-weight steps back in pseudotime") in caplog.messages

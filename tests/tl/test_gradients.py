@@ -236,6 +236,7 @@ def test_the_default_memory_budget_is_the_machines(plane_adata, monkeypatch):
 
 def test_the_default_budget_without_proc_meminfo_is_half_the_free_pages(monkeypatch):
     import builtins
+    import io
     import os
 
     from genegrad.tl._compute import default_memory_gb
@@ -247,6 +248,14 @@ def test_the_default_budget_without_proc_meminfo_is_half_the_free_pages(monkeypa
             raise OSError("no /proc here")
         return real_open(path, *args, **kwargs)
 
+    def fake_meminfo(path, *args, **kwargs):
+        if str(path) == "/proc/meminfo":
+            return io.StringIO("MemTotal:       16777216 kB\nMemFree:         1048576 kB\n"
+                               "MemAvailable:    8388608 kB\n")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_meminfo)
+    assert default_memory_gb() == pytest.approx(4.0)  # half of the 8 GiB available (not of the 1 GiB free)
     monkeypatch.setattr(builtins, "open", no_meminfo)
     monkeypatch.setattr(os, "sysconf", {"SC_AVPHYS_PAGES": 3 * 2**20, "SC_PAGE_SIZE": 4096}.__getitem__)
     assert default_memory_gb() == pytest.approx(6.0)  # 12 GiB free, half of it
@@ -310,3 +319,23 @@ def test_the_budget_counts_a_copy_of_the_signal_when_one_is_made(plane_adata, tm
     copy = sparse.csr_matrix(plane_adata.X[:, ::2])
     assert held(list(plane_adata.var_names[::2])) == (
         model_bytes + copy.data.nbytes + copy.indices.nbytes + copy.indptr.nbytes)
+
+
+def test_a_budget_of_exactly_what_is_needed_runs_in_chunks_of_one_gene(plane_adata, tmp_path, monkeypatch, caplog):
+    """The need the refusal states is enough (a budget equal to it runs, one gene per chunk); ample room gives
+    chunks of CHUNK_SIZE genes. Counted in bytes (the GB unit set to 1)."""
+    import logging
+    import re
+
+    import genegrad.tl._gradients as tg
+
+    monkeypatch.setattr(tg, "_GB", 1)
+    genes = list(plane_adata.var_names)  # 200 genes: more than one chunk of CHUNK_SIZE
+    with pytest.raises(MemoryError) as err:
+        gg.tl.gradients(plane_adata.copy(), genes, store="zarr", path=str(tmp_path / "a.zarr"), memory_gb=1.0)
+    need = float(re.search(r"need ([\d.]+) GB", str(err.value)).group(1))
+    with caplog.at_level(logging.INFO, logger="genegrad"):
+        gg.tl.gradients(plane_adata.copy(), genes, store="zarr", path=str(tmp_path / "b.zarr"), memory_gb=need)
+        assert f"computing gradients of {len(genes)} genes at 5 scales (chunks of 1)" in caplog.messages
+        gg.tl.gradients(plane_adata.copy(), genes, store="zarr", path=str(tmp_path / "c.zarr"), memory_gb=1e12)
+    assert f"computing gradients of {len(genes)} genes at 5 scales (chunks of {tg.CHUNK_SIZE})" in caplog.messages

@@ -407,3 +407,13 @@ def test_every_gradient_pass_of_patterns_runs_where_it_was_asked(patterned, monk
     assert (out.var["genegrad_module"].notna()).sum() >= 2  # modules were formed: their pass ran too
     assert len(seen) == 2  # the descriptors, then the modules
     assert set(seen) == {("numpy", 1)}
+
+
+def test_without_a_depth_the_log_says_the_null_permutes_over_all_cells(patterned, caplog):
+    import logging
+
+    a = patterned.copy()
+    del a.layers["counts"]
+    with caplog.at_level(logging.INFO, logger="genegrad"):
+        gg.tl.patterns(a, genes=list(a.var_names[:30]), n_null=20, depth_key="nope", copy=True)
+    assert "no `obs['nope']` nor counts layer: the null permutes over all cells" in caplog.messages
