@@ -75,10 +75,11 @@ def test_the_chain_is_untilted_by_default(tree, kwargs):
     assert abs(a.obsp["genegrad_transitions"] - b.obsp["genegrad_transitions"]).max() > 0.01
 
 
-def test_a_root_among_the_terminal_cells_is_flagged(tree):
+@pytest.mark.parametrize("fate", ["A", "C"])  # the first state (index 0) and another
+def test_a_root_among_the_terminal_cells_is_flagged(tree, fate):
     a = tree.copy()
-    root = int(np.flatnonzero(a.obs["terminal"].notna().to_numpy())[0])
-    with pytest.warns(gg.GenegradWarning, match="is a terminal cell of"):
+    root = int(np.flatnonzero((a.obs["terminal"] == fate).to_numpy())[0])
+    with pytest.warns(gg.GenegradWarning, match=f"is a terminal cell of '{fate}'"):
         gg.tl.fate_bias(a, "terminal", root=root, fine_weight=0.0)
     assert "genegrad_fate_probs" in a.obsm  # a warning, not an error: the result is still written
     b = tree.copy()
@@ -146,6 +147,7 @@ def test_fate_bias_writes_probabilities(fated):
     T = fated.obsp["genegrad_transitions"]
     np.testing.assert_allclose(np.asarray(T.sum(axis=1)).ravel(), 1.0, atol=1e-5)
     assert fated.uns["genegrad"]["fate_bias"]["coarse_scale"] == 2  # the default, on scales (0, 1, 2, 4, 8)
+    assert [p["fate"] for p in fated.uns["genegrad"]["fate_bias"]["programs"].values()] == ["A", "B", "C"]
     for program in fated.uns["genegrad"]["fate_bias"]["programs"].values():  # 50 genes each by default
         assert len(program["genes"]) == 50
         assert program["weights"].sum() == pytest.approx(1.0)
@@ -442,7 +444,7 @@ def test_detected_states_sharing_a_group_are_numbered_and_a_failure_shows_relati
     K = shared_neighbor_graph(manifold_neighbors(a), a.obsp["genegrad_connectivities"])
     labels, names, tips = detect_terminal_states(a, K, f, groupby="one", n_terminal=None, min_persistence=0.05)
     assert names == ["stem", "stem_2"]  # this tree's two persistent tips (relative persistence inf and 0.24)
-    with pytest.raises(ValueError, match="relative persistence") as err:
+    with pytest.raises(ValueError, match=r"need 2; .* relative persistence") as err:
         detect_terminal_states(a, K, f, groupby=None, n_terminal=None, min_persistence=0.5)
     listed = [float(x) for x in re.search(r"relative persistence (.+?)\. Lower", str(err.value)).group(1)
               .split(", ")]
@@ -573,3 +575,9 @@ def test_without_a_root_the_log_says_the_chain_is_not_oriented(tree, caplog):
         run_fate_bias(a, "terminal", forward=0.5, fine_weight=0.0)
     assert ("no `root`: the chain is not oriented in time; pass `root` (a cell of the starting population) or "
             "`time_key` (an obs pseudotime) to down-weight steps back in pseudotime") in caplog.messages
+
+
+def test_a_program_of_one_gene_is_allowed(tree):
+    a = tree.copy()
+    run_fate_bias(a, "terminal", n_program_genes=1, fine_weight=0.0)
+    assert all(len(p["genes"]) == 1 for p in a.uns["genegrad"]["fate_bias"]["programs"].values())

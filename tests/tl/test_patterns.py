@@ -31,6 +31,7 @@ def test_keys_and_shapes(patterned):
     assert df.shape[0] == 150
     assert df["qval"].between(0, 1).all()
     assert adata.uns["genegrad"]["patterns"]["params"]["structure_test_cells"] == 1500  # under the sample size
+    assert adata.uns["genegrad"]["patterns"]["params"]["layer"] == "X"
 
 
 def test_structure_score_rankspatterned_genes_above_noise(patterned):
@@ -134,6 +135,8 @@ def test_structure_test_is_calibrated_on_flat_genes():
 
 
 def test_too_few_genes_for_held_out_graphs_warns_and_tests_on_the_manifold(patterned, monkeypatch):
+    import warnings
+
     import genegrad.tl._patterns as tp
 
     adata = patterned.copy()
@@ -145,6 +148,11 @@ def test_too_few_genes_for_held_out_graphs_warns_and_tests_on_the_manifold(patte
     assert np.isfinite(out.var["genegrad_structured_score"]).all()
     # the warning is kept with the results (the report lists them)
     assert any("at least 20 genes" in w for w in out.uns["genegrad"]["patterns"]["warnings"])
+    # exactly 20 (two folds of 10) are enough: held-out graphs, no warning
+    adata.var["highly_variable"] = np.arange(adata.n_vars) < 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gg.tl.patterns(adata, genes=list(adata.var_names), n_null=150, copy=True)
     # without highly variable genes the folds are drawn from the genes described: 12 of them here
     del adata.var["highly_variable"]
     with pytest.warns(UserWarning, match=r"at least 20 genes .*\(got 12\)"):
@@ -375,10 +383,14 @@ def test_options_reach_the_patterns(patterned, capsys, caplog):
 
 
 def test_two_structured_genes_are_enough_for_a_pattern(patterned, monkeypatch):
-    """Patterns are clustered as soon as two genes are structured: both get one, the others are noise."""
+    """Patterns and modules are formed as soon as two genes are structured: both get one, the others are noise."""
     import genegrad.tl._patterns as tp
 
     genes = list(patterned.var_names[:30])
+    a = patterned.copy()
+    X = a.X.tolil()
+    X[:, 17] = X[:, 3]  # the two structured genes are one signal: one module of two
+    a.X = X.tocsr()
 
     def two_structured(adata, model, F, *, genes, **kwargs):
         pval = np.ones(len(genes))
@@ -386,9 +398,12 @@ def test_two_structured_genes_are_enough_for_a_pattern(patterned, monkeypatch):
         return np.linspace(1.0, 2.0, len(genes)), pval, adata.n_obs
 
     monkeypatch.setattr(tp, "_structure_test", two_structured)
-    out = gg.tl.patterns(patterned, genes=genes, n_null=20, copy=True)
+    out = gg.tl.patterns(a, genes=genes, n_null=20, copy=True)
     pattern = out.var.loc[genes, "genegrad_pattern"].astype(str).to_numpy()
     assert list(np.flatnonzero(pattern != "noise")) == [3, 17]
+    module = out.var.loc[genes, "genegrad_module"]
+    assert list(np.flatnonzero(module.notna().to_numpy())) == [3, 17]
+    assert module.iloc[3] == module.iloc[17]
 
 
 def test_every_gradient_pass_of_patterns_runs_where_it_was_asked(patterned, monkeypatch):
