@@ -297,6 +297,10 @@ def test_detected_terminal_states_are_the_branch_ends(detected):
         assert np.median(tau[cells]) > end - 0.5  # its last stretch
     info = detected.uns["genegrad"]["fate_bias"]
     assert info["detected"]
+    persistence = np.asarray(info["persistence"], dtype=float)  # of the detected states, in their order
+    assert persistence.shape == (3,)
+    assert (np.diff(persistence) <= 0).all()
+    assert persistence[0] == np.inf  # the farthest tip
     assert info["root"] == detected.obs_names[int(detected.obs["pseudotime"].argmin())]
 
 
@@ -567,14 +571,21 @@ def test_the_default_coarse_scale_is_the_first_from_two_else_the_largest():
 
 
 def test_without_a_root_the_log_says_the_chain_is_not_oriented(tree, caplog):
-    """Any orientation strength asked for (here 0.5) without a root or a time is said to be unused."""
+    """Any orientation strength asked for (here 0.5) without a root or a time is said to be unused, and recorded
+    as 0."""
     import logging
 
     a = tree.copy()
     with caplog.at_level(logging.INFO, logger="genegrad"):
         run_fate_bias(a, "terminal", forward=0.5, fine_weight=0.0)
-    assert ("no `root`: the chain is not oriented in time; pass `root` (a cell of the starting population) or "
-            "`time_key` (an obs pseudotime) to down-weight steps back in pseudotime") in caplog.messages
+    hint = ("no `root`: the chain is not oriented in time; pass `root` (a cell of the starting population) or "
+            "`time_key` (an obs pseudotime) to down-weight steps back in pseudotime")
+    assert hint in caplog.messages
+    assert a.uns["genegrad"]["fate_bias"]["forward"] == pytest.approx(0.0, abs=0.0)  # recorded as what ran: no orientation
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genegrad"):  # forward=0 asks for none: nothing to say
+        run_fate_bias(a, "terminal", forward=0.0, fine_weight=0.0)
+    assert hint not in caplog.messages
 
 
 def test_a_program_of_one_gene_is_allowed(tree):

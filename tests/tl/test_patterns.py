@@ -32,6 +32,7 @@ def test_keys_and_shapes(patterned):
     assert df["qval"].between(0, 1).all()
     assert adata.uns["genegrad"]["patterns"]["params"]["structure_test_cells"] == 1500  # under the sample size
     assert adata.uns["genegrad"]["patterns"]["params"]["layer"] == "X"
+    assert adata.uns["genegrad"]["patterns"]["params"]["n_patterns"] == -1  # chosen from the data
 
 
 def test_structure_score_rankspatterned_genes_above_noise(patterned):
@@ -432,3 +433,16 @@ def test_without_a_depth_the_log_says_the_null_permutes_over_all_cells(patterned
     with caplog.at_level(logging.INFO, logger="genegrad"):
         gg.tl.patterns(a, genes=list(a.var_names[:30]), n_null=20, depth_key="nope", copy=True)
     assert "no `obs['nope']` nor counts layer: the null permutes over all cells" in caplog.messages
+
+
+def test_patterns_read_the_layer_asked_for(patterned):
+    genes = list(patterned.var_names[:30])
+    a = patterned.copy()
+    a.layers["alt"] = a.X[np.random.default_rng(0).permutation(a.n_obs)]  # the cells shuffled: no structure
+    on_layer = gg.tl.patterns(a, genes=genes, layer="alt", n_null=20, copy=True)
+    b = patterned.copy()
+    b.X = a.layers["alt"]
+    on_x = gg.tl.patterns(b, genes=genes, n_null=20, copy=True)
+    np.testing.assert_array_equal(on_layer.varm["genegrad_descriptors"], on_x.varm["genegrad_descriptors"])
+    np.testing.assert_array_equal(on_layer.var["genegrad_structured_score"], on_x.var["genegrad_structured_score"])
+    assert on_layer.uns["genegrad"]["patterns"]["params"]["layer"] == "alt"

@@ -91,6 +91,12 @@ def test_one_cell_is_not_taken_for_normalised_data():
     b = ad.AnnData(X=np.log1p(np.array([[1.0, 3.0, 0.0], [3.0, 1.0, 0.0]], dtype=np.float32)))
     with pytest.warns(UserWarning, match="every cell has the same total"):
         read_signal(b, None)
+    # totals of 10,000 up to round-off (normalised, not logged): within 1e-3 of their mean, the same total
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.0, 1.0, size=(50, 20))
+    X = X / X.sum(axis=1, keepdims=True) * (1e4 + rng.uniform(-0.5, 0.5, size=(50, 1)))
+    with pytest.warns(UserWarning, match="every cell has the same total"):
+        read_signal(ad.AnnData(X=X.astype(np.float32)), None)
 
 
 def test_binarised_data_are_not_taken_for_counts():
