@@ -23,6 +23,17 @@ def plane_adata(_plane_adata):
     return _plane_adata.copy()
 
 
+@pytest.fixture(scope="module")
+def tree():
+    """A three-fate synthetic tree with its manifold and named terminal states (`obs['terminal']`), for the fate
+    and detection tests: one per test module, shared by its tests, which copy it before changing it."""
+    adata = gg.datasets.synthetic("tree", n_cells=1500, n_genes=300, depth=2000, rng=2)
+    gg.pp.preprocess(adata, n_comps=20)
+    gg.pp.manifold(adata, n_neighbors=20)
+    adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
+    return adata
+
+
 def flat_plane(n: int = 800, p: int = 8, seed: int = 0):
     """Points on a 2-D plane rotated into R^p, with their latent coordinates and the rotation."""
     rng = np.random.default_rng(seed)

@@ -12,15 +12,6 @@ from genegrad.tl._fate import run_fate_bias
 
 
 @pytest.fixture(scope="module")
-def tree():
-    adata = gg.datasets.synthetic("tree", n_cells=1500, n_genes=300, depth=2000, rng=2)
-    gg.pp.preprocess(adata, n_comps=20)
-    gg.pp.manifold(adata, n_neighbors=20)
-    adata.obs["terminal"] = gg.datasets.tree_terminal_states(adata)
-    return adata
-
-
-@pytest.fixture(scope="module")
 def detected():
     adata = gg.datasets.synthetic("tree", n_cells=3000, n_genes=300, depth=2000, rng=1)
     gg.pp.preprocess(adata, n_comps=20)
