@@ -55,6 +55,17 @@ def test_a_changed_signal_is_refused(pair):
     gg.get.gradients(a, genes[3:])  # the genes left as they were still read
 
 
+def test_a_small_edit_of_one_cell_is_refused(pair):
+    # 1e-4 added to one cell's value: far above float64 round-off of the sums (~1e-13 of them here), far below what
+    # a relative bar of 1e-6 on a column of 600 cells would notice (sums of order 100 to 1,000)
+    a, _, genes = pair
+    X = a.X.toarray() if hasattr(a.X, "toarray") else np.array(a.X)
+    X[5, 2] += 1e-4
+    a.X = X
+    with pytest.raises(ValueError, match=rf"\['{genes[2]}'\]\) in `adata.X` changed since"):
+        gg.get.gradients(a, genes[:3])
+
+
 def test_a_subset_of_cells_is_refused_with_the_way_out(pair):
     a, b, genes = pair
     keep = a.obsm["X_pca"][:, 0] > np.median(a.obsm["X_pca"][:, 0])

@@ -154,7 +154,10 @@ class _Reader:
         F = read_signal(self.adata, None if layer == "X" else layer, gene_positions(self.adata, genes))
         stored = np.asarray(self.info["signal_sums"], dtype=np.float64)[self.columns[local]]
         now = signal_sums(F, self.adata.obs_names)[:, :stored.shape[1]]  # two columns in earlier results
-        changed = ~np.all(np.isclose(now, stored, rtol=1e-6, atol=1e-9), axis=1)
+        # float64 sums of the same values in another order (cells reordered, another sparse format) differ by
+        # round-off only, at most ~n x 1e-16 relative: 1e-9 still holds at 10^6 cells, and a looser bar would miss
+        # small edits in the long columns of many cells (their sums grow with n)
+        changed = ~np.all(np.isclose(now, stored, rtol=1e-9, atol=1e-9), axis=1)
         if changed.any():
             where = "adata.X" if layer == "X" else f"adata.layers[{layer!r}]"
             bad = [g for g, c in zip(genes, changed, strict=True) if c][:5]
