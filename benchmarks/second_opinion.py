@@ -15,7 +15,9 @@ Per data set (2,000 simulated cells; 400 features: the paul15 highly variable ge
   target) lies in the 95% ball of the estimate, radius ``se * sqrt(chi2_0.95(d) / d)`` (the standard error is that
   of the gradient's length, spread evenly over the d tangent directions); 0.95 when calibrated;
 - auto: each gene at its recommended scale (``scale='auto'``, Lepski's rule), its coverage with the widened
-  standard errors of ``gg.get.gradients_se(..., scale='auto')``;
+  standard errors of ``gg.get.gradients_se(..., scale='auto')`` (the finest scale's, widened by the move from it),
+  their median width relative to the finest scale's, and, for comparison, the coverage with the coarse scale's
+  own standard error widened by the same move;
 - structured vs flat: AUROC of telling the structured genes from the flat ones (the nulls), by genegrad's
   structure test (``tl.patterns``, its p-value), by Moran's I on scanpy's kNN graph of the same
   representation and by Hotspot's autocorrelation Z (peers; Hotspot's danb model on RNA counts, its bernoulli
@@ -102,6 +104,51 @@ FAMILY = {"a": "(a) synthetic: development", "b": "(b) simulate_like RNA: develo
           "c": "(c) simulate_like scATAC: proof"}
 
 
+def log_of_local_mean(adata, genes, rep, true, target, mask, radius):
+    """Not genegrad's estimator, measured beside it: the gradient of the log of the local mean (delta method).
+
+    Gradients of the normalised signal before its log, ``m = expm1(X)``, divided by ``1 + P^t m`` (the smoothed
+    mean at the cell; one step at t = 0), standard errors likewise: an estimate of the gradient of
+    ``log1p(mean)``, the truth's signal, instead of that of the mean of ``log1p``. Returns cosines at t = 2 and
+    auto and coverages at t = 0 and auto (auto: the finest scale's SE widened by the move, as genegrad's).
+    """
+    from scipy import sparse
+
+    b = adata.copy()
+    X = sparse.csr_matrix(b[:, genes].X, dtype=np.float64)
+    X.data = np.expm1(X.data)
+    b.layers["linear"] = sparse.csr_matrix(adata.shape)
+    b.layers["linear"][:, [list(b.var_names).index(g) for g in genes]] = X
+    gg.tl.gradients(b, genes, layer="linear", store="obsm")
+    P = load_model(b).diffusion_
+    M = X.toarray()
+    smooth = {0: P @ M}
+    for t in range(1, 9):
+        smooth[t] = smooth[t - 1] if t == 1 else P @ smooth[t - 1]
+    scales = [int(t) for t in b.uns["genegrad"]["scales"]]
+    se_all = b.obsm["genegrad_gradients_se"]
+
+    def at(t):
+        m = smooth[t]
+        return (gg.get.gradients(b, genes, scale=t, basis=rep) / (1 + m)[:, :, None],
+                se_all[:, :, scales.index(t)] / (1 + m))
+
+    g0, se0 = at(0)
+    g2, _ = at(2)
+    per_gene = b.var["genegrad_scale"].to_numpy().astype(int)
+    auto = np.empty_like(g0)
+    for t in np.unique(per_gene):
+        auto[:, per_gene == t] = at(int(t))[0][:, per_gene == t]
+    se_auto = se0 + np.linalg.norm(auto - g0, axis=2) / radius
+
+    def cover(g, se):
+        return float(np.mean((np.linalg.norm(g - target, axis=2) <= radius * se)[mask]))
+
+    return {"cosine t=2": float(np.median(cosines(g2, true, mask))),
+            "cosine auto": float(np.median(cosines(auto, true, mask))),
+            "coverage t=0": cover(g0, se0), "coverage auto": cover(auto, se_auto)}
+
+
 def evaluate(adata, modality):
     depth = float(adata.X.sum() / adata.n_obs)
     if modality == "rna":
@@ -133,7 +180,14 @@ def evaluate(adata, modality):
     auto = gg.get.gradients(adata, genes, scale="auto", basis=rep)
     cos["auto"] = float(np.median(cosines(auto, true, mask)))
     err = np.linalg.norm(auto - target, axis=2)
-    cover["auto"] = float(np.mean((err <= radius * gg.get.gradients_se(adata, genes, scale="auto"))[mask]))
+    se_auto = gg.get.gradients_se(adata, genes, scale="auto")
+    cover["auto"] = float(np.mean((err <= radius * se_auto)[mask]))
+    # the width it costs, and the rule before it (each gene's own scale's SE + its move from the finest scale)
+    width = float(np.median((se_auto / np.maximum(se_all[:, :, 0], 1e-30))[mask]))
+    per_gene = adata.var["genegrad_scale"].to_numpy().astype(int)
+    se_t = se_all[:, np.arange(len(genes)), [scales.index(t) for t in per_gene]]
+    moved = np.linalg.norm(auto - gg.get.gradients(adata, genes, scale=0, basis=rep), axis=2)
+    cover["auto, coarse se"] = float(np.mean((err <= radius * se_t + moved)[mask]))
     auto_scales = adata.var["genegrad_scale"].to_numpy()[structured]
     model = load_model(adata)
     Y = adata.obsm[rep].astype(np.float64)
@@ -145,6 +199,7 @@ def evaluate(adata, modality):
         for _ in range(t):
             Ft = model.diffusion_ @ Ft
         fd = max(fd, float(np.median(cosines(finite_differences(Y, model.knn_indices_, Ft), true, mask))))
+    delta = log_of_local_mean(adata, genes, rep, true, target, mask, radius)
     gg.tl.patterns(adata, genes=genes, n_null=200)
     auroc_gg = roc_auc_score(structured, -adata.var["genegrad_structured_pval"].to_numpy())
     b = adata.copy()
@@ -158,6 +213,10 @@ def evaluate(adata, modality):
             "cosine best t (oracle)": f"{cos[best]:.3f} (t={best})", "finite differences (oracle t)": round(fd, 3),
             "coverage t=0": round(cover[0], 3), "coverage t=2": round(cover[2], 3),
             "cosine auto": round(cos["auto"], 3), "coverage auto": round(cover["auto"], 3),
+            "auto SE / t=0 SE (median)": round(width, 2),
+            "coverage auto with the coarse scale's SE": round(cover["auto, coarse se"], 3),
+            "log of local mean (not default): cosine t=2 / auto, coverage t=0 / auto":
+                "{:.3f} / {:.3f}, {:.3f} / {:.3f}".format(*delta.values()),
             "auto scales (median, IQR)": "{:g} ({:g}-{:g})".format(*np.percentile(auto_scales, [50, 25, 75])),
             "structured vs flat: genegrad": round(auroc_gg, 3), "Moran's I (peer)": round(auroc_moran, 3),
             "Hotspot (peer)": round(auroc_hs, 3),

@@ -57,12 +57,14 @@ def lepski_scales(gradients: NDArray, se: NDArray, *, kappa: float = KAPPA, alph
     return choice
 
 
-def widened_se(gradient: NDArray, finest: NDArray, se: NDArray) -> NDArray:
-    """The standard error of ``gradient`` widened by its distance to the finest scale's: ``se + |g - g_0| / c``.
+def widened_se(gradient: NDArray, finest: NDArray, finest_se: NDArray) -> NDArray:
+    """The standard error of ``gradient`` at a coarser scale, widened to hold the finest scale's ball.
 
-    The 95% ball of radius ``c * se`` (``c = ball_factor(d)``) then also holds the finest-scale gradient: the
-    smoothing bias the coarser scale may carry is bounded by what it moved. ``gradient`` and ``finest`` are
-    ``(..., d)``, ``se`` the matching ``(...)``.
+    ``finest_se + |g - g_0| / c`` (``c = ball_factor(d)``): the ball of radius ``c * se`` around ``g`` contains
+    the finest scale's 95% ball (radius ``c * finest_se`` around ``g_0``), by the triangle inequality. It covers
+    the true gradient wherever that ball does, whatever smoothing bias the coarser scale carries; it is at least
+    as wide as the finest scale's. ``gradient`` and ``finest`` are ``(..., d)``, ``finest_se`` the matching
+    ``(...)``.
     """
     c = ball_factor(gradient.shape[-1])
-    return (se + np.linalg.norm(gradient - finest, axis=-1) / c).astype(np.float32)
+    return (finest_se + np.linalg.norm(gradient - finest, axis=-1) / c).astype(np.float32)

@@ -39,10 +39,10 @@ def gradients_se(
         One gene or a list; each must have been differentiated.
     scale
         Diffusion time, one of ``adata.uns['genegrad']['scales']``; or ``'auto'``: each gene at its recommended
-        scale (``var['genegrad_scale']``, the scale of ``genegrad.get.gradients(..., scale='auto')``), the
-        standard error widened by the distance between the gradient there and at the finest scale
-        (``se + |g_t - g_0| / sqrt(chi2_0.95(d) / d)``), so that the ball also holds the finest scale's gradient
-        and with it the smoothing bias the coarser scale may carry.
+        scale (``var['genegrad_scale']``, the scale of ``genegrad.get.gradients(..., scale='auto')``), with the
+        finest scale's standard error widened by the distance between the gradients at the two scales
+        (``se_0 + |g_t - g_0| / sqrt(chi2_0.95(d) / d)``). Its ball contains the finest scale's 95% ball: it
+        covers the truth at least as often, whatever bias smoothing adds, and is at least as wide.
     key
         Prefix under which :func:`genegrad.pp.manifold` stored the manifold.
 
@@ -64,5 +64,6 @@ def gradients_se(
     out = np.empty((adata.n_obs, len(reader.genes)), dtype=np.float32)
     for t in np.unique(per_gene):
         cols = np.flatnonzero(per_gene == t)
-        out[:, cols] = widened_se(reader.tangent(int(t), cols), reader.tangent(finest, cols), reader.se(int(t), cols))
+        out[:, cols] = widened_se(reader.tangent(int(t), cols), reader.tangent(finest, cols),
+                                   reader.se(finest, cols))
     return out
