@@ -34,6 +34,10 @@ def test_torch_cpu_matches_numpy(model_and_signal):
     optional("torch")
     model, F, ref = model_and_signal
     _same(ref, model.iter_gradients(F, chunk_size=16, with_signals=True, backend="torch", device="cpu"))
+    # the log of the local mean, from a log1p signal
+    pos = np.abs(F)
+    _same(list(model.iter_gradients(pos, chunk_size=16, with_signals=True, log_mean=True)),
+          model.iter_gradients(pos, chunk_size=16, with_signals=True, backend="torch", device="cpu", log_mean=True))
 
 
 def test_dask_local_cluster_matches_numpy(model_and_signal):
@@ -48,6 +52,9 @@ def test_dask_local_cluster_matches_numpy(model_and_signal):
         remote = list(model.iter_gradients(F, chunk_size=16, with_signals=True, backend="dask", client=client,
                                            reduce=reduce))
         two = list(model.iter_gradients(F, chunk_size=16, backend="dask", client=client, scales=[1, 4]))
+        logged = list(model.iter_gradients(np.abs(F), chunk_size=16, with_signals=True, backend="dask", client=client,
+                                           log_mean=True))
+    _same(list(model.iter_gradients(np.abs(F), chunk_size=16, with_signals=True, log_mean=True)), logged)
     _same(ref, out)
     cols = [model.scales_.index(1), model.scales_.index(4)]  # a subset of the scales, computed on the workers
     np.testing.assert_array_equal(np.concatenate([c.gradients for c in two], axis=1),

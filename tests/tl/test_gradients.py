@@ -339,3 +339,44 @@ def test_a_budget_of_exactly_what_is_needed_runs_in_chunks_of_one_gene(plane_ada
         assert f"computing gradients of {len(genes)} genes at 5 scales (chunks of 1)" in caplog.messages
         gg.tl.gradients(plane_adata.copy(), genes, store="zarr", path=str(tmp_path / "c.zarr"), memory_gb=1e12)
     assert f"computing gradients of {len(genes)} genes at 5 scales (chunks of {tg.CHUNK_SIZE})" in caplog.messages
+
+
+def test_log_mean_follows_what_the_data_record(plane_adata, caplog):
+    import logging
+
+    a = plane_adata
+    genes = list(a.var_names[:4])
+    # preprocessed (uns['log1p']): the log of the local mean, recorded, and not the smoothed log
+    assert a.uns["genegrad"]["gradients"]["log_mean"] is True
+    smoothed_log = gg.tl.gradients(a, genes, log_mean=False, store="obsm", copy=True)
+    assert smoothed_log.uns["genegrad"]["gradients"]["log_mean"] is False
+    assert not np.allclose(gg.get.gradients(a, genes, scale=2), gg.get.gradients(smoothed_log, genes, scale=2))
+    # another layer, or no record of a log1p: the signal as it is
+    a.layers["other"] = a.X.copy()
+    with caplog.at_level(logging.INFO, logger="genegrad"):
+        b = gg.tl.gradients(a, genes, layer="other", copy=True)
+    assert b.uns["genegrad"]["gradients"]["log_mean"] is False
+    assert "adata.layers['other']`: False" in caplog.text
+    del a.uns["log1p"]
+    assert gg.tl.gradients(a, genes, copy=True).uns["genegrad"]["gradients"]["log_mean"] is False
+    # asked for explicitly, on a signal that cannot be log1p of counts
+    a.X = (a.X.toarray() if sparse.issparse(a.X) else a.X) - 1.0
+    with pytest.raises(ValueError, match=r"`log_mean=True` needs `adata.X` to be log1p of normalised counts "
+                                         r"\(values in \[0, 50\]\), but its values span \[-1, .*`log_mean=False`"):
+        gg.tl.gradients(a, genes, log_mean=True)
+    a.uns["log1p"] = {"base": None}
+    assert gg.tl.gradients(a, genes, copy=True).uns["genegrad"]["gradients"]["log_mean"] is False  # negatives
+    a.X = a.X + 52.0  # above 50: unlogged (and said so)
+    with pytest.warns(gg.GenegradWarning, match="not log-transformed"):
+        assert gg.tl.gradients(a, genes, copy=True).uns["genegrad"]["gradients"]["log_mean"] is False
+    with pytest.warns(gg.GenegradWarning), pytest.raises(ValueError, match=r"span \[51, "):
+        gg.tl.gradients(a, genes, log_mean=True)
+
+
+def test_log_mean_for_the_tf_idf_of_peaks():
+    adata = gg.datasets.synthetic("cycle", n_cells=300, n_genes=300, depth=300, library_sd=0.6, rng=0)
+    gg.pp.preprocess_atac(adata, n_comps=10, min_cells=1)
+    gg.pp.manifold(adata, use_rep="X_lsi", n_dims=1, n_neighbors=15)
+    gg.tl.gradients(adata, list(adata.var_names[:3]))
+    assert "log1p" not in adata.uns
+    assert adata.uns["genegrad"]["gradients"]["log_mean"] is True

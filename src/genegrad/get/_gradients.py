@@ -168,7 +168,8 @@ class _Reader:
             raise ValueError(msg)
         if self._model is None:
             self._model = load_model(self.adata, self.key)
-        part = self._model.gradients(F, with_se=bool(self.info.get("with_se", True)), scales=[scale])
+        part = self._model.gradients(F, with_se=bool(self.info.get("with_se", True)), scales=[scale],
+                                     log_mean=bool(self.info.get("log_mean", False)))
         self._computed[memo] = part
         return part
 

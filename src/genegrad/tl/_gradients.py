@@ -35,6 +35,7 @@ def gradients(
     genes: Sequence[str] | None = None,
     *,
     layer: str | None = None,
+    log_mean: bool | None = None,
     with_se: bool = True,
     store: str = "recompute",
     path: str | None = None,
@@ -61,6 +62,15 @@ def gradients(
         Genes to differentiate; by default the highly variable genes (``var['highly_variable']``), else all.
     layer
         Layer holding the signal; ``X`` by default.
+    log_mean
+        Differentiate the log of the local mean, ``log1p(P^t expm1(x))``, rather than the local mean of the log
+        signal ``x``: the gradient of ``expm1(x)`` (the normalised counts) divided by ``1 +`` its smoothed value
+        (delta method), the standard errors likewise. On sparse counts the mean of ``log1p`` is flatter than
+        ``log1p`` of the mean, and only the latter is the log expression the standard errors can cover. Needs
+        ``x = log1p`` of a non-negative signal, as :func:`genegrad.pp.preprocess` and
+        :func:`genegrad.pp.preprocess_atac` write. ``None``: when the signal is ``X`` and ``adata`` records it as
+        ``log1p`` (``uns['log1p']``, written by scanpy's and genegrad's preprocessing, or the TF-IDF of
+        :func:`genegrad.pp.preprocess_atac`) and its values lie in ``[0, 50]``.
     with_se
         Also compute standard errors (noise variance of each local fit at scale 0, propagated to every scale).
     store
@@ -107,8 +117,8 @@ def gradients(
       differentiated): the coarsest scale whose gradients stay within the 95% balls of every finer scale's in
       90% of the cells (Lepski's rule). Read them with ``genegrad.get.gradients(..., scale='auto')`` and their
       standard errors with :func:`genegrad.get.gradients_se`;
-    - ``adata.uns['genegrad']['gradients']``: ``genes``, ``layer``, ``scales``, ``store`` and ``signal_sums`` (a
-      fingerprint of each gene's signal, checked when the gradients are recomputed).
+    - ``adata.uns['genegrad']['gradients']``: ``genes``, ``layer``, ``log_mean``, ``scales``, ``store`` and
+      ``signal_sums`` (a fingerprint of each gene's signal, checked when the gradients are recomputed).
 
     Examples
     --------
@@ -136,6 +146,7 @@ def gradients(
     genes = default_genes(adata, genes)
     # row-major as stored: the chunks read it in place (all genes in order: no copy at all)
     Fsel = read_signal(adata, layer, gene_positions(adata, genes), by_column=False)
+    log_mean = resolve_log_mean(adata, Fsel, layer, log_mean=log_mean)
     n, d, T, G = adata.n_obs, model.n_dims_, len(model.scales_), len(genes)
     # the budget counts everything this call holds: the model, a copy of the signal if one was made, the result
     # (in memory) and the chunks in flight
@@ -168,7 +179,8 @@ def gradients(
     choice = np.zeros(G, dtype=np.int64) if with_se else None  # each gene's recommended scale, by index
     bar = progress_bar(progress, total=G_run, desc="gradients")
     try:
-        for part in model.iter_gradients(Fsel if G_run else Fsel[:, :0], chunk_size=chunk, with_se=with_se, **options):
+        for part in model.iter_gradients(Fsel if G_run else Fsel[:, :0], chunk_size=chunk, with_se=with_se,
+                                         log_mean=log_mean, **options):
             if sink is not None:
                 sink.write(part.start, part.gradients, part.se)
             elif grads is not None:
@@ -203,10 +215,36 @@ def gradients(
     elif _keys.scale(key) in target.var:  # no standard errors, no recommended scale: the old one would be stale
         del target.var[_keys.scale(key)]
     target.uns[key]["gradients"] = {
-        "genes": np.array(genes, dtype=object), "layer": layer or "X",
+        "genes": np.array(genes, dtype=object), "layer": layer or "X", "log_mean": bool(log_mean),
         "scales": np.array(model.scales_, dtype=int), "with_se": bool(with_se), "store": store,
         "signal_sums": signal_sums(Fsel, adata.obs_names),
         **({"path": str(path), "store_id": sink.id} if sink is not None else {}),
     }
     logger.info("added `adata.uns['%s']['gradients']`", key)
     return target if copy else None
+
+
+#: Largest value of a signal taken for ``log1p`` of normalised counts (``expm1`` of it is 5e21; float32 ends at 88).
+LOG1P_MAX = 50.0
+
+
+def resolve_log_mean(adata: ad.AnnData, F, layer: str | None, *, log_mean: bool | None) -> bool:
+    """``log_mean`` as given, checked against the signal ``F``; ``None``: whether ``X`` is recorded as ``log1p``."""
+    from scipy import sparse
+
+    name = "adata.X" if layer is None else f"adata.layers['{layer}']"
+    values = F.data if sparse.issparse(F) else np.asarray(F)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    fits = low >= 0 and high <= LOG1P_MAX
+    if log_mean is None:
+        recorded = "log1p" in adata.uns or adata.uns.get(_keys.PREPROCESS, {}).get("modality") == "atac"
+        log_mean = layer is None and recorded and fits
+        logger.info("differentiating the log of the local mean of `%s`: %s", name, log_mean)
+        return log_mean
+    if log_mean and not fits:
+        msg = (f"`log_mean=True` needs `{name}` to be log1p of normalised counts (values in [0, {LOG1P_MAX:g}]), but "
+               f"its values span [{low:.3g}, {high:.3g}] (scaled, centred or unlogged data?). Pass the "
+               "log-normalised expression (`genegrad.pp.preprocess`), or `log_mean=False` to differentiate this "
+               "signal as it is.")
+        raise ValueError(msg)
+    return bool(log_mean)
