@@ -154,6 +154,7 @@ def gradients(
     held = model.nbytes + (0 if Fsel is stored else signal_nbytes(Fsel))
     out_bytes = n * G * 4 * (d * T + (T if with_se else 0)) if store == "obsm" else 0
     per_gene_work = n * 8 * (d * T + T + 8)  # float64 temporaries of one gene (scales, residuals)
+    per_gene_work += n * 4 * (T + 1) if log_mean else 0  # float32 local means at every scale, one in flight
     in_flight = 2 * n_threads(n_jobs)  # chunks computed ahead of the consumer
     if held + out_bytes + per_gene_work * in_flight > memory_gb * _GB:
         msg = (f"The gradients of {G} genes over {n} cells, {d} dims and {T} scales need "
