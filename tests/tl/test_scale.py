@@ -23,10 +23,10 @@ def test_lepski_scales_by_hand():
     # gene 0: the same gradient at every scale -> the coarsest scale
     # gene 1: scale 2 moves by 2 > 0.98 in every cell -> scale 1
     g[:, 1, 0, 2] = 3.0
-    # gene 2: scale 2 moves in 1 cell of 20 (5% <= alpha = 10%) -> scale 2
+    # gene 2: scale 2 moves in 1 cell of 20 (5% <= alpha = 20%) -> scale 2
     g[0, 2, 0, 2] = 3.0
-    # gene 3: scale 2 moves in 3 cells of 20 (15% > 10%) -> scale 1
-    g[:3, 3, 0, 2] = 3.0
+    # gene 3: scale 2 moves in 5 cells of 20 (25% > 20%) -> scale 1
+    g[:5, 3, 0, 2] = 3.0
     # gene 4: scale 1 moves everywhere, scale 2 is back at scale 0's value; a rejected scale ends the search -> 0
     g[:, 4, 0, 1] = 3.0
     np.testing.assert_array_equal(lepski_scales(g, se), [2, 1, 2, 1, 0])
@@ -41,15 +41,31 @@ def test_lepski_scales_by_hand():
     assert lepski_scales(g5, se5)[0] == 2
     se5[:, :, 0] = 0.1
     assert lepski_scales(g5, se5)[0] == 1
-    # edges: a share of exactly alpha (2 cells of 20) is allowed; a move of exactly the radius is inside the ball;
+    # edges: a share of exactly alpha (4 cells of 20) is allowed; a move of exactly the radius is inside the ball;
     # a move of 0.9 is inside d = 1's radius 0.98 (and would not be inside 3-D's 0.81)
     r = ball_factor(1) * 0.5
     e = np.zeros((n, 3, 1, T))
-    e[:2, 0, 0, 2] = 3.0
+    e[:4, 0, 0, 2] = 3.0
     e[:, 1, 0, 2] = r
     e[:, 2, 0, 2] = 0.9
     np.testing.assert_array_equal(lepski_scales(e, np.full((n, 3, T), 0.5)), [2, 2, 2])
 
+
+
+def test_cells_without_noise_at_the_finer_scale_do_not_vote():
+    # 20 cells, d = 1, scales 0 and 1; at scale 0 ten cells have se 0 (a neighbourhood of one value): a ball of
+    # one point, which any move leaves. Gene 0: only those ten move -> scale 1. Gene 1: 3 of the 10 voting cells
+    # move (30% > 20%; 15% of all 20 cells would pass) -> scale 0. Gene 2: 2 of the 10 (20%) -> scale 1.
+    n = 20
+    g = np.zeros((n, 3, 1, 2))
+    se = np.full((n, 3, 2), 0.5)
+    se[10:, :, 0] = 0.0
+    g[10:, 0, 0, 1] = 3.0
+    g[:3, 1, 0, 1] = 3.0
+    g[:2, 2, 0, 1] = 3.0
+    np.testing.assert_array_equal(lepski_scales(g, se), [1, 0, 1])
+    # a gene with no voting cell at all (constant around every cell) takes the coarsest scale
+    np.testing.assert_array_equal(lepski_scales(np.ones((n, 1, 1, 2)), np.zeros((n, 1, 2))), [1])
 
 def test_widened_se_by_hand():
     # d = 2: distance 5 between (3, 4) and the origin, c = sqrt(-ln 0.05) -> se + 5 / c

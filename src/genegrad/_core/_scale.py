@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 
 #: A coarser scale is kept while its gradient stays within ``KAPPA`` times the 95% ball of every finer one ...
 KAPPA = 1.0
-#: ... in all but this share of the cells.
-ALPHA = 0.1
+#: ... in all but this share of the cells whose finer-scale standard error is not zero.
+ALPHA = 0.2
 
 
 def ball_factor(d: int) -> float:
@@ -29,8 +29,10 @@ def lepski_scales(gradients: NDArray, se: NDArray, *, kappa: float = KAPPA, alph
 
     Scale ``k`` is accepted when scale ``k - 1`` was and, for every finer scale ``j < k``, the gradients at ``k``
     lie within ``kappa`` times the 95% ball of those at ``j`` (radius ``ball_factor(d) * se_j``) in all but a
-    share ``alpha`` of the cells. Coarser scales average more cells (smaller variance) but bias the gradient where
-    the signal curves; the rule stops before the bias exceeds the finer scales' noise.
+    share ``alpha`` of the cells where ``se_j > 0``. Coarser scales average more cells (smaller variance) but
+    bias the gradient where the signal curves; the rule stops before the bias exceeds the finer scales' noise. A
+    cell whose standard error at ``j`` is zero (its neighbourhood holds one value of the gene, e.g. no count at
+    all) has a ball of one point and no evidence about the bias: it does not vote.
 
     Parameters
     ----------
@@ -39,7 +41,7 @@ def lepski_scales(gradients: NDArray, se: NDArray, *, kappa: float = KAPPA, alph
     se
         ``(cells, genes, scales)``: standard error of each gradient's length.
     kappa, alpha
-        Tolerance of the ball and share of cells allowed outside it.
+        Tolerance of the ball and share of the voting cells allowed outside it.
 
     Returns
     -------
@@ -52,7 +54,9 @@ def lepski_scales(gradients: NDArray, se: NDArray, *, kappa: float = KAPPA, alph
         ok = choice == k - 1
         for j in range(k):
             dist = np.linalg.norm(gradients[..., k] - gradients[..., j], axis=2)
-            ok &= np.mean(dist > kappa * c * se[..., j], axis=0) <= alpha
+            voting = se[..., j] > 0
+            outside = (dist > kappa * c * se[..., j]) & voting
+            ok &= outside.sum(axis=0) <= alpha * voting.sum(axis=0)
         choice[ok] = k
     return choice
 
