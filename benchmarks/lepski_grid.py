@@ -1,0 +1,119 @@
+"""The recommended scale's tolerance: Lepski's share ``alpha`` and who votes, on a grid, per data set.
+
+For each set of ``second_opinion.py`` (2,000 cells x 400 features) and each rule: the median cosine at the
+recommended scale against the best fixed scale's (the issue's target: at least as high), the coverage of the 95%
+intervals of ``get.gradients_se(scale='auto')`` and their median width relative to the finest scale's. Rules:
+``alpha`` in 0.1, 0.2, 0.3, 0.5; every cell votes, or only cells whose finer-scale standard error is not zero.
+The gradients are computed once per set (genegrad's defaults); only the choice of scale changes.
+
+Choose on development data (``--only a,b``), then report the proof family (``--only c``).
+
+    python benchmarks/lepski_grid.py --only a,b
+    python benchmarks/lepski_grid.py --only c
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import genegrad as gg
+from genegrad._core import _scale
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import record
+from gradient_recovery import cosines
+from second_opinion import DATA, FAMILY, N_FEATURES
+
+ALPHAS = (0.1, 0.2, 0.3, 0.5)
+
+
+def choose(gradients, se, *, alpha, everyone):
+    """Lepski's rule with share ``alpha``; ``everyone``: cells with a zero standard error vote too (the old rule)."""
+    if not everyone:
+        return _scale.lepski_scales(gradients, se, alpha=alpha)
+    c = _scale.ball_factor(gradients.shape[2])
+    choice = np.zeros(gradients.shape[1], dtype=np.int64)
+    for k in range(1, gradients.shape[3]):
+        ok = choice == k - 1
+        for j in range(k):
+            dist = np.linalg.norm(gradients[..., k] - gradients[..., j], axis=2)
+            ok &= np.mean(dist > c * se[..., j], axis=0) <= alpha
+        choice[ok] = k
+    return choice
+
+
+def evaluate(adata, modality):
+    if modality == "rna":
+        gg.pp.preprocess(adata, n_top_genes=N_FEATURES, n_comps=30)
+        rep = "X_pca"
+    else:
+        gg.pp.preprocess_atac(adata, n_comps=31)
+        rep = "X_lsi"
+    gg.pp.manifold(adata, use_rep=rep)
+    genes = list(adata.var_names)
+    gg.tl.gradients(adata, genes, store="obsm")
+    true = gg.datasets.true_gradients(adata, genes, basis=rep)
+    target = gg.datasets.true_gradients(adata, genes, basis=rep, signal="log1p")
+    nt = np.linalg.norm(true, axis=2)
+    structured = ~adata.var["flat"].to_numpy(bool)
+    mask = (nt >= 0.1 * np.percentile(nt, 95, axis=0)) & structured[None, :]
+    G = adata.obsm["genegrad_gradients"].astype(np.float64)
+    SE = adata.obsm["genegrad_gradients_se"].astype(np.float64)
+    frames = adata.obsm["genegrad_frames"].astype(np.float64)
+    c = _scale.ball_factor(G.shape[2])
+    scales = [int(t) for t in adata.uns["genegrad"]["scales"]]
+
+    def pushed(g):
+        return np.einsum("npd,ngd->ngp", frames, g)
+
+    fixed = {t: float(np.median(cosines(pushed(G[..., i]), true, mask))) for i, t in enumerate(scales)}
+    best = max(fixed, key=fixed.get)
+    rows = []
+    for everyone in (True, False):
+        for alpha in ALPHAS:
+            choice = choose(G, SE, alpha=alpha, everyone=everyone)
+            auto = np.empty_like(G[..., 0])
+            se = np.empty_like(SE[..., 0])
+            for k in np.unique(choice):
+                cols = choice == k
+                auto[:, cols] = G[:, cols][..., k]
+                se[:, cols] = _scale.widened_se(G[:, cols][..., k], G[:, cols][..., 0], SE[:, cols][..., 0])
+            est = pushed(auto)
+            rows.append({
+                "voters": "every cell" if everyone else "se > 0", "alpha": alpha,
+                "cosine auto": round(float(np.median(cosines(est, true, mask))), 3),
+                "best fixed (t)": f"{fixed[best]:.3f} ({best})",
+                "coverage auto": round(float(np.mean((np.linalg.norm(est - target, axis=2) <= c * se)[mask])), 3),
+                "width / t=0": round(float(np.median((se / np.maximum(SE[..., 0], 1e-30))[mask])), 2),
+                "auto scales (median)": float(np.median(np.asarray(scales)[choice][structured])),
+            })
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="a,b")
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    rows = []
+    for fam in args.only.split(","):
+        for name, make in DATA[fam].items():
+            adata, modality = make()
+            print(f"{name}: {adata.n_obs} cells x {adata.n_vars} features", flush=True)
+            rows += [{"family": FAMILY[fam], "data": name, **r} for r in evaluate(adata, modality)]
+    table = pd.DataFrame(rows).to_markdown(index=False)
+    print(table)
+    if not args.no_record:
+        record("Recommended scale: Lepski's share and voters", f"python benchmarks/lepski_grid.py --only {args.only}",
+               table, notes=("Chosen on development data (a, b): the rule whose auto cosine falls least below the "
+                             "best fixed scale's on any set. The default is `se > 0`, alpha 0.2."),
+               pkgs=("scdesigner",))
+
+
+if __name__ == "__main__":
+    main()
