@@ -115,8 +115,9 @@ def gradients(
       :func:`genegrad.get.gradients` and :func:`genegrad.get.gradients_se`;
     - ``adata.var['genegrad_scale']``: each gene's recommended scale (with ``with_se``; NaN for genes not
       differentiated): the coarsest scale whose gradients stay within the 95% balls of every finer scale's in
-      90% of the cells (Lepski's rule). Read them with ``genegrad.get.gradients(..., scale='auto')`` and their
-      standard errors with :func:`genegrad.get.gradients_se`;
+      80% of the cells (Lepski's rule; cells whose finer-scale standard error is zero do not count). Read them
+      with ``genegrad.get.gradients(..., scale='auto')`` and their standard errors with
+      :func:`genegrad.get.gradients_se`;
     - ``adata.uns['genegrad']['gradients']``: ``genes``, ``layer``, ``log_mean``, ``scales``, ``store`` and
       ``signal_sums`` (a fingerprint of each gene's signal, checked when the gradients are recomputed).
 
