@@ -484,14 +484,17 @@ class GradientModel:
         inv = self._inverse  # back to the cells' own order, one scale at a time
         X0, Xb, t_cur = X, ops.put(X), 0
         denom = np.ones((n, g, len(scales)), dtype=np.float32) if log_mean else None  # 1 + P^t m, cells' order
+        one_step = None  # P m, made at t = 0 for the denominators and reused as the signal at t = 1
         for j, t in enumerate(scales):
             while t_cur < t:
-                Xb = ops.mm("P", Xb)
+                Xb = one_step if t_cur == 0 and one_step is not None else ops.mm("P", Xb)
                 t_cur += 1
             G = ops.get(ops.mm(f"D{t}", Xb)).reshape(n, d, g)
             grads[:, :, :, j] = G[inv].transpose(0, 2, 1)
             if denom is not None:
-                mean = ops.get(Xb if t > 0 else ops.mm("P", Xb))[inv]
+                if t == 0:
+                    one_step = ops.mm("P", Xb)
+                mean = ops.get(Xb if t > 0 else one_step)[inv]
                 denom[:, :, j] = 1.0 + np.maximum(mean, 0.0)
                 grads[:, :, :, j] /= denom[:, :, j, None]
             if signals is not None:
