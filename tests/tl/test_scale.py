@@ -51,7 +51,6 @@ def test_lepski_scales_by_hand():
     np.testing.assert_array_equal(lepski_scales(e, np.full((n, 3, T), 0.5)), [2, 2, 2])
 
 
-
 def test_cells_without_noise_at_the_finer_scale_do_not_vote():
     # 20 cells, d = 1, scales 0 and 1; at scale 0 ten cells have se 0 (a neighbourhood of one value): a ball of
     # one point, which any move leaves. Gene 0: only those ten move -> scale 1. Gene 1: 3 of the 10 voting cells
@@ -66,6 +65,7 @@ def test_cells_without_noise_at_the_finer_scale_do_not_vote():
     np.testing.assert_array_equal(lepski_scales(g, se), [1, 0, 1])
     # a gene with no voting cell at all (constant around every cell) takes the coarsest scale
     np.testing.assert_array_equal(lepski_scales(np.ones((n, 1, 1, 2)), np.zeros((n, 1, 2))), [1])
+
 
 def test_widened_se_by_hand():
     # d = 2: distance 5 between (3, 4) and the origin, c = sqrt(-ln 0.05) -> se + 5 / c
