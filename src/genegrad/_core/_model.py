@@ -495,7 +495,7 @@ class GradientModel:
                 if t == 0:
                     one_step = ops.mm("P", Xb)
                 mean = ops.get(Xb if t > 0 else one_step)[inv]
-                denom[:, :, j] = 1.0 + np.maximum(mean, 0.0)
+                denom[:, :, j] = 1.0 + mean  # > 0: expm1 > -1, and P averages
                 grads[:, :, :, j] /= denom[:, :, j, None]
             if signals is not None:
                 signals[:, :, j] = ops.get(Xb)[inv] if denom is None else np.log(denom[:, :, j])
