@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import genegrad as gg
 from genegrad._core import _scale
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import record
 from gradient_recovery import cosines
-from second_opinion import DATA, FAMILY, N_FEATURES
+from second_opinion import FAMILY, differentiated, each_set
 
 ALPHAS = (0.1, 0.2, 0.3, 0.5)
 
@@ -48,20 +47,7 @@ def choose(gradients, se, *, alpha, everyone):
 
 
 def evaluate(adata, modality):
-    if modality == "rna":
-        gg.pp.preprocess(adata, n_top_genes=N_FEATURES, n_comps=30)
-        rep = "X_pca"
-    else:
-        gg.pp.preprocess_atac(adata, n_comps=31)
-        rep = "X_lsi"
-    gg.pp.manifold(adata, use_rep=rep)
-    genes = list(adata.var_names)
-    gg.tl.gradients(adata, genes, store="obsm")
-    true = gg.datasets.true_gradients(adata, genes, basis=rep)
-    target = gg.datasets.true_gradients(adata, genes, basis=rep, signal="log1p")
-    nt = np.linalg.norm(true, axis=2)
-    structured = ~adata.var["flat"].to_numpy(bool)
-    mask = (nt >= 0.1 * np.percentile(nt, 95, axis=0)) & structured[None, :]
+    _, _, true, target, mask, structured, _ = differentiated(adata, modality)
     G = adata.obsm["genegrad_gradients"].astype(np.float64)
     SE = adata.obsm["genegrad_gradients_se"].astype(np.float64)
     frames = adata.obsm["genegrad_frames"].astype(np.float64)
@@ -101,11 +87,8 @@ def main():
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     rows = []
-    for fam in args.only.split(","):
-        for name, make in DATA[fam].items():
-            adata, modality = make()
-            print(f"{name}: {adata.n_obs} cells x {adata.n_vars} features", flush=True)
-            rows += [{"family": FAMILY[fam], "data": name, **r} for r in evaluate(adata, modality)]
+    for fam, name, adata, modality in each_set(args.only):
+        rows += [{"family": FAMILY[fam], "data": name, **r} for r in evaluate(adata, modality)]
     table = pd.DataFrame(rows).to_markdown(index=False)
     print(table)
     if not args.no_record:
