@@ -4,7 +4,9 @@ Every method gets the same preprocessed data, the same terminal cells and (where
 cell; progenitor labels are hidden from all of them. Scored by the AUROC of each method's probability of one
 fate against the truth (or proxy) on the early cells. Also: cross-validated classifiers with the true fates, on
 expression alone vs genegrad's gradient features (how much fate information the gradients add). Wall time and
-peak traced memory (tracemalloc: Python and numpy allocations) of each method in the same run.
+peak traced memory (tracemalloc: Python and numpy allocations) of each method in the same run. On the real data,
+each AUROC's standard error and genegrad's difference to each method with its paired standard error, from 500
+bootstrap resamples of the scored cells (the same resamples for every method).
 
 Needs the peers: ``pip install -e ".[bench]"`` (cellrank, palantir).
 
@@ -47,6 +49,41 @@ def measured(fn, *args, **kwargs):
 
 
 # ----------------------------------------------------------------------------------------------- methods
+BOOTSTRAP = 500
+
+
+def auroc_with_bootstrap(truth, score, *, seed=0):
+    """``{'AUROC': ..., 'boot': (BOOTSTRAP,)}``: the AUROC and its values on resampled cells.
+
+    The resamples (cells drawn with replacement, ``seed`` fixed) are the same for every method scored on the same
+    cells, so differences between methods can be bootstrapped paired.
+    """
+    truth, score = np.asarray(truth), np.asarray(score)
+    rng = np.random.default_rng(seed)
+    boot = np.empty(BOOTSTRAP)
+    for b in range(BOOTSTRAP):
+        idx = rng.integers(0, truth.size, truth.size)
+        boot[b] = roc_auc_score(truth[idx], score[idx]) if truth[idx].min() != truth[idx].max() else np.nan
+    return {"AUROC": roc_auc_score(truth, score), "boot": boot}
+
+
+def paired_errors(table):
+    """Per real data set: each method's bootstrap SE, and genegrad minus it with the paired bootstrap SE."""
+    out = []
+    for dataset, part in table.dropna(subset=["boot"]).groupby("dataset", sort=False):
+        ref = part[part["method"] == "genegrad"]
+        if ref.empty:
+            continue
+        ref_boot = ref["boot"].iloc[0]
+        for _, row in part.iterrows():
+            diff = ref_boot - row["boot"]
+            out.append({"dataset": dataset, "method": row["method"], "AUROC": round(row["AUROC"], 3),
+                        "SE (bootstrap)": round(float(np.nanstd(row["boot"])), 3),
+                        "genegrad minus this": round(float(ref["AUROC"].iloc[0] - row["AUROC"]), 3),
+                        "its SE (paired bootstrap)": round(float(np.nanstd(diff)), 3)})
+    return pd.DataFrame(out)
+
+
 def run_genegrad(adata, terminal_key, **kwargs):
     a = adata.copy()
     gg.pp.manifold(a, n_neighbors=30)
@@ -221,7 +258,7 @@ def run_paul15():
 
     def score(p):
         ek = np.nan_to_num(p["Ery"].to_numpy() + p["Mk"].to_numpy(), nan=0.5)
-        return roc_auc_score(mep[early], ek[early])
+        return auroc_with_bootstrap(mep[early], ek[early])
 
     root = paul15_root(adata.obsm["X_pca"], cl)  # uns['iroot'] lies in 8Mk, a terminal state
     rows, extra = compare(adata, "terminal", root=root, score=score, dataset="paul15")
@@ -262,7 +299,7 @@ def run_lung():
     root = int(np.argmin(adata.obs["Pseudotime"].to_numpy()))
 
     def score(p):
-        return roc_auc_score(truth[scored], np.nan_to_num(p["AT1"].to_numpy()[scored], nan=0.5))
+        return auroc_with_bootstrap(truth[scored], np.nan_to_num(p["AT1"].to_numpy()[scored], nan=0.5))
 
     rows, extra = compare(adata, "terminal", root=root, score=score, dataset="Treutlein lung (E18.5)")
     drivers = {}
@@ -308,6 +345,8 @@ def main():
             notes.append(f"Treutlein lung drivers of {f} (top 30 of 218 genes): known markers recovered "
                          f"{[g for g in known if g in genes]} of {list(known)}; top 10: {genes[:10]}")
     table = pd.DataFrame(rows)
+    paired = paired_errors(table) if "boot" in table else pd.DataFrame()
+    table = table.drop(columns="boot", errors="ignore")
     num = [c for c in ("AUROC", "wall s", "peak GB") if c in table]
     summary = table.groupby(["dataset", "method"], sort=False)[num].agg(["mean", "std"]).round(3)
     summary.columns = [f"{a} {b}" for a, b in summary.columns]
@@ -317,10 +356,16 @@ def main():
     if len(sup):
         sup_sum = sup.groupby("features", sort=False)[["auroc"]].agg(["mean", "std"]).round(3)
         print(sup_sum)
+    if len(paired):
+        print(paired.to_string(index=False))
     for n in notes:
         print(n)
     if not args.no_record:
         text = summary.to_markdown(index=False) + errors_markdown(table)
+        if len(paired):
+            text += (f"\n\nReal data, uncertainty over the scored cells ({BOOTSTRAP} bootstrap resamples of them, the "
+                     "same for every method): each AUROC's standard error, and genegrad's AUROC minus each method's "
+                     "with the standard error of that difference (paired):\n\n" + paired.to_markdown(index=False))
         if len(sup):
             text += ("\n\nSupervised, with the true fates of the trunk cells (5-fold CV logistic regression, "
                      "mean over seeds):\n\n" + sup_sum.reset_index().to_markdown(index=False))
