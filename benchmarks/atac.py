@@ -155,7 +155,7 @@ GRANJA_TERMINAL = {"07_GMP": "GMP", "17_B": "B", "19_CD8.N": "T"}
 
 
 def granja():
-    from fate import _with_dpt, compare, synthetic_tree
+    from fate import _with_dpt, auroc_with_bootstrap, compare, synthetic_tree
 
     _with_dpt(synthetic_tree(0, n_cells=300, bias=0.0, n_bias=0), 0)  # numba compiles here, untimed
 
@@ -171,7 +171,7 @@ def granja():
     myeloid = (ct == "05_CMP.LMPP").to_numpy()
 
     def score(p):
-        return roc_auc_score(myeloid[early], np.nan_to_num(p["GMP"].to_numpy()[early], nan=0.5))
+        return auroc_with_bootstrap(myeloid[early], np.nan_to_num(p["GMP"].to_numpy()[early], nan=0.5))
 
     rows, _ = compare(adata, "terminal", root=root, score=score, dataset="Granja BM scATAC")
     return rows
@@ -219,9 +219,17 @@ def main():
                          "the same latent positions; 300 structured RNA genes; the truth pushed into each "
                          "manifold's representation (`true_gradients(..., embedding=atac)` for the LSI)."))
     if "granja" in parts:
+        from fate import paired_errors
+
         table = pd.DataFrame(granja())
+        paired = paired_errors(table)
+        table = table.drop(columns="boot")
         print(table.round(3).to_string(index=False))
-        sections.append(("scATAC-seq fate check (Granja bone marrow)", table.round(3).to_markdown(index=False),
+        print(paired.to_string(index=False))
+        text = (table.round(3).to_markdown(index=False) + "\n\nUncertainty over the scored cells (500 bootstrap "
+                "resamples, the same for every method): each AUROC's standard error, and genegrad's AUROC minus each "
+                "method's with the standard error of that difference (paired):\n\n" + paired.to_markdown(index=False))
+        sections.append(("scATAC-seq fate check (Granja bone marrow)", text,
                          "600 cells x 5,000 random peaks; terminal states GMP (07_GMP), B (17_B), T (19_CD8.N); "
                          "AUROC of p(GMP) for 05_CMP.LMPP against 15_CLP.2 cells (a cell-type proxy); every method "
                          "on the same LSI (30 components, the depth one dropped, unit rows), root = the HSC medoid. "
