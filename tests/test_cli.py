@@ -18,9 +18,10 @@ def test_run_passes_its_options_through(tmp_path):
     a.write_h5ad(src)
     genes = [str(g) for g in a.var_names[[3, 1, 7]]]
     assert main(["run", str(src), "-o", str(out), "--scales", "0,3", "--n-dims", "1", "--n-neighbors", "12",
-                 "--genes", ",".join(genes), "--store", "zarr", "--store-path", str(store)]) == 0
+                 "--genes", ",".join(genes), "--store", "zarr", "--store-path", str(store), "--no-log-mean"]) == 0
     back = ad.read_h5ad(out)
     info = back.uns["genegrad"]
+    assert info["gradients"]["log_mean"] is False  # preprocessed here, so it would be on by default
     assert [int(t) for t in info["scales"]] == [0, 3]
     assert int(info["n_dims"]) == 1
     assert int(info["params"]["n_neighbors"]) == 12

@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", default=None, help="dask scheduler address (with --backend dask)")
     run.add_argument("--memory", type=float, default=None,
                      help="memory budget of the gradients in GB (default: half of the memory available)")
+    run.add_argument("--log-mean", action=argparse.BooleanOptionalAction, default=None,
+                     help="differentiate the log of the local mean expression (default: when X is log1p, as "
+                          "preprocessing writes it) or, with --no-log-mean, the smoothed log signal")
     run.add_argument("--store", default="recompute", choices=["recompute", "obsm", "zarr"],
                      help="recompute the gradients when read (default: a small h5ad), keep the tensor in the "
                           "h5ad (obsm), or stream it to a zarr store")
@@ -206,8 +209,9 @@ def _run(args) -> int:
         gg.pp.manifold(adata, use_rep=plan["rep"], n_neighbors=args.n_neighbors, n_dims=args.n_dims,
                        scales=plan["scales"])
     with step("gradients"):
-        gg.tl.gradients(adata, plan["genes"], backend=args.backend, scheduler=args.scheduler,
-                        memory_gb=args.memory, store=args.store, path=plan["store_path"], progress=bars)
+        gg.tl.gradients(adata, plan["genes"], log_mean=args.log_mean, backend=args.backend,
+                        scheduler=args.scheduler, memory_gb=args.memory, store=args.store, path=plan["store_path"],
+                        progress=bars)
     if args.patterns:
         with step("patterns"):
             gg.tl.patterns(adata, plan["genes"], backend=args.backend, scheduler=args.scheduler, progress=bars)
