@@ -12,7 +12,7 @@ import pytest
 from conftest import flat_plane
 
 from genegrad import GradientModel
-from genegrad._core import _model
+from genegrad._core import _model, _threads
 
 SIGMA = 0.5
 
@@ -192,7 +192,7 @@ def test_bounded_submission_keeps_order_and_limits_what_is_in_flight():
             state["most"] = max(state["most"], state["open"])
         return Done(fn(s))
 
-    out = list(_model._bounded(submit, lambda s: s * 10, range(7), 3))
+    out = list(_threads.bounded(submit, lambda s: s * 10, range(7), 3))
     assert out == [0, 10, 20, 30, 40, 50, 60]
     assert state["most"] == 3
     assert state["open"] == 0

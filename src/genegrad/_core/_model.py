@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
-from . import _backend, _columns, _frames, _graph, _operator
-from ._threads import n_threads
+from . import _backend, _columns, _dask, _frames, _graph, _operator
+from ._threads import bounded, n_threads
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -363,8 +363,8 @@ class GradientModel:
 
         scales = self._check_scales(scales)
         if backend == "dask":
-            yield from self._iter_dask(block, starts, client=client, with_se=with_se, with_signals=with_signals,
-                                       reduce=reduce, scales=scales, log_mean=log_mean)
+            yield from _dask.iter_chunks(self, block, starts, client=client, with_se=with_se,
+                                         with_signals=with_signals, reduce=reduce, scales=scales, log_mean=log_mean)
             return
         ops = self._ops(backend, device)
 
@@ -380,38 +380,7 @@ class GradientModel:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as pool:
-            yield from _bounded(pool.submit, task, starts, 2 * workers)
-
-    def _iter_dask(self, block, starts, *, client, with_se: bool, with_signals: bool, reduce,
-                   scales: list[int], log_mean: bool = False) -> Iterator[Any]:
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError as err:
-            msg = "backend='dask' needs dask.distributed: `pip install 'dask[distributed]'`."
-            raise ImportError(msg) from err
-        own = None
-        if client is None:
-            # dashboard on a free port: dashboard_address=None still binds 8787, and two runs would collide
-            own = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"))
-            client = own
-        try:
-            # the operator travels once, and so does the reducer with whatever arrays it holds; under a key of
-            # their own (hash=False): scattered again under the same content-hashed key, as a second call would,
-            # the earlier call's futures, released late, can drop the data this call's tasks depend on ("lost
-            # dependencies")
-            model = client.scatter(self, broadcast=True, hash=False)
-            if reduce is not None:
-                reduce = client.scatter(reduce, broadcast=True, hash=False)
-            slots = max(1, 2 * sum(client.nthreads().values()))
-
-            def submit(fn, s):
-                return client.submit(fn, model, block(s), s, with_se, with_signals, reduce, scales, log_mean,
-                                     pure=False)
-
-            yield from _bounded(submit, _dask_chunk, starts, slots)
-        finally:
-            if own is not None:
-                own.close()
+            yield from bounded(pool.submit, task, starts, 2 * workers)
 
     def _ops(self, backend: str, device: str | None = None):
         """The product backend, built once per (backend, device) and kept."""
@@ -600,24 +569,3 @@ class GradientModel:
         flat = tangent.reshape(n, -1, self.n_dims_)
         out = np.einsum("npd,ngd->ngp", self.frames_, flat)
         return out.reshape(*tangent.shape[:-1], self.frames_.shape[1])
-
-
-def _bounded(submit, fn, starts, slots: int) -> Iterator[Any]:
-    """Submit ``fn(s)`` for every start, at most ``slots`` in flight, and yield the results in order."""
-    from collections import deque
-
-    pending: deque = deque()
-    for s in starts:
-        pending.append(submit(fn, s))
-        if len(pending) >= slots:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
-
-
-def _dask_chunk(model: GradientModel, F, start: int, with_se: bool, with_signals: bool, reduce,
-                scales: list[int] | None, log_mean: bool) -> Any:
-    """One gene chunk on a dask worker (numpy backend there), reduced there when ``reduce`` is given."""
-    chunk = model.gradients_chunk(F, start=start, with_se=with_se, with_signals=with_signals, scales=scales,
-                                  log_mean=log_mean)
-    return chunk if reduce is None else reduce(model, chunk)

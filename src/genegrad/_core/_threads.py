@@ -6,7 +6,8 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any
 
 
 def n_threads(n_jobs: int | None) -> int:
@@ -38,3 +39,20 @@ def for_blocks(fn: Callable[[int, int], None], n: int, block: int, *, n_jobs: in
     with threadpool_limits(limits=1), ThreadPoolExecutor(workers) as pool:
         for future in [pool.submit(fn, s, min(s + block, n)) for s in starts]:
             future.result()  # re-raises a block's error
+
+
+def bounded(submit: Callable, fn: Callable, starts: Iterable[int], slots: int) -> Iterator[Any]:
+    """Submit ``fn(s)`` for every start, at most ``slots`` in flight, and yield the results in order.
+
+    ``submit(fn, s)`` returns a future (a thread pool's ``submit``, or a dask client's); memory stays bounded
+    whatever the consumer does with the results.
+    """
+    from collections import deque
+
+    pending: deque = deque()
+    for s in starts:
+        pending.append(submit(fn, s))
+        if len(pending) >= slots:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
