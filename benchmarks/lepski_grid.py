@@ -32,18 +32,14 @@ ALPHAS = (0.1, 0.2, 0.3, 0.5)
 
 
 def choose(gradients, se, *, alpha, everyone):
-    """Lepski's rule with share ``alpha``; ``everyone``: cells with a zero standard error vote too (the old rule)."""
-    if not everyone:
-        return _scale.lepski_scales(gradients, se, alpha=alpha)
-    c = _scale.ball_factor(gradients.shape[2])
-    choice = np.zeros(gradients.shape[1], dtype=np.int64)
-    for k in range(1, gradients.shape[3]):
-        ok = choice == k - 1
-        for j in range(k):
-            dist = np.linalg.norm(gradients[..., k] - gradients[..., j], axis=2)
-            ok &= np.mean(dist > c * se[..., j], axis=0) <= alpha
-        choice[ok] = k
-    return choice
+    """Lepski's rule with share ``alpha``; ``everyone``: cells with a zero standard error vote too (the old rule).
+
+    A voting cell of zero standard error is one whose ball is a point: the smallest positive float in its place
+    makes it vote and leaves any real move outside its ball.
+    """
+    if everyone:
+        se = np.where(se > 0, se, np.finfo(np.float64).tiny)
+    return _scale.lepski_scales(gradients, se, alpha=alpha)
 
 
 def evaluate(adata, modality):
