@@ -359,6 +359,8 @@ def test_log_mean_follows_what_the_data_record(plane_adata, caplog):
     assert "adata.layers['other']`: False" in caplog.text
     del a.uns["log1p"]
     assert gg.tl.gradients(a, genes, copy=True).uns["genegrad"]["gradients"]["log_mean"] is False
+    with pytest.raises(TypeError, match=r"`log_mean` must be True, False or None .*not 'yes'"):
+        gg.tl.gradients(a, genes, log_mean="yes")
     # asked for explicitly, on a signal that cannot be log1p of counts
     a.X = (a.X.toarray() if sparse.issparse(a.X) else a.X) - 1.0
     with pytest.raises(ValueError, match=r"`log_mean=True` needs `adata.X` to be log1p of normalised counts "

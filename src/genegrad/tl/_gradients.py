@@ -234,6 +234,10 @@ def resolve_log_mean(adata: ad.AnnData, F, layer: str | None, *, log_mean: bool 
     """``log_mean`` as given, checked against the signal ``F``; ``None``: whether ``X`` is recorded as ``log1p``."""
     from scipy import sparse
 
+    if log_mean is not None and not isinstance(log_mean, bool | np.bool_):
+        msg = f"`log_mean` must be True, False or None (decided from the data), not {log_mean!r}."
+        raise TypeError(msg)
+
     name = "adata.X" if layer is None else f"adata.layers['{layer}']"
     values = F.data if sparse.issparse(F) else np.asarray(F)
     low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
