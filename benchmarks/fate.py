@@ -178,6 +178,8 @@ def compare(adata, terminal_key, *, root, score, dataset, seed=None):
                                                                                    coarse_scale=8),
         "genegrad, fine step whatever its agreement (min_fine_agreement=None)": lambda: run_genegrad(
             adata, terminal_key, root=root, min_fine_agreement=None),
+        "genegrad, fine step unless an agreement is below -0.2 (the default until 2026-12-06)": lambda: run_genegrad(
+            adata, terminal_key, root=root, min_fine_agreement=-0.2),
         "genegrad, fine step at full weight (fine_weight=1; the default until 2026-12-05)": lambda: run_genegrad(
             adata, terminal_key, root=root, fine_weight=1.0),
         "genegrad, tilted chain (beta=3; the default until 2026-12-04)": lambda: run_genegrad(
@@ -385,7 +387,7 @@ def main():
                       "step's residuals f - P^t f at t = 8 (the largest scale; the default before 2026-11-25) "
                       "instead of t = 2. 'min_fine_agreement=None': the fine-scale step runs even where a fate's "
                       "evidence ranks the progenitors against the chain (by default it is skipped when any fate's "
-                      "Spearman correlation is below -0.2). "
+                      "Spearman correlation with the chain's probabilities is negative; below -0.2 until 2026-12-06). "
                       "'beta=3', 'beta=1': the chain tilted along the fate flows, everything else at its default "
                       "(beta=0, no tilt, since 2026-12-04). genegrad gets the peers' root (rows say where not): with "
                       "it the chain's steps back in the graph pseudotime are down-weighted (forward=10, CellRank's "

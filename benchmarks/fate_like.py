@@ -1,7 +1,8 @@
 """Fate bias on semi-synthetic lineages with known fates: genegrad, CellRank 2 and Palantir in the same run.
 
 The protocol of benchmarks/README.md: ``simulate_like`` fitted along a pseudotime with one mean curve per lineage,
-(b) to paul15 (development: erythroid/megakaryocyte against myeloid cells) and (c) to the Granja scATAC-seq subset
+(b) to paul15 (development: erythroid/megakaryocyte against myeloid cells; and ``b2``, monocytes against
+neutrophils, the GMPs fitted in both lineages) and (c) to the Granja scATAC-seq subset
 (proof, peaks: HSC -> CMP/LMPP -> GMP against HSC -> CLP -> B; the HSCs are fitted in both lineages; half the
 peaks those that differ most between GMP and B cells, half the most accessible). Every
 simulated cell knows its lineage, so fate bias has exact truth, unlike on the real data, where cell types are
@@ -43,6 +44,9 @@ TERMINAL = 0.1
 PAUL_LINEAGE = {**dict.fromkeys(["1Ery", "2Ery", "3Ery", "4Ery", "5Ery", "6Ery", "7MEP", "8Mk"], "Ery/Mk"),
                 **dict.fromkeys(["9GMP", "10GMP", "11DC", "12Baso", "13Baso", "14Mo", "15Mo", "16Neu", "17Neu",
                                  "18Eos"], "myeloid")}
+#: the myeloid split of paul15 (development, harder than Ery/Mk against myeloid): the GMPs are fitted in both lineages
+PAUL_MYELOID = {"14Mo": "Mo", "15Mo": "Mo", "16Neu": "Neu", "17Neu": "Neu"}
+PAUL_GMP = ("9GMP", "10GMP")
 GRANJA_LINEAGE = {"05_CMP.LMPP": "myeloid", "07_GMP": "myeloid", "15_CLP.2": "B", "17_B": "B"}
 
 
@@ -66,6 +70,21 @@ def fit_paul15():
     real.obs["dpt"] = _dpt(b, "X_pca", root)
     real.obs["lineage"] = real.obs["paul15_clusters"].astype(str).map(PAUL_LINEAGE).to_numpy()
     return real, "rna"
+
+
+def fit_paul15_myeloid():
+    """paul15's GMPs, monocytes and neutrophils; a DPT from the root of :func:`fit_paul15` on the cells of both
+    (so that the GMPs come first); the GMPs fitted in both lineages, as Granja's HSCs."""
+    real, _ = fit_paul15()
+    cl = real.obs["paul15_clusters"].astype(str)
+    parts = []
+    for lin in ("Mo", "Neu"):
+        keep = cl.isin(PAUL_GMP) | (cl.map(PAUL_MYELOID) == lin)
+        part = real[keep.to_numpy()].copy()
+        part.obs["lineage"] = lin
+        part.obs_names = [f"{n}_{lin}" for n in part.obs_names]
+        parts.append(part)
+    return ad.concat(parts), "rna"
 
 
 def fit_granja():
@@ -96,8 +115,9 @@ def fit_granja():
     return ad.concat(parts), "atac"
 
 
-FITS = {"b": ("(b) like paul15: Ery/Mk vs myeloid", fit_paul15), "c": ("(c) like Granja scATAC: myeloid vs B",
-                                                                      fit_granja)}
+FITS = {"b": ("(b) like paul15: Ery/Mk vs myeloid", fit_paul15),
+        "b2": ("(b) like paul15: Mo vs Neu", fit_paul15_myeloid),
+        "c": ("(c) like Granja scATAC: myeloid vs B", fit_granja)}
 
 
 def simulated(real, modality, seed):

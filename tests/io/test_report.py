@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 
@@ -244,11 +245,30 @@ def test_the_report_repeats_the_fate_warnings(tree, tmp_path):
     assert any("is a terminal cell" in w for w in kept)
     page = gg.io.write_report(tree, tmp_path / "rep", n_genes=3).read_text()
     assert "Warning: The root cell" in page
-    # a run without warnings keeps an empty list; both survive the h5ad round trip, fate names with "/" too
-    gg.tl.fate_bias(tree, "terminal")
+    # a run without warnings (the chain alone: no agreement check) keeps an empty list; both survive the h5ad
+    # round trip, fate names with "/" too
+    gg.tl.fate_bias(tree, "terminal", fine_weight=0)
     assert len(tree.uns["genegrad"]["fate_bias"]["warnings"]) == 0
     tree.write_h5ad(tmp_path / "t.h5ad")
     assert len(ad.read_h5ad(tmp_path / "t.h5ad").uns["genegrad"]["fate_bias"]["warnings"]) == 0
+
+
+def test_the_report_says_why_the_fine_step_did_not_run(tree, tmp_path):
+    from genegrad.tl._fate import run_fate_bias
+
+    a = tree.copy()
+    run_fate_bias(a, "terminal", min_fine_agreement=1.0)  # a bar no fate clears: skipped
+    page = gg.io.write_report(a, tmp_path / "skipped", n_genes=3).read_text()
+    fates = [str(f) for f in a.uns["genegrad"]["fate_bias"]["fates"]]
+    assert "the fine-scale step was skipped: the fine-scale evidence of " in page
+    assert all(f"{html.escape(f)} (" in page for f in fates)  # every fate is below a bar of 1
+    assert "below 1)" in page
+    run_fate_bias(a, "terminal", fine_weight=0)
+    page = gg.io.write_report(a, tmp_path / "off", n_genes=3).read_text()
+    assert "the fine-scale step was off (<code>fine_weight=0</code>)" in page
+    run_fate_bias(a, "terminal", min_fine_agreement=None)
+    page = gg.io.write_report(a, tmp_path / "ran", n_genes=3).read_text()
+    assert "the fine-scale step ran." in page
 
 
 def test_the_report_repeats_the_pattern_warnings(tmp_path):

@@ -3,6 +3,7 @@ test_terminal_states.py)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import anndata as ad
@@ -145,7 +146,7 @@ def test_fate_bias_writes_probabilities(fated):
         assert program["weights"].sum() == pytest.approx(1.0)
 
 
-def test_fine_evidence_against_the_chain_falls_back_to_the_chain(tree):
+def test_fine_evidence_against_the_chain_falls_back_to_the_chain(tree, caplog):
     a = tree.copy()
     run_fate_bias(a, "terminal", min_fine_agreement=None)
     info = a.uns["genegrad"]["fate_bias"]
@@ -156,10 +157,11 @@ def test_fine_evidence_against_the_chain_falls_back_to_the_chain(tree):
     assert not np.allclose(a.obsm["genegrad_fate_probs"].to_numpy(), chain)  # the fine step moved them
     assert info["fine_step"]
     assert np.isnan(info["min_fine_agreement"])  # no bar, recorded as NaN
-    # a bar no fate clears (agreement < 1 unless the ranks coincide): the step is skipped
+    # a bar no fate clears (agreement < 1 unless the ranks coincide): the step is skipped, and the log says why
     b = tree.copy()
-    with pytest.warns(gg.GenegradWarning, match="ranks the progenitors against"):
+    with caplog.at_level(logging.INFO, logger="genegrad"):
         run_fate_bias(b, "terminal", min_fine_agreement=1.0)
+    assert "ranks the progenitors against" in caplog.text
     np.testing.assert_allclose(b.obsm["genegrad_fate_probs"].to_numpy(), chain, atol=1e-12)
     np.testing.assert_array_equal(b.obsm["genegrad_fate_deviation"].to_numpy(), z)  # the evidence is still stored
     assert not b.uns["genegrad"]["fate_bias"]["fine_step"]

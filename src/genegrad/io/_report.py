@@ -232,6 +232,20 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "fate"
 
 
+def _skipped_step(info) -> str:
+    """Why the fine-scale step did not run, from ``uns[key]['fate_bias']`` (results of older runs may lack keys)."""
+    if float(info.get("fine_weight", 1.0)) <= 0:
+        return "was off (<code>fine_weight=0</code>)"
+    bar = float(info.get("min_fine_agreement", np.nan))
+    agreement = np.asarray(info.get("fine_agreement", []), dtype=float)
+    fates = [str(f) for f in info["fates"]]
+    against = [f"{html.escape(f)} ({a:.2f})" for f, a in zip(fates, agreement, strict=False) if a < bar]
+    if not against:
+        return "was skipped"
+    return (f"was skipped: the fine-scale evidence of {', '.join(against)} ranks the progenitors against the "
+            f"chain (Spearman correlation below {bar:g})")
+
+
 def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key: str) -> str:
     from .. import get, pl
     from ..pl._fate import driver_heatmap
@@ -250,7 +264,7 @@ def _fate_section(adata: ad.AnnData, out: Path, *, basis: str, n_genes: int, key
     }, index=pd.Index(fates, name="fate"))
     how = "detected from the root" if bool(info["detected"]) else "given"
     root = str(info["root"])  # the root cell's name ('' without one)
-    step = "ran" if bool(info["fine_step"]) else "was skipped (or off)"
+    step = "ran" if bool(info["fine_step"]) else _skipped_step(info)
     time_key = str(info.get("time_key", ""))  # absent in results written before time_key existed
     if time_key:
         oriented = f"the chain oriented by <code>obs[{html.escape(repr(time_key))}]</code>"

@@ -62,8 +62,8 @@ def fate_bias(
        progenitors whose fates differ in a few genes only. For each fate, the progenitors' fine-scale residuals
        (``f - P^2 f``) of the genes up in its terminal cells give a fine program and a standardised score ``z_f``
        per progenitor; their probabilities are reweighted ``p_f exp(fine_weight z_f)``. Where any fate's scores
-       rank the progenitors against the chain (Spearman correlation below -0.2, as when progenitors border that
-       fate's terminal cells), the step is skipped with a warning.
+       rank the progenitors against the chain (a negative Spearman correlation: no fate signal the chain can
+       confirm), the step is skipped (logged; ``uns['genegrad']['fate_bias']['fine_step']`` records it).
     3. **Fate flows.** For each fate, its program (the 50 genes most up in its terminal cells, weighted by how far
        their gradients rise above noise) and the gradient of the program's score: the flows
        :func:`genegrad.pl.fate_probs` draws and :func:`genegrad.tl.drivers` reads.
@@ -149,7 +149,7 @@ def run_fate_bias(
     forward: float = 10.0,
     fine_weight: float = FINE_WEIGHT,
     coarse_scale: int | None = None,
-    min_fine_agreement: float | None = -0.2,
+    min_fine_agreement: float | None = 0.0,
     layer: str | None = None,
     n_jobs: int | None = -1,
     key: str = _keys.UNS,
@@ -268,10 +268,12 @@ def run_fate_bias(
         against = np.flatnonzero(agreement < min_fine_agreement)
         if against.size:
             said = ", ".join(f"{fates[f]} ({agreement[f]:.2f})" for f in against)
-            warn(f"The fine-scale evidence of {said} ranks the progenitors against the chain's probabilities "
-                 f"(Spearman correlation below {min_fine_agreement}), as when progenitors border the fate's "
-                 "terminal cells: the fine-scale step is skipped, and the fate probabilities are the chain's "
-                 "(as with `fine_weight=0`).", into=warned)
+            # a routine outcome (most data carry no fate signal outside the manifold's trends): logged, not warned;
+            # uns records it (fine_step, fine_agreement) and the report says it
+            logger.info("the fine-scale evidence of %s ranks the progenitors against the chain's probabilities "
+                        "(Spearman correlation below %g), as when no gene outside the manifold's trends carries the "
+                        "fate or progenitors border the fate's terminal cells: the fine-scale step is skipped, and "
+                        "the fate probabilities are the chain's (as with `fine_weight=0`)", said, min_fine_agreement)
             use_fine = False
     probs = chain.copy()
     if use_fine:
