@@ -219,7 +219,7 @@ def main():
                          "the same latent positions; 300 structured RNA genes; the truth pushed into each "
                          "manifold's representation (`true_gradients(..., embedding=atac)` for the LSI)."))
     if "granja" in parts:
-        from fate import paired_errors
+        from fate import FINE_STEP_NOTES, paired_errors
 
         table = pd.DataFrame(granja())
         paired = paired_errors(table)
@@ -228,7 +228,8 @@ def main():
         print(paired.to_string(index=False))
         text = (table.round(3).to_markdown(index=False) + "\n\nUncertainty over the scored cells (500 bootstrap "
                 "resamples, the same for every method): each AUROC's standard error, and genegrad's AUROC minus each "
-                "method's with the standard error of that difference (paired):\n\n" + paired.to_markdown(index=False))
+                "method's with the standard error of that difference (paired):\n\n" + paired.to_markdown(index=False)
+                + "\n\n" + "\n".join(f"- {n}" for n in FINE_STEP_NOTES))
         sections.append(("scATAC-seq fate check (Granja bone marrow)", text,
                          "600 cells x 5,000 random peaks; terminal states GMP (07_GMP), B (17_B), T (19_CD8.N); "
                          "AUROC of p(GMP) for 05_CMP.LMPP against 15_CLP.2 cells (a cell-type proxy); every method "

@@ -166,6 +166,11 @@ def run_palantir(adata, terminal_key, *, root):
     return a.obsm["palantir_fate_probabilities"].copy()
 
 
+#: One line per data set (and seed) that :func:`compare` ran: the default's fine-scale agreement and whether the
+#: fine-scale step ran; the scripts print and record them.
+FINE_STEP_NOTES: list[str] = []
+
+
 def compare(adata, terminal_key, *, root, score, dataset, seed=None):
     """Run every method; ``score(probs)`` gives the AUROC on the early cells (or a dict of named scores)."""
     rows, extra = [], {}
@@ -209,6 +214,11 @@ def compare(adata, terminal_key, *, root, score, dataset, seed=None):
         probs, a = out if isinstance(out, tuple) else (out, None)
         if a is not None and name == "genegrad":
             extra["adata"] = a
+            info = a.uns["genegrad"]["fate_bias"]
+            agreement = ", ".join(f"{f} {v:+.3f}" for f, v in zip(info["fates"], info["fine_agreement"], strict=True))
+            FINE_STEP_NOTES.append(f"{dataset}{'' if seed is None else f', seed {seed}'}: fine-scale agreement with "
+                                   f"the chain {agreement}; the fine-scale step "
+                                   f"{'ran' if info['fine_step'] else 'was skipped'}")
         scores = score(probs)
         scores = scores if isinstance(scores, dict) else {"AUROC": scores}
         rows.append({"dataset": dataset, "seed": seed, "method": name, **scores, "wall s": wall, "peak GB": peak})
@@ -346,6 +356,7 @@ def main():
             known = LUNG_AT1 if f == "AT1" else LUNG_AT2
             notes.append(f"Treutlein lung drivers of {f} (top 30 of 218 genes): known markers recovered "
                          f"{[g for g in known if g in genes]} of {list(known)}; top 10: {genes[:10]}")
+    notes += FINE_STEP_NOTES
     table = pd.DataFrame(rows)
     paired = paired_errors(table) if "boot" in table else pd.DataFrame()
     table = table.drop(columns="boot", errors="ignore")

@@ -36,7 +36,7 @@ import genegrad as gg
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import paul15_root, record, scanpy_log_pca
-from fate import _has, _with_dpt, compare, errors_markdown, synthetic_tree
+from fate import FINE_STEP_NOTES, _has, _with_dpt, compare, errors_markdown, synthetic_tree
 
 N_CELLS, N_FEATURES, N_FLAT = 2000, 500, 50
 TERMINAL = 0.1
@@ -178,7 +178,7 @@ def main():
         main3 = table[table["method"].isin(["genegrad", "CellRank 2 (PseudotimeKernel + GPCCA)", "Palantir"])]
         main3 = main3[["dataset", "seed", "method", "AUROC early", "AUROC middle"]].round(3)
         text += "\n\nPer seed, genegrad and the peers:\n\n" + main3.to_markdown(index=False)
-        text += "\n\n" + "\n".join(f"- {f}" for f in facts)
+        text += "\n\n" + "\n".join(f"- {f}" for f in facts + FINE_STEP_NOTES)
         solver = "petsc4py present" if _has("petsc4py") else "petsc4py absent"
         record("Fate bias on simulate_like lineages (families b, c)",
                f"python benchmarks/fate_like.py --only {args.only} --seeds {args.seeds}", text,
