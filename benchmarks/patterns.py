@@ -9,7 +9,8 @@ model on the counts, 30 neighbours on X_pca), all in the same run on the same An
 (noise) genes the structure test calls structured, with its held-out graphs (default) and on the manifold's own
 graph (``holdout=False``). The gene-pattern peer, GSPA (``gspa``, in an environment of its own made by
 ``_envs.py``: it needs TensorFlow), embeds the same log-normalised genes on its own cell graph; its embeddings are
-clustered by k-means with k = the true number of classes (an oracle choice genegrad does not get).
+clustered by k-means with k = the true number of classes (an oracle choice genegrad does not get). Hotspot's
+gene modules (its tutorial's workflow) are scored against the same classes.
 
     python benchmarks/patterns.py                  # plane, swiss roll, tree, cycle
     python benchmarks/patterns.py --kinds tree --cells 3000 --no-record
@@ -35,8 +36,13 @@ from _common import record
 from _envs import gspa_embedding, peer_version
 
 
-def hotspot_z(adata, *, rep="X_pca", model="danb") -> tuple[np.ndarray, float]:
-    """Hotspot's autocorrelation Z of every gene (counts in ``layers['counts']``, 30 neighbours on ``rep``)."""
+def hotspot_z(adata, *, rep="X_pca", model="danb", modules=False):
+    """Hotspot's autocorrelation Z of every gene (counts in ``layers['counts']``, 30 neighbours on ``rep``).
+
+    Returns ``(z, seconds)``; with ``modules``, ``(z, seconds, module, module seconds)``: Hotspot's gene modules
+    as its tutorial makes them (local correlations of the genes with autocorrelation FDR < 0.05, then
+    ``create_modules(min_gene_threshold=30, core_only=True, fdr_threshold=0.05)``), -1 for genes in no module.
+    """
     import hotspot
 
     t0 = time.perf_counter()
@@ -45,7 +51,15 @@ def hotspot_z(adata, *, rep="X_pca", model="danb") -> tuple[np.ndarray, float]:
     hs.create_knn_graph(weighted_graph=False, n_neighbors=30)
     res = hs.compute_autocorrelations(jobs=2)
     z = res["Z"].reindex(adata.var_names).to_numpy()
-    return np.nan_to_num(z, nan=-np.inf), time.perf_counter() - t0
+    t_auto = time.perf_counter() - t0
+    if not modules:
+        return np.nan_to_num(z, nan=-np.inf), t_auto
+    t0 = time.perf_counter()
+    genes = res.index[res["FDR"] < 0.05]
+    hs.compute_local_correlations(genes, jobs=2)
+    mod = hs.create_modules(min_gene_threshold=30, core_only=True, fdr_threshold=0.05)
+    module = mod.reindex(adata.var_names).fillna(-1).astype(int).to_numpy()
+    return np.nan_to_num(z, nan=-np.inf), t_auto, module, time.perf_counter() - t0
 
 
 #: Classes the simulator draws that have the same shape on a manifold, merged for "ARI (shape classes)".
@@ -126,7 +140,7 @@ def run(kind: str, n: int, depth: float, n_genes: int, seed: int) -> dict:
     X = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X)
     moran = sc.metrics.morans_i(sparse.csr_matrix(adata.obsp["genegrad_connectivities"]), X.T)
     t_moran = time.perf_counter() - t0
-    hz, t_hs = hotspot_z(adata)
+    hz, t_hs, hs_module, t_hs_mod = hotspot_z(adata, modules=True)
     emb, t_gspa = gspa_embedding(X, X.T, seed=seed)
     n_classes = len(np.unique(truth))
     gspa_all = KMeans(n_classes, n_init=10, random_state=seed).fit_predict(emb)
@@ -142,6 +156,9 @@ def run(kind: str, n: int, depth: float, n_genes: int, seed: int) -> dict:
         "ARI (shape classes)": adjusted_rand_score(pd.Series(truth).replace(SHAPE_CLASSES.get(kind, {})), found),
         "ARI GSPA (all genes, k = classes)": adjusted_rand_score(truth, gspa_all),
         "ARI GSPA (structured genes, k = classes)": adjusted_rand_score(truth[st_genes], gspa_st),
+        "Hotspot modules": int(np.unique(hs_module[hs_module >= 0]).size),
+        "ARI Hotspot modules (all genes)": adjusted_rand_score(truth, hs_module),
+        "ARI Hotspot modules (structured genes)": adjusted_rand_score(truth[st_genes], hs_module[st_genes]),
         "AUROC genegrad score": roc_auc_score(structured, var["genegrad_structured_score"].to_numpy()),
         "AUROC gradient magnitude": roc_auc_score(structured, np.nan_to_num(desc["magnitude"].to_numpy())),
         "AUROC Moran's I": roc_auc_score(structured, np.nan_to_num(moran)),
@@ -150,7 +167,7 @@ def run(kind: str, n: int, depth: float, n_genes: int, seed: int) -> dict:
         "noise called q<0.05": float((q[~structured] < 0.05).mean()),
         "noise p<0.05": float((var["genegrad_structured_pval"].to_numpy()[~structured] < 0.05).mean()),
         "noise q<0.05, own graph": float((q_own[~structured] < 0.05).mean()),
-        "genegrad s": t_gg, "Moran s": t_moran, "Hotspot s": t_hs,
+        "genegrad s": t_gg, "Moran s": t_moran, "Hotspot s": t_hs, "Hotspot modules s": t_hs_mod,
         "GSPA s": t_gspa,
     }
     cross = pd.crosstab(pd.Series(truth, name="true"), pd.Series(found, name="genegrad")).to_markdown()
@@ -286,6 +303,11 @@ def main():
                       "dense 10,000 x 10,000 operators), its 128-d autoencoder gene embeddings clustered by "
                       "k-means (10 starts) with k = the true number of classes (7 for all genes, 6 for the "
                       "structured ones): an oracle k; genegrad chooses its number of patterns from the data. "
+                      "Hotspot modules: its tutorial's workflow on the same counts and kNN graph as its Z (local "
+                      "correlations of the genes with autocorrelation FDR < 0.05, `create_modules(min_gene_threshold"
+                      "=30, core_only=True, fdr_threshold=0.05)`), genes in no module one group; its modules group "
+                      "co-expressed genes (a place on the manifold), not shapes, so this is the peer on a question "
+                      "it was not built for. "
                       f"GSPA {peer_version('gspa', 'gspa')}, TensorFlow {peer_version('gspa', 'tensorflow-cpu')}."),
                pkgs=("hotspotsc", "scikit-learn"))
 
