@@ -168,6 +168,22 @@ def test_fine_evidence_against_the_chain_falls_back_to_the_chain(tree, caplog):
     assert b.uns["genegrad"]["fate_bias"]["min_fine_agreement"] == pytest.approx(1.0, abs=0.0)
 
 
+def test_the_fine_step_runs_by_default_only_where_every_fate_agrees_with_the_chain(tree):
+    # the bar is 0: any negative agreement skips the step (this tree carries no fate signal outside its trends, and
+    # one fate's agreement is slightly negative: a bar of -0.2 would have let the step run)
+    a = tree.copy()
+    run_fate_bias(a, "terminal", min_fine_agreement=None)
+    agreement = a.uns["genegrad"]["fate_bias"]["fine_agreement"]
+    assert -0.2 < agreement.min() < 0
+    gg.tl.fate_bias(a, "terminal")
+    info = a.uns["genegrad"]["fate_bias"]
+    assert info["min_fine_agreement"] == pytest.approx(0.0, abs=0.0)
+    assert not info["fine_step"]
+    np.testing.assert_array_equal(a.obsm["genegrad_fate_probs"].to_numpy(),
+                                  a.obsm["genegrad_fate_probs_chain"].to_numpy())
+    np.testing.assert_allclose(info["fine_agreement"], agreement)
+
+
 def test_branch_cells_lean_to_their_branch(fated):
     # cells well into branch A (pseudotime 1.5-1.75, past the stretch where A's switch genes are still near
     # zero and its cells overlap segment 2's): most of their probability is A's
