@@ -190,6 +190,8 @@ def compare(adata, terminal_key, *, root, score, dataset, seed=None):
         "genegrad, tilted chain (beta=3; the default until 2026-12-04)": lambda: run_genegrad(
             adata, terminal_key, root=root, beta=3.0),
         "genegrad, weaker tilt (beta=1)": lambda: run_genegrad(adata, terminal_key, root=root, beta=1.0),
+        "genegrad with a flow kernel mixed in, CellRank-style (flow_mix=0.2)": lambda: run_genegrad(
+            adata, terminal_key, root=root, flow_mix=0.2),
         "genegrad, tilted chain only (beta=3, fine_weight=0)": lambda: run_genegrad(adata, terminal_key, root=root,
                                                                                      beta=3.0, fine_weight=0.0),
         "oriented diffusion (genegrad without the fine step: fine_weight=0)": lambda: run_genegrad(
@@ -400,7 +402,10 @@ def main():
                       "evidence ranks the progenitors against the chain (by default it is skipped when any fate's "
                       "Spearman correlation with the chain's probabilities is negative; below -0.2 until 2026-12-06). "
                       "'beta=3', 'beta=1': the chain tilted along the fate flows, everything else at its default "
-                      "(beta=0, no tilt, since 2026-12-04). genegrad gets the peers' root (rows say where not): with "
+                      "(beta=0, no tilt, since 2026-12-04). 'flow_mix=0.2': the chain's transitions mixed 0.8 / 0.2 "
+                      "with a flow kernel (the symmetric affinities tilted by exp(10 cos) along the fate flows, not "
+                      "oriented in time), as CellRank mixes its velocity and connectivity kernels. "
+                      "genegrad gets the peers' root (rows say where not): with "
                       "it the chain's steps back in the graph pseudotime are down-weighted (forward=10, CellRank's "
                       "soft-scheme default). 'diffusion': the plain random walk on genegrad's graph; 'oriented "
                       "diffusion': the same with the time orientation, a PseudotimeKernel on genegrad's graph. "

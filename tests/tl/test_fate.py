@@ -184,6 +184,22 @@ def test_the_fine_step_runs_by_default_only_where_every_fate_agrees_with_the_cha
     np.testing.assert_allclose(info["fine_agreement"], agreement)
 
 
+def test_a_flow_kernel_mixes_into_the_chain_linearly(tree):
+    # T(w) = (1 - w) T(0) + w T(1): the flows do not depend on the weight, so the mixture is exact
+    a = tree.copy()
+    root = int(np.argmin(a.obs["pseudotime"].to_numpy()))
+    T = {}
+    for w in (0.0, 0.25, 1.0):
+        run_fate_bias(a, "terminal", root=root, flow_mix=w, fine_weight=0)
+        T[w] = a.obsp["genegrad_transitions"].astype(np.float64).toarray()
+        assert a.uns["genegrad"]["fate_bias"]["flow_mix"] == pytest.approx(w, abs=0.0)
+    np.testing.assert_allclose(T[0.25], 0.75 * T[0.0] + 0.25 * T[1.0], atol=1e-6)
+    np.testing.assert_allclose(T[1.0].sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(T[1.0] - T[0.0]).max() > 0.1  # the flow kernel is another chain
+    with pytest.raises(ValueError, match="flow_mix"):
+        run_fate_bias(a, "terminal", root=root, flow_mix=1.5)
+
+
 def test_branch_cells_lean_to_their_branch(fated):
     # cells well into branch A (pseudotime 1.5-1.75, past the stretch where A's switch genes are still near
     # zero and its cells overlap segment 2's): most of their probability is A's

@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: Default weight of the fine-scale evidence (log-odds per standard deviation): see the changelog.
 FINE_WEIGHT = 0.1
+#: Sharpness of the flow kernel of ``run_fate_bias(flow_mix=...)``: ``exp(10 cos)`` favours the neighbours along
+#: the flow about e^20 times over those against it, a near-deterministic step as a velocity kernel's.
+FLOW_BETA = 10.0
 
 
 def fate_bias(
@@ -146,6 +149,7 @@ def run_fate_bias(
     n_program_genes: int = 50,
     scale: int | None = None,
     beta: float = 0.0,
+    flow_mix: float = 0.0,
     forward: float = 10.0,
     fine_weight: float = FINE_WEIGHT,
     coarse_scale: int | None = None,
@@ -173,6 +177,10 @@ def run_fate_bias(
     beta
         Tilt of the chain along the fate flows, ``T_ij ∝ K_ij exp(beta cos(y_j - y_i, v_i))`` with
         ``v = sum_f Phi_f``; 0 (no tilt): the tilted chain was confidently wrong where branches overlap.
+    flow_mix
+        Weight of a flow kernel mixed into the chain, CellRank-style (as its velocity and connectivity kernels):
+        ``T = (1 - flow_mix) T_chain + flow_mix T_flow``, ``T_flow`` the symmetric affinities tilted sharply
+        along the fate flows (``exp(FLOW_BETA cos)``, not oriented in time); 0: no flow kernel.
     forward
         ``b`` of CellRank's soft scheme: steps back in pseudotime ``tau`` (scaled by its 99th percentile) are
         weighted ``2 / (1 + exp(forward (tau_i - tau_j)))^2``; 0 turns the orientation off.
@@ -190,6 +198,7 @@ def run_fate_bias(
         raise ValueError(msg)
     check_range("n_program_genes", n_program_genes, 1, None, integer=True)
     check_range("beta", beta, 0.0, None)
+    check_range("flow_mix", flow_mix, 0.0, 1.0)
     check_range("forward", forward, 0.0, None)
     check_range("fine_weight", fine_weight, 0.0, None)
     if min_fine_agreement is not None:
@@ -243,12 +252,14 @@ def run_fate_bias(
 
     def solve(v: NDArray | None) -> tuple[sparse.csr_matrix, NDArray]:
         T = _fate.tilted_transitions(K_chain, Y, v, beta=beta)
+        if flow_mix > 0:
+            T = ((1.0 - flow_mix) * T + flow_mix * _fate.tilted_transitions(K, Y, v, beta=FLOW_BETA)).tocsr()
         return T, _fate.absorption_probabilities(T, labels, len(fates))
 
     # the chain is solved on a thread of its own (mostly single-threaded sparse work) while the gene evidence is
     # computed: from the start without a tilt, which leaves the flows out of the chain
     with ThreadPoolExecutor(1) as pool:
-        solving = pool.submit(solve, None) if beta == 0 else None
+        solving = pool.submit(solve, None) if beta == 0 and flow_mix == 0 else None
         programs = _fate.fate_programs(model, F, labels, n_fates=len(fates), scale=scale, n_genes=n_program_genes,
                                        n_jobs=n_jobs, effect=effect)
         flows = _fate.fate_flows(model, F, programs, scale=scale)  # (N, fates, d)
@@ -301,7 +312,7 @@ def run_fate_bias(
         np.array([fates[i] if i >= 0 else None for i in labels], dtype=object), categories=fates)
     target.uns[key]["fate_bias"] = {
         "fates": np.array(fates, dtype=object),
-        "scale": int(scale), "beta": float(beta),
+        "scale": int(scale), "beta": float(beta), "flow_mix": float(flow_mix),
         "forward": float(forward) if oriented else 0.0, "layer": layer or "X", "fine_weight": float(fine_weight),
         "coarse_scale": int(coarse), "fine_agreement": agreement, "fine_step": bool(use_fine),
         "min_fine_agreement": np.nan if min_fine_agreement is None else float(min_fine_agreement),
