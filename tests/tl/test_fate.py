@@ -197,12 +197,11 @@ def test_a_flow_kernel_mixes_into_the_chain_linearly(tree):
     np.testing.assert_allclose(T[1.0].sum(axis=1), 1.0, atol=1e-5)
     # T(1) is the flow kernel: the symmetric affinities tilted by exp(FLOW_BETA cos) along the summed fate flows
     from genegrad.pp._manifold import load_model
-    from genegrad.tl._fate import FLOW_BETA
 
     flows = a.obsm["genegrad_fate_flow"].astype(np.float64)  # stored as float32: cosines off by ~1e-7
     v = load_model(a).to_ambient(flows.sum(axis=1)[:, None, :])[:, 0, :]
     Y = np.asarray(a.obsm[a.uns["genegrad"]["params"]["use_rep"]], dtype=np.float64)
-    expected = _fate.tilted_transitions(a.obsp["genegrad_connectivities"], Y, v, beta=FLOW_BETA).toarray()
+    expected = _fate.tilted_transitions(a.obsp["genegrad_connectivities"], Y, v, beta=_fate.FLOW_BETA).toarray()
     np.testing.assert_allclose(T[1.0], expected, atol=1e-4)
     assert np.abs(T[1.0] - T[0.0]).max() > 0.1  # another chain than the time-oriented one
     with pytest.raises(ValueError, match="flow_mix"):

@@ -37,9 +37,6 @@ logger = logging.getLogger(__name__)
 
 #: Default weight of the fine-scale evidence (log-odds per standard deviation): see the changelog.
 FINE_WEIGHT = 0.1
-#: Sharpness of the flow kernel of ``run_fate_bias(flow_mix=...)``: ``exp(10 cos)`` favours the neighbours along
-#: the flow about e^20 times over those against it, a near-deterministic step as a velocity kernel's.
-FLOW_BETA = 10.0
 
 
 def fate_bias(
@@ -180,7 +177,7 @@ def run_fate_bias(
     flow_mix
         Weight of a flow kernel mixed into the chain, CellRank-style (as its velocity and connectivity kernels):
         ``T = (1 - flow_mix) T_chain + flow_mix T_flow``, ``T_flow`` the symmetric affinities tilted sharply
-        along the fate flows (``exp(FLOW_BETA cos)``, not oriented in time); 0: no flow kernel.
+        along the fate flows (:func:`genegrad._core._fate.flow_mixed_transitions`); 0: no flow kernel.
     forward
         ``b`` of CellRank's soft scheme: steps back in pseudotime ``tau`` (scaled by its 99th percentile) are
         weighted ``2 / (1 + exp(forward (tau_i - tau_j)))^2``; 0 turns the orientation off.
@@ -253,7 +250,7 @@ def run_fate_bias(
     def solve(v: NDArray | None) -> tuple[sparse.csr_matrix, NDArray]:
         T = _fate.tilted_transitions(K_chain, Y, v, beta=beta)
         if flow_mix > 0:
-            T = ((1.0 - flow_mix) * T + flow_mix * _fate.tilted_transitions(K, Y, v, beta=FLOW_BETA)).tocsr()
+            T = _fate.flow_mixed_transitions(T, K, Y, v, weight=flow_mix)
         return T, _fate.absorption_probabilities(T, labels, len(fates))
 
     # the chain is solved on a thread of its own (mostly single-threaded sparse work) while the gene evidence is
